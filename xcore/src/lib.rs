@@ -1,1 +1,102 @@
-//! placeholder
+//! xcore: an embeddable plugin framework for Rust host applications.
+//!
+//! A host adds `xcore` as a dependency; plugin crates are linked statically and register
+//! themselves at compile time with [`#[plugin]`](macro@plugin). The host owns an [`Xcore`]
+//! value and drives it: it inspects the [plan](Xcore::plan), [boots](Xcore::boot) services and
+//! plugins in dependency waves (concurrently inside a wave), [calls](Xcore::call) plugins
+//! through a tower pipeline, and [shuts it down](Xcore::shutdown). Nothing is global: two
+//! `Xcore` values in one process never share state.
+//!
+//! ```
+//! use xcore::prelude::*;
+//! use serde_json::json;
+//!
+//! #[derive(Default)]
+//! #[plugin(name = "counter", version = "1.0.0", timeout = "2s")]
+//! struct Counter {
+//!     hits: std::sync::atomic::AtomicU64,
+//! }
+//!
+//! #[async_trait]
+//! impl Plugin for Counter {}
+//!
+//! #[actions]
+//! impl Counter {
+//!     #[action]
+//!     async fn hit(&self, by: u64) -> Result<u64, CallError> {
+//!         Ok(self.hits.fetch_add(by, std::sync::atomic::Ordering::Relaxed) + by)
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let xcore = Xcore::builder().only_registered(["counter"]).build()?;
+//! println!("{}", xcore.plan());
+//! xcore.boot().await?;
+//! assert_eq!(xcore.call("counter", "hit", json!(2)).await?, json!(2));
+//! let err = xcore.call("counter", "hit", json!("two")).await.unwrap_err();
+//! assert_eq!(err.code(), ErrorCode::InvalidPayload);
+//! xcore.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Modules
+//!
+//! | module | concept |
+//! |---|---|
+//! | [`plugin`] | the [`Plugin`] contract, typed [`Actions`], registration, [`PluginContext`] |
+//! | [`container`] | the graph of services and plugins, waves, [`BootReport`] |
+//! | [`call`] | [`CallContext`], [`CallError`], the call pipeline and its layers |
+//! | [`tenancy`] | [`TenantId`] |
+//!
+//! # Feature flags
+//!
+//! The kernel (plugins, container, calls, tenancy) has no optional part yet; features for
+//! databases, caches, the scheduler and web adapters come with those parts.
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | — | — | — |
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod call;
+pub mod container;
+mod health;
+pub mod plugin;
+pub mod tenancy;
+mod xcore;
+
+pub use async_trait::async_trait;
+//TMP pub use xcore_macros::{actions, plugin};
+pub use xcore_manifest::{
+    Effect, Grant, GrantError, GrantSpec, Grants, Manifest, ManifestBuilder, ManifestError, Mode,
+    RateLimit, Requirement, Version, VersionReq,
+};
+
+pub use crate::call::{CallContext, CallError, Caller, ErrorCode, PluginIdentity, TraceContext, envelope};
+pub use crate::container::{
+    BootError, BootOptions, BootReport, NodeId, NodeKind, NodeState, OnFailure, Plan, Service,
+    ServiceContext, ShutdownReport,
+};
+pub use crate::health::{Health, HealthStatus};
+pub use crate::plugin::{Actions, HookError, Plugin, PluginClient, PluginContext, PluginError, ServiceError};
+pub use crate::tenancy::TenantId;
+pub use crate::xcore::{BuildError, Xcore, XcoreBuilder};
+
+/// What plugin and host code usually needs: `use xcore::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        Actions, CallContext, CallError, ErrorCode, Health, Plugin, PluginContext, PluginError,
+        Service, ServiceContext, ServiceError, TenantId, Xcore, async_trait,
+    };
+}
+
+/// What the macros expand to. Not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use async_trait::async_trait;
+    pub use inventory;
+    pub use serde_json::Value;
+}

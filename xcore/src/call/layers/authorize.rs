@@ -1,0 +1,114 @@
+use std::task::{Context, Poll};
+
+use serde_json::{Value, json};
+use tower::{Layer, Service};
+
+use super::{Admit, reject};
+use crate::{CallError, Caller, ErrorCode, PluginIdentity, call::CallRequest};
+
+/// Applies [`Authorize`]: checks that the caller may call the target's action.
+#[derive(Debug, Clone)]
+pub struct AuthorizeLayer {
+    target: PluginIdentity,
+    resource: String,
+}
+
+impl AuthorizeLayer {
+    /// Authorisation of calls to `target`.
+    pub fn new(target: PluginIdentity) -> Self {
+        let resource = format!("plugin:{}", target.name());
+        Self { target, resource }
+    }
+}
+
+impl<S> Layer<S> for AuthorizeLayer {
+    type Service = Authorize<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Authorize {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// Caller authorisation.
+///
+/// A plugin calling `target.action` needs the grant `plugin:<target>: <action>` in its own
+/// manifest (`permission_denied` otherwise), **and** the target's `allowed_callers` must admit
+/// it (`caller_denied` otherwise). The host is not a plugin: its calls are not subject to
+/// grants. The check parses nothing and allocates nothing on the allowed path.
+#[derive(Debug, Clone)]
+pub struct Authorize<S> {
+    inner: S,
+    layer: AuthorizeLayer,
+}
+
+impl<S> Authorize<S> {
+    fn check(&self, caller: &Caller, action: &str) -> Result<(), CallError> {
+        let Caller::Plugin(caller) = caller else {
+            return Ok(());
+        };
+        let target = &self.layer.target;
+        if !caller.manifest().permissions().allows(&self.layer.resource, action) {
+            tracing::warn!(
+                plugin = caller.name(),
+                resource = %self.layer.resource,
+                action,
+                "permission denied"
+            );
+            return Err(CallError::new(
+                ErrorCode::PermissionDenied,
+                format!(
+                    "plugin `{}` may not call `{}.{action}`: it holds no grant `{}: {action}`",
+                    caller.name(),
+                    target.name(),
+                    self.layer.resource
+                ),
+            )
+            .with_details(json!({
+                "plugin": caller.name(),
+                "resource": self.layer.resource,
+                "action": action,
+            })));
+        }
+        if !target.manifest().admits_caller(caller.name()) {
+            tracing::warn!(plugin = caller.name(), target = target.name(), action, "caller denied");
+            return Err(CallError::new(
+                ErrorCode::CallerDenied,
+                format!(
+                    "plugin `{}` does not accept calls from plugin `{}` (allowed_callers: [{}])",
+                    target.name(),
+                    caller.name(),
+                    target.manifest().allowed_callers().join(", ")
+                ),
+            )
+            .with_details(json!({
+                "plugin": caller.name(),
+                "resource": self.layer.resource,
+                "action": action,
+            })));
+        }
+        Ok(())
+    }
+}
+
+impl<S> Service<CallRequest> for Authorize<S>
+where
+    S: Service<CallRequest, Response = Value, Error = CallError>,
+{
+    type Response = Value;
+    type Error = CallError;
+    type Future = Admit<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), CallError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: CallRequest) -> Self::Future {
+        match self.check(req.context().caller(), req.action()) {
+            Ok(()) => futures_util::future::Either::Right(self.inner.call(req)),
+            Err(err) => reject(err),
+        }
+    }
+}

@@ -1,0 +1,102 @@
+use std::{future::Future, pin::Pin, sync::Arc};
+
+use serde_json::Value;
+use tower::{Layer, Service, ServiceBuilder, util::BoxCloneSyncService};
+
+use super::layers::{
+    AuthorizeLayer, CatchPanicLayer, ConcurrencyLimitLayer, Handler, RateLimitLayer, TimeoutLayer, Trace,
+};
+use crate::{CallContext, CallError, Plugin, PluginIdentity};
+
+/// The future of a call through a pipeline stage.
+pub type CallFuture = Pin<Box<dyn Future<Output = Result<Value, CallError>> + Send + 'static>>;
+
+/// A call pipeline, type-erased: what host layers wrap.
+pub type BoxCallService = BoxCloneSyncService<CallRequest, Value, CallError>;
+
+/// One call on its way to a plugin: the target, the action, the payload and the context.
+#[derive(Debug, Clone)]
+pub struct CallRequest {
+    target: PluginIdentity,
+    action: String,
+    payload: Value,
+    cx: CallContext,
+}
+
+impl CallRequest {
+    pub(crate) fn new(target: PluginIdentity, action: String, payload: Value, cx: CallContext) -> Self {
+        Self {
+            target,
+            action,
+            payload,
+            cx,
+        }
+    }
+
+    /// The plugin called.
+    pub fn target(&self) -> &PluginIdentity {
+        &self.target
+    }
+
+    /// The action called.
+    pub fn action(&self) -> &str {
+        &self.action
+    }
+
+    /// The payload.
+    pub fn payload(&self) -> &Value {
+        &self.payload
+    }
+
+    /// The payload, to rewrite it.
+    pub fn payload_mut(&mut self) -> &mut Value {
+        &mut self.payload
+    }
+
+    /// The call's context.
+    pub fn context(&self) -> &CallContext {
+        &self.cx
+    }
+
+    /// The call's context, to tighten its deadline, say.
+    pub fn context_mut(&mut self) -> &mut CallContext {
+        &mut self.cx
+    }
+
+    pub(crate) fn into_parts(self) -> (PluginIdentity, String, Value, CallContext) {
+        (self.target, self.action, self.payload, self.cx)
+    }
+}
+
+/// A host layer, erased: wraps the inner part of every plugin's pipeline.
+pub(crate) type HostLayer = Arc<dyn Fn(BoxCallService) -> BoxCallService + Send + Sync>;
+
+pub(crate) fn host_layer<L>(layer: L) -> HostLayer
+where
+    L: Layer<BoxCallService> + Send + Sync + 'static,
+    L::Service: Service<CallRequest, Response = Value, Error = CallError> + Clone + Send + Sync + 'static,
+    <L::Service as Service<CallRequest>>::Future: Send + 'static,
+{
+    Arc::new(move |inner| BoxCloneSyncService::new(layer.layer(inner)))
+}
+
+/// Builds the pipeline of one plugin.
+pub(crate) fn build_pipeline(
+    target: &PluginIdentity,
+    plugin: Arc<dyn Plugin>,
+    host_layers: &[HostLayer],
+) -> BoxCallService {
+    let manifest = target.manifest();
+    let core = ServiceBuilder::new()
+        .layer(AuthorizeLayer::new(target.clone()))
+        .layer(RateLimitLayer::new(manifest.rate_limit()))
+        .layer(ConcurrencyLimitLayer::new(manifest.max_concurrency()))
+        .layer(TimeoutLayer::new(manifest.timeout()))
+        .layer(CatchPanicLayer::new())
+        .service(Handler::new(plugin));
+    let mut svc = BoxCloneSyncService::new(core);
+    for layer in host_layers.iter().rev() {
+        svc = layer(svc);
+    }
+    BoxCloneSyncService::new(Trace::new(svc))
+}

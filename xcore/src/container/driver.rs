@@ -1,0 +1,403 @@
+//! The boot and shutdown driver: waves, concurrency, timeouts, failure policy, rollback.
+
+use std::{collections::HashMap, future::Future, panic::AssertUnwindSafe, sync::Arc, time::Duration};
+
+use futures_util::{FutureExt, future::join_all};
+use tokio::time::Instant;
+
+use super::{
+    BootAbort, BootError, BootReport, NodeKind, NodeReport, NodeState, OnFailure, Phase, Plan, Service,
+    ServiceContext, ShutdownReport, StopOutcome, graph::GraphError,
+};
+use crate::{
+    HookError, Plugin, PluginContext, PluginIdentity,
+    call::{build_pipeline, layers::catch_panic_message},
+    xcore::{Lifecycle, LivePlugin, Shared},
+};
+
+/// One node's instance, before and after its load hook.
+pub(crate) enum Entry {
+    Service {
+        fresh: Option<Box<dyn Service>>,
+        loaded: Option<Arc<dyn Service>>,
+    },
+    Plugin {
+        identity: PluginIdentity,
+        ctx: PluginContext,
+        fresh: Option<Box<dyn Plugin>>,
+        loaded: Option<Arc<dyn Plugin>>,
+    },
+}
+
+#[derive(Debug, Clone)]
+enum Status {
+    Pending,
+    Loaded,
+    Started,
+    Failed(Phase, String),
+    Skipped(Phase, String),
+    RolledBack,
+}
+
+/// The instances of an `Xcore`, indexed like the plan's nodes.
+pub(crate) struct Nodes {
+    entries: Vec<Entry>,
+    status: Vec<Status>,
+    load_took: Vec<Option<Duration>>,
+    start_took: Vec<Option<Duration>>,
+}
+
+impl Nodes {
+    pub(crate) fn new(entries: Vec<Entry>) -> Self {
+        let n = entries.len();
+        Self {
+            entries,
+            status: vec![Status::Pending; n],
+            load_took: vec![None; n],
+            start_took: vec![None; n],
+        }
+    }
+}
+
+/// Runs one hook under a timeout, with panic isolation; returns the outcome and its duration.
+async fn run_hook<F>(limit: Duration, hook: F) -> (Result<(), String>, Duration)
+where
+    F: Future<Output = Result<(), HookError>>,
+{
+    let started = Instant::now();
+    let outcome = match tokio::time::timeout(limit, AssertUnwindSafe(hook).catch_unwind()).await {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(err))) => Err(err.to_string()),
+        Ok(Err(panic)) => Err(format!("panicked: {}", catch_panic_message(&*panic))),
+        Err(_) => Err(format!("timed out after {limit:?}")),
+    };
+    (outcome, started.elapsed())
+}
+
+fn policy(shared: &Shared, kind: NodeKind) -> OnFailure {
+    match kind {
+        NodeKind::Service => shared.options.on_service_failure,
+        NodeKind::Plugin => shared.options.on_plugin_failure,
+    }
+}
+
+/// The first dependency of `i` not in the wanted state, described for a skip reason.
+fn blocked_by(plan: &Plan, status: &[Status], i: usize, wanted: fn(&Status) -> bool) -> Option<String> {
+    plan.deps[i].iter().find(|&&d| !wanted(&status[d])).map(|&d| {
+        let what = match &status[d] {
+            Status::Skipped(..) => "was skipped",
+            _ => "failed",
+        };
+        format!("dependency `{}` {what}", plan.nodes[d].name())
+    })
+}
+
+/// The context of service `i`: its loaded service dependencies.
+fn service_context(plan: &Plan, entries: &[Entry], i: usize) -> ServiceContext {
+    let deps: HashMap<String, Arc<dyn Service>> = plan.deps[i]
+        .iter()
+        .filter_map(|&d| match &entries[d] {
+            Entry::Service { loaded: Some(s), .. } => Some((plan.nodes[d].name().to_owned(), s.clone())),
+            _ => None,
+        })
+        .collect();
+    ServiceContext::new(plan.nodes[i].name(), deps)
+}
+
+/// The load phase of one wave.
+async fn load_wave(shared: &Arc<Shared>, nodes: &mut Nodes, wave: &[usize]) -> Option<(usize, String)> {
+    let plan = &shared.plan;
+    let limit = shared.options.load_timeout;
+    let mut plugin_hooks = Vec::new();
+    let mut service_hooks = Vec::new();
+    for &i in wave {
+        if let Some(reason) = blocked_by(plan, &nodes.status, i, |s| matches!(s, Status::Loaded)) {
+            nodes.status[i] = Status::Skipped(Phase::Load, reason);
+            continue;
+        }
+        match &mut nodes.entries[i] {
+            Entry::Plugin { ctx, fresh, .. } => {
+                let (ctx, fresh) = (ctx.clone(), fresh.take());
+                plugin_hooks.push(async move {
+                    let mut plugin = fresh?;
+                    let (outcome, took) = run_hook(limit, plugin.on_load(&ctx)).await;
+                    Some((i, plugin, outcome, took))
+                });
+            }
+            Entry::Service { .. } => {
+                let ctx = service_context(plan, &nodes.entries, i);
+                let Entry::Service { fresh, .. } = &mut nodes.entries[i] else {
+                    continue;
+                };
+                let fresh = fresh.take();
+                service_hooks.push(async move {
+                    let mut service = fresh?;
+                    let (outcome, took) = run_hook(limit, service.init(&ctx)).await;
+                    Some((i, service, outcome, took))
+                });
+            }
+        }
+    }
+    let (plugins, services) = tokio::join!(join_all(plugin_hooks), join_all(service_hooks));
+    let mut abort = None;
+    let mut record = |nodes: &mut Nodes, i: usize, outcome: Result<(), String>, took| {
+        nodes.load_took[i] = Some(took);
+        match outcome {
+            Ok(()) => nodes.status[i] = Status::Loaded,
+            Err(reason) => {
+                tracing::warn!(node = %plan.nodes[i], %reason, "load failed");
+                if policy(shared, plan.nodes[i].kind()) == OnFailure::Abort {
+                    abort.get_or_insert((i, reason.clone()));
+                }
+                nodes.status[i] = Status::Failed(Phase::Load, reason);
+            }
+        }
+    };
+    for (i, plugin, outcome, took) in plugins.into_iter().flatten() {
+        if outcome.is_ok() {
+            if let Entry::Plugin { loaded, .. } = &mut nodes.entries[i] {
+                *loaded = Some(Arc::from(plugin));
+            }
+        }
+        record(nodes, i, outcome, took);
+    }
+    for (i, service, outcome, took) in services.into_iter().flatten() {
+        if outcome.is_ok() {
+            if let Entry::Service { loaded, .. } = &mut nodes.entries[i] {
+                *loaded = Some(Arc::from(service));
+            }
+        }
+        record(nodes, i, outcome, took);
+    }
+    abort
+}
+
+/// The start phase of one wave. Started plugins become callable at once.
+async fn start_wave(shared: &Arc<Shared>, nodes: &mut Nodes, wave: &[usize]) -> Option<(usize, String)> {
+    let plan = &shared.plan;
+    let limit = shared.options.start_timeout;
+    let mut hooks = Vec::new();
+    for &i in wave {
+        if !matches!(nodes.status[i], Status::Loaded) {
+            continue;
+        }
+        if let Some(reason) = blocked_by(plan, &nodes.status, i, |s| matches!(s, Status::Started)) {
+            nodes.status[i] = Status::Skipped(Phase::Start, reason);
+            continue;
+        }
+        match &nodes.entries[i] {
+            Entry::Plugin {
+                ctx, loaded: Some(plugin), ..
+            } => {
+                let (ctx, plugin) = (ctx.clone(), plugin.clone());
+                hooks.push(
+                    async move {
+                        let (outcome, took) = run_hook(limit, plugin.on_start(&ctx)).await;
+                        (i, outcome, took)
+                    }
+                    .boxed(),
+                );
+            }
+            Entry::Service {
+                loaded: Some(service), ..
+            } => {
+                let ctx = service_context(plan, &nodes.entries, i);
+                let service = service.clone();
+                hooks.push(
+                    async move {
+                        let (outcome, took) = run_hook(limit, service.start(&ctx)).await;
+                        (i, outcome, took)
+                    }
+                    .boxed(),
+                );
+            }
+            _ => nodes.status[i] = Status::Failed(Phase::Start, "no instance (internal error)".into()),
+        }
+    }
+    let mut abort = None;
+    for (i, outcome, took) in join_all(hooks).await {
+        nodes.start_took[i] = Some(took);
+        match outcome {
+            Ok(()) => {
+                nodes.status[i] = Status::Started;
+                if let Entry::Plugin {
+                    identity,
+                    loaded: Some(plugin),
+                    ..
+                } = &nodes.entries[i]
+                {
+                    let pipeline = build_pipeline(identity, plugin.clone(), &shared.layers);
+                    shared.go_live(LivePlugin::new(identity.clone(), pipeline));
+                }
+            }
+            Err(reason) => {
+                tracing::warn!(node = %plan.nodes[i], %reason, "start failed");
+                if policy(shared, plan.nodes[i].kind()) == OnFailure::Abort {
+                    abort.get_or_insert((i, reason.clone()));
+                }
+                nodes.status[i] = Status::Failed(Phase::Start, reason);
+            }
+        }
+    }
+    abort
+}
+
+/// Stops, in reverse wave order and concurrently inside a wave, the started plugins and the
+/// loaded services. Plugins stop receiving calls before their `on_stop`.
+async fn stop_all(shared: &Arc<Shared>, nodes: &mut Nodes) -> ShutdownReport {
+    let plan = &shared.plan;
+    let limit = shared.options.stop_timeout;
+    let mut report = ShutdownReport::default();
+    for wave in plan.waves.iter().rev() {
+        let mut hooks = Vec::new();
+        for &i in wave {
+            match (&nodes.entries[i], &nodes.status[i]) {
+                (Entry::Plugin { ctx, loaded: Some(p), .. }, Status::Started) => {
+                    shared.go_dark(plan.nodes[i].name());
+                    let (ctx, p) = (ctx.clone(), p.clone());
+                    hooks.push(async move { (i, run_hook(limit, async move { p.on_stop(&ctx).await }).await) }.boxed());
+                }
+                // A service whose `init` succeeded releases its resources, even if it
+                // failed to start or was never started.
+                (Entry::Service { loaded: Some(s), .. }, _) => {
+                    let s = s.clone();
+                    hooks.push(async move { (i, run_hook(limit, async move { s.shutdown().await }).await) }.boxed());
+                }
+                _ => {}
+            }
+        }
+        for (i, (outcome, took)) in join_all(hooks).await {
+            let outcome = match outcome {
+                Ok(()) => StopOutcome::Stopped,
+                Err(reason) if reason.starts_with("timed out") => StopOutcome::TimedOut,
+                Err(reason) => StopOutcome::Failed(reason),
+            };
+            if outcome != StopOutcome::Stopped {
+                tracing::warn!(node = %plan.nodes[i], ?outcome, "did not stop cleanly");
+            }
+            report.nodes.push((plan.nodes[i].clone(), outcome, took));
+        }
+    }
+    report
+}
+
+fn build_report(plan: &Plan, nodes: &Nodes, load_phase: Duration, start_phase: Duration) -> BootReport {
+    let mut reports: Vec<NodeReport> = (0..plan.nodes.len())
+        .map(|i| {
+            let (state, phase, reason) = match &nodes.status[i] {
+                Status::Started => (NodeState::Started, None, None),
+                Status::RolledBack => (NodeState::RolledBack, None, Some("rolled back after a failed boot".into())),
+                Status::Failed(p, r) => (NodeState::Failed, Some(*p), Some(r.clone())),
+                Status::Skipped(p, r) => (NodeState::Skipped, Some(*p), Some(r.clone())),
+                Status::Pending | Status::Loaded => (
+                    NodeState::Skipped,
+                    None,
+                    Some("not attempted: the boot was aborted".into()),
+                ),
+            };
+            NodeReport {
+                node: plan.nodes[i].clone(),
+                wave: plan.wave_of[i],
+                state,
+                phase,
+                reason,
+                load: nodes.load_took[i],
+                start: nodes.start_took[i],
+            }
+        })
+        .collect();
+    reports.sort_by(|a, b| (a.wave.is_none(), a.wave, &a.node).cmp(&(b.wave.is_none(), b.wave, &b.node)));
+    BootReport {
+        waves: plan.waves().map(|w| w.into_iter().cloned().collect()).collect(),
+        nodes: reports,
+        load_phase,
+        start_phase,
+    }
+}
+
+/// Boots: the load phase wave by wave, then the start phase wave by wave.
+pub(crate) async fn boot(shared: &Arc<Shared>) -> Result<BootReport, BootError> {
+    shared.transition(Lifecycle::Built, Lifecycle::Booting)?;
+    let mut guard = shared.nodes.lock().await;
+    let nodes = &mut *guard;
+    let plan = &shared.plan;
+
+    let mut abort = None;
+    for (i, err) in &plan.rejected {
+        nodes.status[*i] = match err {
+            GraphError::Blocked { .. } => Status::Skipped(Phase::Plan, err.to_string()),
+            _ => {
+                if policy(shared, plan.nodes[*i].kind()) == OnFailure::Abort {
+                    abort.get_or_insert((*i, err.to_string()));
+                }
+                Status::Failed(Phase::Plan, err.to_string())
+            }
+        };
+    }
+
+    let load_started = Instant::now();
+    if abort.is_none() {
+        for (k, wave) in plan.waves.iter().enumerate() {
+            tracing::debug!(wave = k, nodes = wave.len(), "load wave");
+            abort = load_wave(shared, nodes, wave).await;
+            if abort.is_some() {
+                break;
+            }
+        }
+    }
+    let load_phase = load_started.elapsed();
+
+    let start_started = Instant::now();
+    if abort.is_none() {
+        for (k, wave) in plan.waves.iter().enumerate() {
+            tracing::debug!(wave = k, nodes = wave.len(), "start wave");
+            abort = start_wave(shared, nodes, wave).await;
+            if abort.is_some() {
+                break;
+            }
+        }
+    }
+    let start_phase = start_started.elapsed();
+
+    if let Some((i, reason)) = abort {
+        tracing::error!(node = %plan.nodes[i], %reason, "boot aborted; rolling back");
+        let rollback = stop_all(shared, nodes).await;
+        for status in &mut nodes.status {
+            if matches!(status, Status::Started) {
+                *status = Status::RolledBack;
+            }
+        }
+        let report = build_report(plan, nodes, load_phase, start_phase);
+        shared.set_lifecycle(Lifecycle::Failed);
+        return Err(BootError::Aborted(Box::new(BootAbort {
+            node: plan.nodes[i].clone(),
+            reason,
+            report,
+            rollback,
+        })));
+    }
+    let report = build_report(plan, nodes, load_phase, start_phase);
+    tracing::info!(
+        started = report.in_state(NodeState::Started).count(),
+        failed = report.in_state(NodeState::Failed).count(),
+        skipped = report.in_state(NodeState::Skipped).count(),
+        "booted"
+    );
+    shared.set_report(report.clone());
+    shared.set_lifecycle(Lifecycle::Running);
+    Ok(report)
+}
+
+/// Shuts down what boot started. Idempotent: a second call reports nothing.
+pub(crate) async fn shutdown(shared: &Arc<Shared>) -> ShutdownReport {
+    let mut guard = shared.nodes.lock().await;
+    if shared.transition(Lifecycle::Running, Lifecycle::ShuttingDown).is_err() {
+        // Never booted, already stopped, or a failed boot (already rolled back).
+        shared.stop_if_unbooted();
+        return ShutdownReport::default();
+    }
+    let report = stop_all(shared, &mut guard).await;
+    shared.set_lifecycle(Lifecycle::Stopped);
+    tracing::info!(clean = report.is_clean(), "shut down");
+    report
+}

@@ -1,0 +1,17 @@
+//! The container: one graph of services and plugins, booted in dependency waves.
+//!
+//! See [`Xcore`](crate::Xcore) for the driver, [`Plan`] for the waves, [`BootReport`] and
+//! [`ShutdownReport`] for what happened.
+
+mod driver;
+mod graph;
+mod options;
+mod report;
+mod service;
+
+pub(crate) use driver::{Entry, Nodes, boot, shutdown};
+pub use graph::{GraphError, NodeId, NodeKind, Plan};
+pub(crate) use graph::{NodeSpec, plan};
+pub use options::{BootOptions, OnFailure};
+pub use report::{BootAbort, BootError, BootReport, NodeReport, NodeState, Phase, ShutdownReport, StopOutcome};
+pub use service::{Service, ServiceContext};

@@ -1,0 +1,109 @@
+//! The [`Service`] contract and what a service sees while it boots.
+
+use std::{any::Any, collections::HashMap, fmt, sync::Arc};
+
+use async_trait::async_trait;
+
+use crate::{Health, ServiceError};
+
+/// A service: a node of the container that plugins (and other services) depend on — a
+/// database, a cache, a scheduler, or an extension of the host's.
+///
+/// # Lifecycle contract
+///
+/// 1. **`init`** — during the load phase of `Xcore::boot`, in the service's wave, after every
+///    service it depends on has initialised, concurrently with the other nodes of its wave,
+///    under the load timeout. It has `&mut self`: open pools and connections here; the
+///    dependencies are reachable through [`ServiceContext::dependency`]. An error (a panic, the
+///    timeout) marks the service `failed`: its dependents are `skipped`, and with the default
+///    policy `boot()` rolls back and returns an error.
+/// 2. **`start`** — during the start phase, after every node has loaded, wave by wave.
+/// 3. **`health`** — any time after `start`.
+/// 4. **`shutdown`** — during `Xcore::shutdown` or the rollback of a failed boot, for every
+///    service whose `init` succeeded, in reverse wave order (after the plugins that depend on
+///    it have stopped), under the stop timeout. Release everything `init` acquired.
+///
+/// ```
+/// use xcore::prelude::*;
+///
+/// struct Clock;
+///
+/// #[async_trait]
+/// impl Service for Clock {
+///     fn name(&self) -> &str {
+///         "clock"
+///     }
+/// }
+///
+/// let xcore = Xcore::builder().without_registered().service(Clock).build().unwrap();
+/// assert_eq!(xcore.plan().wave_count(), 1);
+/// ```
+#[async_trait]
+pub trait Service: Any + Send + Sync {
+    /// The service's name, unique among the services of one `Xcore`.
+    fn name(&self) -> &str;
+
+    /// The services this one depends on, by name.
+    fn dependencies(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Acquires the service's resources; see the contract above.
+    async fn init(&mut self, ctx: &ServiceContext) -> Result<(), ServiceError> {
+        let _ = ctx;
+        Ok(())
+    }
+
+    /// Starts background activity; see the contract above.
+    async fn start(&self, ctx: &ServiceContext) -> Result<(), ServiceError> {
+        let _ = ctx;
+        Ok(())
+    }
+
+    /// Reports the service's health. The default is healthy.
+    async fn health(&self) -> Health {
+        Health::healthy()
+    }
+
+    /// Releases the service's resources; see the contract above.
+    async fn shutdown(&self) -> Result<(), ServiceError> {
+        Ok(())
+    }
+}
+
+/// What a service sees during `init` and `start`: its name and its dependencies.
+#[derive(Clone)]
+pub struct ServiceContext {
+    name: Arc<str>,
+    dependencies: Arc<HashMap<String, Arc<dyn Service>>>,
+}
+
+impl ServiceContext {
+    pub(crate) fn new(name: &str, dependencies: HashMap<String, Arc<dyn Service>>) -> Self {
+        Self {
+            name: Arc::from(name),
+            dependencies: Arc::new(dependencies),
+        }
+    }
+
+    /// The service's own name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A dependency, by name and type: `None` if the service did not declare it or if it is
+    /// of another type.
+    pub fn dependency<T: Service>(&self, name: &str) -> Option<Arc<T>> {
+        let service: Arc<dyn Any + Send + Sync> = self.dependencies.get(name)?.clone();
+        service.downcast::<T>().ok()
+    }
+}
+
+impl fmt::Debug for ServiceContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceContext")
+            .field("name", &self.name)
+            .field("dependencies", &self.dependencies.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}

@@ -1,0 +1,86 @@
+use std::{fmt, sync::Weak};
+
+use serde_json::Value;
+
+use crate::{CallContext, CallError, ErrorCode, Manifest, PluginIdentity, xcore::Shared};
+
+/// What a plugin sees of xcore: its own identity, and handles to what its grants allow.
+///
+/// Cheap to clone; a plugin may keep it (it does not keep the `Xcore` alive: once the host
+/// drops every `Xcore` handle, calls through a kept context fail with `not_ready`).
+#[derive(Clone)]
+pub struct PluginContext {
+    identity: PluginIdentity,
+    shared: Weak<Shared>,
+}
+
+impl PluginContext {
+    pub(crate) fn new(identity: PluginIdentity, shared: Weak<Shared>) -> Self {
+        Self { identity, shared }
+    }
+
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        self.identity.name()
+    }
+
+    /// The plugin's manifest.
+    pub fn manifest(&self) -> &Manifest {
+        self.identity.manifest()
+    }
+
+    /// The plugin's identity, as callers and targets see it.
+    pub fn identity(&self) -> &PluginIdentity {
+        &self.identity
+    }
+
+    /// A client for calls to plugin `target`. Each call is checked against this plugin's
+    /// grants (`plugin:<target>: <action>`) and the target's `allowed_callers`.
+    pub fn plugin(&self, target: &str) -> PluginClient {
+        PluginClient {
+            from: self.clone(),
+            target: target.to_owned(),
+        }
+    }
+
+    /// A fresh context for calls this plugin makes outside of any call it serves (from a hook
+    /// or a background task): tenant `default`, a new trace, no deadline.
+    pub fn call_context(&self) -> CallContext {
+        CallContext::root(self.identity.clone())
+    }
+}
+
+impl fmt::Debug for PluginContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PluginContext")
+            .field("plugin", &self.identity.name())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Calls another plugin on behalf of the plugin that made it ([`PluginContext::plugin`]).
+#[derive(Clone, Debug)]
+pub struct PluginClient {
+    from: PluginContext,
+    target: String,
+}
+
+impl PluginClient {
+    /// Calls `action` on the target while serving the call `cx`: the tenant, the trace and
+    /// the deadline of `cx` travel on; the caller is this plugin.
+    pub async fn call(&self, cx: &CallContext, action: &str, payload: Value) -> Result<Value, CallError> {
+        let Some(shared) = self.from.shared.upgrade() else {
+            return Err(CallError::new(
+                ErrorCode::NotReady,
+                "the Xcore this plugin belonged to has been dropped",
+            ));
+        };
+        let cx = cx.hop(self.from.identity.clone());
+        shared.dispatch(&self.target, action, payload, cx).await
+    }
+
+    /// The target's name.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+}

@@ -1,0 +1,69 @@
+use std::{error::Error as StdError, fmt};
+
+/// The error a lifecycle hook returns (`on_load`, `on_start`, `on_stop`, and the service
+/// hooks).
+///
+/// Any error type converts into it with `?`; [`HookError::msg`] makes one from a message.
+/// The boot report shows its message, followed by its sources.
+pub struct HookError(Box<dyn StdError + Send + Sync + 'static>);
+
+/// The error of a plugin's lifecycle hooks.
+pub type PluginError = HookError;
+
+/// The error of a service's lifecycle hooks.
+pub type ServiceError = HookError;
+
+impl HookError {
+    /// An error from a message.
+    pub fn msg(message: impl fmt::Display) -> Self {
+        Self(message.to_string().into())
+    }
+
+    /// The underlying error.
+    pub fn source_error(&self) -> &(dyn StdError + Send + Sync + 'static) {
+        &*self.0
+    }
+}
+
+impl<E> From<E> for HookError
+where
+    E: StdError + Send + Sync + 'static,
+{
+    fn from(err: E) -> Self {
+        Self(Box::new(err))
+    }
+}
+
+impl fmt::Display for HookError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(s) = source {
+            write!(f, ": {s}")?;
+            source = s.source();
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for HookError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HookError({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn converts_and_displays_sources() {
+        fn open() -> Result<(), HookError> {
+            std::fs::read("/definitely/not/here")?;
+            Ok(())
+        }
+        let e = open().unwrap_err();
+        assert!(e.to_string().contains("No such file"), "{e}");
+        assert_eq!(HookError::msg("boom").to_string(), "boom");
+    }
+}

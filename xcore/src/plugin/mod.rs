@@ -1,0 +1,141 @@
+//! Plugins: the [`Plugin`] contract, typed [`Actions`], manifests and registration.
+
+mod action;
+mod context;
+mod error;
+mod registration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+pub use action::{decode_input, encode_output};
+pub use context::{PluginClient, PluginContext};
+pub use error::{HookError, PluginError, ServiceError};
+pub use registration::{PluginManifest, Registration, registered};
+
+use crate::{CallContext, CallError, Health};
+
+/// How a plugin answers calls: `handle(action, payload)`.
+///
+/// Write it with `#[actions]` on an `impl` block — each `#[action]` method becomes an action
+/// with a typed input and output — or implement it by hand.
+///
+/// ```
+/// use xcore::prelude::*;
+/// use serde_json::{Value, json};
+///
+/// struct Echo;
+///
+/// #[async_trait]
+/// impl Actions for Echo {
+///     fn action_names(&self) -> &'static [&'static str] {
+///         &["echo"]
+///     }
+///
+///     async fn handle(&self, action: &str, payload: Value, _cx: &CallContext) -> Result<Value, CallError> {
+///         match action {
+///             "echo" => Ok(payload),
+///             other => Err(CallError::unknown_action(other, self.action_names())),
+///         }
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait Actions: Send + Sync + 'static {
+    /// The names of the actions the plugin answers, for listings and `unknown_action` errors.
+    fn action_names(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Answers one call.
+    ///
+    /// Runs once the plugin has started, possibly many times concurrently, inside the call
+    /// pipeline: after authorisation, rate and concurrency limits, under the plugin's timeout
+    /// (the future is dropped when it expires) and with panic isolation (a panic becomes a
+    /// `panicked` error and the plugin serves the next call). An error is returned to the
+    /// caller as it is.
+    async fn handle(
+        &self,
+        action: &str,
+        payload: Value,
+        cx: &CallContext,
+    ) -> Result<Value, CallError>;
+}
+
+/// A plugin: a unit of functionality with a manifest, a lifecycle and actions.
+///
+/// # Lifecycle contract
+///
+/// The host drives an `Xcore`; for each plugin, in this order:
+///
+/// 1. **`on_load`** — during the *load phase* of `Xcore::boot`, in the plugin's wave: after
+///    every service and plugin it depends on has loaded, concurrently with the other nodes of
+///    its wave, under the load timeout. It has `&mut self`: take the handles you need from the
+///    context here. An error (or a panic, or the timeout) marks the plugin `failed`; plugins
+///    that require it are `skipped`. No call reaches the plugin yet.
+/// 2. **`on_start`** — during the *start phase*, which begins once every wave has loaded: wave
+///    by wave, concurrently inside a wave, under the start timeout. Every `on_load` of every
+///    wave has run before any `on_start`. When it returns `Ok`, the plugin is `started`: calls
+///    reach it from then on, and its routes become live. An error marks it `failed` (it gets no
+///    `on_stop`).
+/// 3. **`handle`** (from [`Actions`]) — for every call, once started, until it stops.
+/// 4. **`on_stop`** — during `Xcore::shutdown` (or the rollback of a failed boot), only if the
+///    plugin started: in reverse wave order, concurrently inside a wave, under the stop timeout.
+///    The plugin no longer receives calls when it runs. An error or a timeout is reported;
+///    shutdown goes on regardless.
+///
+/// [`routes`](Plugin::routes) and [`health`](Plugin::health) may be called any time after
+/// `on_start` succeeded.
+///
+/// # Example
+///
+/// ```
+/// use xcore::prelude::*;
+///
+/// #[derive(Default)]
+/// #[plugin(name = "greeter", version = "1.0.0")]
+/// struct Greeter {
+///     greeting: String,
+/// }
+///
+/// #[async_trait]
+/// impl Plugin for Greeter {
+///     async fn on_load(&mut self, _ctx: &PluginContext) -> Result<(), PluginError> {
+///         self.greeting = "hello".into();
+///         Ok(())
+///     }
+/// }
+///
+/// #[actions]
+/// impl Greeter {
+///     #[action]
+///     async fn greet(&self, name: String) -> Result<String, CallError> {
+///         Ok(format!("{}, {name}", self.greeting))
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait Plugin: Actions {
+    /// Prepares the plugin; see the lifecycle contract above.
+    async fn on_load(&mut self, ctx: &PluginContext) -> Result<(), PluginError> {
+        let _ = ctx;
+        Ok(())
+    }
+
+    /// Starts the plugin's activity (jobs, subscriptions); see the lifecycle contract above.
+    async fn on_start(&self, ctx: &PluginContext) -> Result<(), PluginError> {
+        let _ = ctx;
+        Ok(())
+    }
+
+    /// Stops the plugin's activity and releases what it holds; see the contract above.
+    async fn on_stop(&self, ctx: &PluginContext) -> Result<(), PluginError> {
+        let _ = ctx;
+        Ok(())
+    }
+
+    /// Reports the plugin's health. The default is healthy.
+    async fn health(&self) -> Health {
+        Health::healthy()
+    }
+}

@@ -1,0 +1,100 @@
+//! Tenants: the [`TenantId`] every call carries.
+//!
+//! Until tenancy is configured, every call runs for the tenant `default`.
+
+use std::{fmt, sync::Arc};
+
+/// The longest tenant id.
+pub const MAX_TENANT_LEN: usize = 63;
+
+/// A validated tenant id: 1 to 63 characters among lowercase letters, digits, `_` and `-`.
+///
+/// ```
+/// use xcore::TenantId;
+/// let acme = TenantId::new("acme").unwrap();
+/// assert_eq!(acme.as_str(), "acme");
+/// assert_eq!(TenantId::default().as_str(), "default");
+/// assert!(TenantId::new("Acme Inc").is_err());
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TenantId(Arc<str>);
+
+/// Why a tenant id was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid tenant id `{id}`: {reason}; a tenant id is 1 to 63 characters among lowercase \
+     letters, digits, `_` and `-`"
+)]
+pub struct InvalidTenantId {
+    id: String,
+    reason: &'static str,
+}
+
+impl TenantId {
+    /// Validates and wraps a tenant id.
+    pub fn new(id: &str) -> Result<Self, InvalidTenantId> {
+        let reason = if id.is_empty() {
+            "it is empty"
+        } else if id.len() > MAX_TENANT_LEN {
+            "it is longer than 63 characters"
+        } else if !id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        {
+            "it holds a character other than a-z, 0-9, `_` and `-`"
+        } else {
+            return Ok(Self(Arc::from(id)));
+        };
+        Err(InvalidTenantId {
+            id: id.chars().take(80).collect(),
+            reason,
+        })
+    }
+
+    /// The id as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for TenantId {
+    fn default() -> Self {
+        Self(Arc::from("default"))
+    }
+}
+
+impl fmt::Display for TenantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for TenantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TenantId({:?})", &*self.0)
+    }
+}
+
+impl std::str::FromStr for TenantId {
+    type Err = InvalidTenantId;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation() {
+        for ok in ["a", "acme", "globex-2", "t_1", &"a".repeat(63)] {
+            assert!(TenantId::new(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "Acme", "a b", "a.b", "a/b", "é", &"a".repeat(64)] {
+            let e = TenantId::new(bad).unwrap_err();
+            assert!(e.to_string().contains("invalid tenant id"));
+        }
+    }
+}

@@ -1,0 +1,604 @@
+//! [`Xcore`], the value a host owns, and its builder.
+
+use std::{
+    collections::{HashMap, HashSet},
+    fmt,
+    sync::{Arc, Mutex, RwLock},
+    time::Duration,
+};
+
+use serde_json::Value;
+use tower::{Layer, ServiceExt};
+use tracing::Instrument;
+
+use crate::{
+    BootError, BootOptions, BootReport, CallContext, CallError, ErrorCode, Manifest, ManifestError, NodeId,
+    NodeState, OnFailure, Plan, Plugin, PluginContext, PluginIdentity, Service, ShutdownReport,
+    call::{BoxCallService, CallRequest, HostLayer, host_layer},
+    container::{self, NodeSpec, Nodes},
+    plugin::registered,
+};
+
+/// Where an `Xcore` is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lifecycle {
+    Built,
+    Booting,
+    Running,
+    ShuttingDown,
+    Stopped,
+    Failed,
+}
+
+impl Lifecycle {
+    fn describe(self) -> &'static str {
+        match self {
+            Lifecycle::Built => "built but not booted",
+            Lifecycle::Booting => "booting",
+            Lifecycle::Running => "running",
+            Lifecycle::ShuttingDown => "shutting down",
+            Lifecycle::Stopped => "stopped",
+            Lifecycle::Failed => "failed to boot",
+        }
+    }
+}
+
+/// A started plugin, as calls see it.
+pub(crate) struct LivePlugin {
+    identity: PluginIdentity,
+    pipeline: BoxCallService,
+}
+
+impl LivePlugin {
+    pub(crate) fn new(identity: PluginIdentity, pipeline: BoxCallService) -> Self {
+        Self { identity, pipeline }
+    }
+}
+
+/// The state of one `Xcore`, shared by its handles and (weakly) by its plugins' contexts.
+pub(crate) struct Shared {
+    pub(crate) plan: Plan,
+    pub(crate) options: BootOptions,
+    pub(crate) layers: Vec<HostLayer>,
+    pub(crate) nodes: tokio::sync::Mutex<Nodes>,
+    lifecycle: Mutex<Lifecycle>,
+    live: RwLock<HashMap<Arc<str>, Arc<LivePlugin>>>,
+    report: Mutex<Option<BootReport>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    pub(crate) fn transition(&self, from: Lifecycle, to: Lifecycle) -> Result<(), BootError> {
+        let mut l = lock(&self.lifecycle);
+        if *l != from {
+            return Err(BootError::NotBootable(l.describe()));
+        }
+        *l = to;
+        Ok(())
+    }
+
+    pub(crate) fn set_lifecycle(&self, to: Lifecycle) {
+        *lock(&self.lifecycle) = to;
+    }
+
+    pub(crate) fn stop_if_unbooted(&self) {
+        let mut l = lock(&self.lifecycle);
+        if *l == Lifecycle::Built {
+            *l = Lifecycle::Stopped;
+        }
+    }
+
+    fn lifecycle(&self) -> Lifecycle {
+        *lock(&self.lifecycle)
+    }
+
+    pub(crate) fn set_report(&self, report: BootReport) {
+        *lock(&self.report) = Some(report);
+    }
+
+    pub(crate) fn go_live(&self, plugin: LivePlugin) {
+        let name: Arc<str> = Arc::from(plugin.identity.name());
+        self.live
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name, Arc::new(plugin));
+    }
+
+    pub(crate) fn go_dark(&self, name: &str) {
+        self.live.write().unwrap_or_else(|p| p.into_inner()).remove(name);
+    }
+
+    /// Sends a call through the target's pipeline.
+    pub(crate) async fn dispatch(
+        &self,
+        target: &str,
+        action: &str,
+        payload: Value,
+        cx: CallContext,
+    ) -> Result<Value, CallError> {
+        let live = self
+            .live
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(target)
+            .cloned();
+        let Some(live) = live else {
+            return Err(self.absent(target));
+        };
+        let request = CallRequest::new(live.identity.clone(), action.to_owned(), payload, cx);
+        live.pipeline.clone().oneshot(request).await
+    }
+
+    /// Why `target` cannot be called.
+    fn absent(&self, target: &str) -> CallError {
+        let known = self.plan.index_of(&NodeId::plugin(target)).is_some();
+        match self.lifecycle() {
+            Lifecycle::Built | Lifecycle::Booting => CallError::new(
+                ErrorCode::NotReady,
+                format!("cannot call `{target}`: xcore has not finished booting"),
+            ),
+            Lifecycle::ShuttingDown | Lifecycle::Stopped | Lifecycle::Failed if known => CallError::new(
+                ErrorCode::NotReady,
+                format!("cannot call `{target}`: xcore is {}", self.lifecycle().describe()),
+            ),
+            _ if !known => {
+                let mut names: Vec<&str> = self
+                    .plan
+                    .nodes()
+                    .iter()
+                    .filter(|n| n.kind() == crate::NodeKind::Plugin)
+                    .map(NodeId::name)
+                    .collect();
+                names.sort_unstable();
+                CallError::new(
+                    ErrorCode::NotFound,
+                    format!("no plugin `{target}`; plugins: {}", names.join(", ")),
+                )
+            }
+            _ => {
+                let why = lock(&self.report)
+                    .as_ref()
+                    .and_then(|r| r.plugin(target))
+                    .map(|n| match n.reason() {
+                        Some(reason) => format!("{}: {reason}", n.state()),
+                        None => n.state().to_string(),
+                    })
+                    .unwrap_or_else(|| "stopped".into());
+                CallError::new(
+                    ErrorCode::Unavailable,
+                    format!("plugin `{target}` is not running ({why})"),
+                )
+            }
+        }
+    }
+}
+
+/// The plugin framework, owned and driven by the host: build it, [`plan`](Self::plan) it,
+/// [`boot`](Self::boot) it, [`call`](Self::call) plugins, [`shutdown`](Self::shutdown).
+///
+/// Cloning gives another handle to the same instance (for HTTP handlers, say). Two values built
+/// separately share nothing, even in one process.
+///
+/// ```
+/// use xcore::prelude::*;
+/// use serde_json::{Value, json};
+///
+/// struct Ping;
+///
+/// #[async_trait]
+/// impl Actions for Ping {
+///     async fn handle(&self, action: &str, _payload: Value, _cx: &CallContext) -> Result<Value, CallError> {
+///         match action {
+///             "ping" => Ok(json!("pong")),
+///             other => Err(CallError::unknown_action(other, &["ping"])),
+///         }
+///     }
+/// }
+///
+/// #[async_trait]
+/// impl Plugin for Ping {}
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let manifest = xcore::Manifest::builder("ping", "1.0.0").build()?;
+/// let xcore = Xcore::builder().without_registered().plugin(manifest, Ping).build()?;
+/// let report = xcore.boot().await?;
+/// assert_eq!(report.plugin("ping").unwrap().state(), xcore::NodeState::Started);
+/// assert_eq!(xcore.call("ping", "ping", json!({})).await?, json!("pong"));
+/// let stopped = xcore.shutdown().await;
+/// assert!(stopped.is_clean());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Xcore {
+    shared: Arc<Shared>,
+}
+
+impl Xcore {
+    /// Starts a builder. By default it uses every plugin registered with `#[plugin]`.
+    pub fn builder() -> XcoreBuilder {
+        XcoreBuilder::default()
+    }
+
+    /// The boot plan: waves and the nodes that cannot be planned. Available before boot;
+    /// `Display` prints it readably.
+    pub fn plan(&self) -> &Plan {
+        &self.shared.plan
+    }
+
+    /// Boots: every node's load hook wave by wave (concurrently inside a wave), then every
+    /// start hook wave by wave. See [`Plugin`] and [`Service`] for the contract.
+    ///
+    /// Returns the [`BootReport`] — failed and skipped plugins are in it — or, when a node
+    /// fails under the [`OnFailure::Abort`] policy (by default: any service), rolls back what
+    /// had started and returns [`BootError::Aborted`]. An `Xcore` boots once.
+    pub async fn boot(&self) -> Result<BootReport, BootError> {
+        let span = tracing::info_span!("xcore.boot", nodes = self.shared.plan.nodes().len());
+        container::boot(&self.shared).instrument(span).await
+    }
+
+    /// The report of the last successful boot.
+    pub fn boot_report(&self) -> Option<BootReport> {
+        lock(&self.shared.report).clone()
+    }
+
+    /// Calls `plugin.action` as the host, for the tenant `default`.
+    pub async fn call(&self, plugin: &str, action: &str, payload: Value) -> Result<Value, CallError> {
+        self.shared.dispatch(plugin, action, payload, CallContext::host()).await
+    }
+
+    /// Calls `plugin.action` with an explicit context (tenant, trace, deadline).
+    pub async fn call_with(
+        &self,
+        cx: CallContext,
+        plugin: &str,
+        action: &str,
+        payload: Value,
+    ) -> Result<Value, CallError> {
+        self.shared.dispatch(plugin, action, payload, cx).await
+    }
+
+    /// Stops everything boot started: plugins' `on_stop`, then services' `shutdown`, in
+    /// reverse wave order, concurrently inside a wave, each under the stop timeout. Always
+    /// completes; the report says what did not stop cleanly. A second call does nothing.
+    pub async fn shutdown(&self) -> ShutdownReport {
+        container::shutdown(&self.shared)
+            .instrument(tracing::info_span!("xcore.shutdown"))
+            .await
+    }
+
+    /// The names of the plugins currently serving calls, sorted.
+    pub fn running_plugins(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .shared
+            .live
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .map(|k| k.to_string())
+            .collect();
+        names.sort_unstable();
+        names
+    }
+}
+
+impl fmt::Debug for Xcore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Xcore")
+            .field("lifecycle", &self.shared.lifecycle())
+            .field("nodes", &self.shared.plan.nodes().len())
+            .finish()
+    }
+}
+
+/// Why an [`Xcore`] could not be built.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A registered plugin's manifest is invalid.
+    #[error("{source} (plugin type `{type_name}`)")]
+    Manifest {
+        /// The manifest error.
+        source: ManifestError,
+        /// The Rust type registered.
+        type_name: &'static str,
+    },
+    /// Two plugins have the same name.
+    #[error("two plugins are named `{name}`: `{first}` and `{second}`; plugin names must be unique")]
+    DuplicatePlugin {
+        /// The name.
+        name: String,
+        /// The first plugin's Rust type.
+        first: &'static str,
+        /// The second plugin's Rust type.
+        second: &'static str,
+    },
+    /// Two services have the same name.
+    #[error("two services are named `{name}`: `{first}` and `{second}`; service names must be unique")]
+    DuplicateService {
+        /// The name.
+        name: String,
+        /// The first service's Rust type.
+        first: &'static str,
+        /// The second service's Rust type.
+        second: &'static str,
+    },
+    /// A service's name is invalid.
+    #[error("service `{type_name}`: {source}")]
+    ServiceName {
+        /// The problem.
+        source: xcore_manifest::NameError,
+        /// The service's Rust type.
+        type_name: &'static str,
+    },
+    /// `only_registered` names a plugin that is not registered.
+    #[error("`only_registered` names `{name}`, but no plugin of that name is registered; registered: {available}")]
+    UnknownPlugin {
+        /// The name asked for.
+        name: String,
+        /// The registered names, comma-separated.
+        available: String,
+    },
+}
+
+enum Selection {
+    All,
+    None,
+    Only(Vec<String>),
+}
+
+struct PluginSource {
+    manifest: Manifest,
+    instance: Box<dyn Plugin>,
+    type_name: &'static str,
+}
+
+/// Builds an [`Xcore`]: services, plugins (registered and by hand), boot options and host
+/// layers on the call pipeline.
+#[must_use]
+pub struct XcoreBuilder {
+    services: Vec<(Box<dyn Service>, &'static str)>,
+    plugins: Vec<PluginSource>,
+    selection: Selection,
+    options: BootOptions,
+    layers: Vec<HostLayer>,
+}
+
+impl Default for XcoreBuilder {
+    fn default() -> Self {
+        Self {
+            services: Vec::new(),
+            plugins: Vec::new(),
+            selection: Selection::All,
+            options: BootOptions::default(),
+            layers: Vec::new(),
+        }
+    }
+}
+
+impl fmt::Debug for XcoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("XcoreBuilder")
+            .field("services", &self.services.len())
+            .field("plugins", &self.plugins.len())
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl XcoreBuilder {
+    /// Adds a service.
+    pub fn service<S: Service>(mut self, service: S) -> Self {
+        self.services.push((Box::new(service), std::any::type_name::<S>()));
+        self
+    }
+
+    /// Adds a plugin by hand, with its manifest: no macro, no registration.
+    pub fn plugin<P: Plugin>(mut self, manifest: Manifest, plugin: P) -> Self {
+        self.plugins.push(PluginSource {
+            manifest,
+            instance: Box::new(plugin),
+            type_name: std::any::type_name::<P>(),
+        });
+        self
+    }
+
+    /// Uses only the registered plugins named here (all of them by default).
+    pub fn only_registered<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.selection = Selection::Only(names.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Uses none of the registered plugins: only those added with [`plugin`](Self::plugin).
+    pub fn without_registered(mut self) -> Self {
+        self.selection = Selection::None;
+        self
+    }
+
+    /// Replaces every boot option at once.
+    pub fn boot_options(mut self, options: BootOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// How long each `init` / `on_load` may take (30 s by default).
+    pub fn load_timeout(mut self, limit: Duration) -> Self {
+        self.options.load_timeout = limit;
+        self
+    }
+
+    /// How long each `start` / `on_start` may take (30 s by default).
+    pub fn start_timeout(mut self, limit: Duration) -> Self {
+        self.options.start_timeout = limit;
+        self
+    }
+
+    /// How long each `shutdown` / `on_stop` may take (10 s by default).
+    pub fn stop_timeout(mut self, limit: Duration) -> Self {
+        self.options.stop_timeout = limit;
+        self
+    }
+
+    /// What a failed service does to the boot ([`OnFailure::Abort`] by default).
+    pub fn on_service_failure(mut self, policy: OnFailure) -> Self {
+        self.options.on_service_failure = policy;
+        self
+    }
+
+    /// What a failed plugin does to the boot ([`OnFailure::Continue`] by default).
+    pub fn on_plugin_failure(mut self, policy: OnFailure) -> Self {
+        self.options.on_plugin_failure = policy;
+        self
+    }
+
+    /// Adds a tower layer to every plugin's call pipeline, inside the tracing span and before
+    /// authorisation. Layers added first are outermost.
+    pub fn call_layer<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<BoxCallService> + Send + Sync + 'static,
+        L::Service: tower::Service<CallRequest, Response = Value, Error = CallError> + Clone + Send + Sync + 'static,
+        <L::Service as tower::Service<CallRequest>>::Future: Send + 'static,
+    {
+        self.layers.push(host_layer(layer));
+        self
+    }
+
+    fn registered_plugins(&self) -> Result<Vec<PluginSource>, BuildError> {
+        let all: Vec<_> = match &self.selection {
+            Selection::None => return Ok(Vec::new()),
+            _ => registered().collect(),
+        };
+        let mut manifests = Vec::with_capacity(all.len());
+        for reg in &all {
+            let manifest = reg.manifest().map_err(|source| BuildError::Manifest {
+                source,
+                type_name: reg.type_name(),
+            })?;
+            manifests.push((manifest, *reg));
+        }
+        if let Selection::Only(names) = &self.selection {
+            for name in names {
+                if !manifests.iter().any(|(m, _)| m.name() == name) {
+                    let mut available: Vec<&str> = manifests.iter().map(|(m, _)| m.name()).collect();
+                    available.sort_unstable();
+                    return Err(BuildError::UnknownPlugin {
+                        name: name.clone(),
+                        available: available.join(", "),
+                    });
+                }
+            }
+            manifests.retain(|(m, _)| names.iter().any(|n| n == m.name()));
+        }
+        Ok(manifests
+            .into_iter()
+            .map(|(manifest, reg)| PluginSource {
+                manifest,
+                instance: reg.instantiate(),
+                type_name: reg.type_name(),
+            })
+            .collect())
+    }
+
+    /// Checks the registrations and computes the plan. Graph errors (unknown dependencies,
+    /// version mismatches, cycles) are not build errors: they are in the plan and affect only
+    /// the nodes involved.
+    pub fn build(self) -> Result<Xcore, BuildError> {
+        let mut plugins = self.registered_plugins()?;
+        let XcoreBuilder {
+            services,
+            plugins: by_hand,
+            options,
+            layers,
+            ..
+        } = self;
+        plugins.extend(by_hand);
+
+        let mut seen: HashMap<String, &'static str> = HashMap::new();
+        for p in &plugins {
+            if let Some(first) = seen.insert(p.manifest.name().to_owned(), p.type_name) {
+                return Err(BuildError::DuplicatePlugin {
+                    name: p.manifest.name().to_owned(),
+                    first,
+                    second: p.type_name,
+                });
+            }
+        }
+        let mut service_names: HashMap<String, &'static str> = HashMap::new();
+        for (s, type_name) in &services {
+            xcore_manifest::validate_name(s.name()).map_err(|source| BuildError::ServiceName { source, type_name })?;
+            if let Some(first) = service_names.insert(s.name().to_owned(), type_name) {
+                return Err(BuildError::DuplicateService {
+                    name: s.name().to_owned(),
+                    first,
+                    second: type_name,
+                });
+            }
+        }
+
+        let mut specs = Vec::with_capacity(services.len() + plugins.len());
+        for (s, _) in &services {
+            let mut deps: Vec<String> = s.dependencies();
+            let mut unique = HashSet::new();
+            deps.retain(|d| unique.insert(d.clone()));
+            specs.push(NodeSpec {
+                id: NodeId::service(s.name()),
+                version: None,
+                services: deps,
+                requires: Vec::new(),
+            });
+        }
+        for p in &plugins {
+            specs.push(NodeSpec {
+                id: NodeId::plugin(p.manifest.name()),
+                version: Some(p.manifest.version().clone()),
+                services: p.manifest.services().to_vec(),
+                requires: p.manifest.requires().to_vec(),
+            });
+        }
+        let plan = container::plan(&specs);
+
+        let shared = Arc::new_cyclic(|weak| {
+            let mut entries = Vec::with_capacity(specs.len());
+            for (s, _) in services {
+                entries.push(container::Entry::Service {
+                    fresh: Some(s),
+                    loaded: None,
+                });
+            }
+            for p in plugins {
+                let identity = PluginIdentity::new(Arc::new(p.manifest));
+                entries.push(container::Entry::Plugin {
+                    ctx: PluginContext::new(identity.clone(), weak.clone()),
+                    identity,
+                    fresh: Some(p.instance),
+                    loaded: None,
+                });
+            }
+            Shared {
+                plan,
+                options,
+                layers,
+                nodes: tokio::sync::Mutex::new(Nodes::new(entries)),
+                lifecycle: Mutex::new(Lifecycle::Built),
+                live: RwLock::new(HashMap::new()),
+                report: Mutex::new(None),
+            }
+        });
+        Ok(Xcore { shared })
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Xcore>();
+    let _ = NodeState::Started;
+}
