@@ -122,6 +122,37 @@ async fn plugin_calls_need_a_grant_and_an_admitting_target() {
 
     // The host is exempt from grants and allowed_callers.
     assert_eq!(app.call("c", "ping", json!({})).await.unwrap(), json!("pong"));
+
+    // Every denial is in the audit, by plugin.
+    let audit = app.xcore().audit();
+    assert_eq!(audit.total(), 3);
+    let of_a = audit.denials(Some("a"), 10);
+    assert_eq!(of_a.len(), 2);
+    assert_eq!((of_a[0].resource.as_str(), of_a[0].action.as_str()), ("plugin:b", "echo"));
+    assert_eq!(of_a[0].kind, xcore::permissions::DenialKind::Permission);
+    assert_eq!(of_a[1].kind, xcore::permissions::DenialKind::Caller);
+    assert_eq!(audit.denials(Some("b2"), 10).len(), 1);
+}
+
+#[tokio::test]
+async fn the_audit_stays_bounded() {
+    let app = TestApp::builder()
+        .fake_plugin(FakePlugin::new("nosy"))
+        .fake_plugin(FakePlugin::new("target"))
+        .configure(|b| b.audit_capacity(5))
+        .boot()
+        .await
+        .unwrap();
+    for i in 0..20 {
+        let payload = json!({"target": "target", "action": format!("a{i}"), "payload": {}});
+        let err = app.call("nosy", "call", payload).await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::PermissionDenied);
+    }
+    let audit = app.xcore().audit();
+    assert_eq!(audit.total(), 20);
+    let kept: Vec<String> = audit.denials(None, 100).into_iter().map(|d| d.action).collect();
+    assert_eq!(kept, ["a15", "a16", "a17", "a18", "a19"]);
+    assert_eq!(audit.denials(Some("nosy"), 2).len(), 2);
 }
 
 #[tokio::test]

@@ -64,12 +64,13 @@
 pub mod call;
 pub mod container;
 mod health;
+pub mod permissions;
 pub mod plugin;
 pub mod tenancy;
 mod xcore;
 
 pub use async_trait::async_trait;
-//TMP pub use xcore_macros::{actions, plugin};
+pub use xcore_macros::{actions, plugin};
 pub use xcore_manifest::{
     Effect, Grant, GrantError, GrantSpec, Grants, Manifest, ManifestBuilder, ManifestError, Mode,
     RateLimit, Requirement, Version, VersionReq,
@@ -89,7 +90,7 @@ pub use crate::xcore::{BuildError, Xcore, XcoreBuilder};
 pub mod prelude {
     pub use crate::{
         Actions, CallContext, CallError, ErrorCode, Health, Plugin, PluginContext, PluginError,
-        Service, ServiceContext, ServiceError, TenantId, Xcore, async_trait,
+        Service, ServiceContext, ServiceError, TenantId, Xcore, actions, async_trait, plugin,
     };
 }
 

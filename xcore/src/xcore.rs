@@ -16,6 +16,7 @@ use crate::{
     NodeState, OnFailure, Plan, Plugin, PluginContext, PluginIdentity, Service, ShutdownReport,
     call::{BoxCallService, CallRequest, HostLayer, host_layer},
     container::{self, NodeSpec, Nodes},
+    permissions::{Audit, audit::DEFAULT_AUDIT_CAPACITY},
     plugin::registered,
 };
 
@@ -60,6 +61,7 @@ pub(crate) struct Shared {
     pub(crate) plan: Plan,
     pub(crate) options: BootOptions,
     pub(crate) layers: Vec<HostLayer>,
+    pub(crate) audit: Arc<Audit>,
     pub(crate) nodes: tokio::sync::Mutex<Nodes>,
     lifecycle: Mutex<Lifecycle>,
     live: RwLock<HashMap<Arc<str>, Arc<LivePlugin>>>,
@@ -271,6 +273,12 @@ impl Xcore {
             .await
     }
 
+    /// The denials of this `Xcore`: counted, and the most recent kept (see
+    /// [`XcoreBuilder::audit_capacity`]).
+    pub fn audit(&self) -> &Audit {
+        &self.shared.audit
+    }
+
     /// The names of the plugins currently serving calls, sorted.
     pub fn running_plugins(&self) -> Vec<String> {
         let mut names: Vec<String> = self
@@ -366,6 +374,7 @@ pub struct XcoreBuilder {
     selection: Selection,
     options: BootOptions,
     layers: Vec<HostLayer>,
+    audit_capacity: usize,
 }
 
 impl Default for XcoreBuilder {
@@ -376,6 +385,7 @@ impl Default for XcoreBuilder {
             selection: Selection::All,
             options: BootOptions::default(),
             layers: Vec::new(),
+            audit_capacity: DEFAULT_AUDIT_CAPACITY,
         }
     }
 }
@@ -459,6 +469,12 @@ impl XcoreBuilder {
         self
     }
 
+    /// How many denials the [`Audit`] keeps (1,000 by default).
+    pub fn audit_capacity(mut self, capacity: usize) -> Self {
+        self.audit_capacity = capacity;
+        self
+    }
+
     /// Adds a tower layer to every plugin's call pipeline, inside the tracing span and before
     /// authorisation. Layers added first are outermost.
     pub fn call_layer<L>(mut self, layer: L) -> Self
@@ -517,6 +533,7 @@ impl XcoreBuilder {
             plugins: by_hand,
             options,
             layers,
+            audit_capacity,
             ..
         } = self;
         plugins.extend(by_hand);
@@ -586,6 +603,7 @@ impl XcoreBuilder {
                 plan,
                 options,
                 layers,
+                audit: Arc::new(Audit::with_capacity(audit_capacity)),
                 nodes: tokio::sync::Mutex::new(Nodes::new(entries)),
                 lifecycle: Mutex::new(Lifecycle::Built),
                 live: RwLock::new(HashMap::new()),

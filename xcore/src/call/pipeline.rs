@@ -6,7 +6,7 @@ use tower::{Layer, Service, ServiceBuilder, util::BoxCloneSyncService};
 use super::layers::{
     AuthorizeLayer, CatchPanicLayer, ConcurrencyLimitLayer, Handler, RateLimitLayer, TimeoutLayer, Trace,
 };
-use crate::{CallContext, CallError, Plugin, PluginIdentity};
+use crate::{CallContext, CallError, Plugin, PluginIdentity, permissions::Audit};
 
 /// The future of a call through a pipeline stage.
 pub type CallFuture = Pin<Box<dyn Future<Output = Result<Value, CallError>> + Send + 'static>>;
@@ -85,10 +85,11 @@ pub(crate) fn build_pipeline(
     target: &PluginIdentity,
     plugin: Arc<dyn Plugin>,
     host_layers: &[HostLayer],
+    audit: &Arc<Audit>,
 ) -> BoxCallService {
     let manifest = target.manifest();
     let core = ServiceBuilder::new()
-        .layer(AuthorizeLayer::new(target.clone()))
+        .layer(AuthorizeLayer::new(target.clone(), audit.clone()))
         .layer(RateLimitLayer::new(manifest.rate_limit()))
         .layer(ConcurrencyLimitLayer::new(manifest.max_concurrency()))
         .layer(TimeoutLayer::new(manifest.timeout()))

@@ -226,7 +226,7 @@ async fn start_wave(shared: &Arc<Shared>, nodes: &mut Nodes, wave: &[usize]) -> 
                     ..
                 } = &nodes.entries[i]
                 {
-                    let pipeline = build_pipeline(identity, plugin.clone(), &shared.layers);
+                    let pipeline = build_pipeline(identity, plugin.clone(), &shared.layers, &shared.audit);
                     shared.go_live(LivePlugin::new(identity.clone(), pipeline));
                 }
             }

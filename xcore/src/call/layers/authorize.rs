@@ -1,23 +1,35 @@
-use std::task::{Context, Poll};
+use std::{
+    sync::Arc,
+    task::{Context, Poll},
+};
 
 use serde_json::{Value, json};
 use tower::{Layer, Service};
 
 use super::{Admit, reject};
-use crate::{CallError, Caller, ErrorCode, PluginIdentity, call::CallRequest};
+use crate::{
+    CallError, Caller, ErrorCode, PluginIdentity,
+    call::CallRequest,
+    permissions::{Audit, DenialKind},
+};
 
 /// Applies [`Authorize`]: checks that the caller may call the target's action.
 #[derive(Debug, Clone)]
 pub struct AuthorizeLayer {
     target: PluginIdentity,
     resource: String,
+    audit: Arc<Audit>,
 }
 
 impl AuthorizeLayer {
-    /// Authorisation of calls to `target`.
-    pub fn new(target: PluginIdentity) -> Self {
+    /// Authorisation of calls to `target`; denials go to `audit`.
+    pub fn new(target: PluginIdentity, audit: Arc<Audit>) -> Self {
         let resource = format!("plugin:{}", target.name());
-        Self { target, resource }
+        Self {
+            target,
+            resource,
+            audit,
+        }
     }
 }
 
@@ -51,12 +63,9 @@ impl<S> Authorize<S> {
         };
         let target = &self.layer.target;
         if !caller.manifest().permissions().allows(&self.layer.resource, action) {
-            tracing::warn!(
-                plugin = caller.name(),
-                resource = %self.layer.resource,
-                action,
-                "permission denied"
-            );
+            self.layer
+                .audit
+                .record(caller.name(), &self.layer.resource, action, DenialKind::Permission);
             return Err(CallError::new(
                 ErrorCode::PermissionDenied,
                 format!(
@@ -73,7 +82,9 @@ impl<S> Authorize<S> {
             })));
         }
         if !target.manifest().admits_caller(caller.name()) {
-            tracing::warn!(plugin = caller.name(), target = target.name(), action, "caller denied");
+            self.layer
+                .audit
+                .record(caller.name(), &self.layer.resource, action, DenialKind::Caller);
             return Err(CallError::new(
                 ErrorCode::CallerDenied,
                 format!(
