@@ -48,6 +48,8 @@
 //! | [`plugin`] | the [`Plugin`] contract, typed [`Actions`], registration, [`PluginContext`] |
 //! | [`container`] | the graph of services and plugins, waves, [`BootReport`] |
 //! | [`call`] | [`CallContext`], [`CallError`], the call pipeline and its layers |
+//! | [`events`] | the event bus, the kernel events |
+//! | [`permissions`] | grants at every boundary, the audit of denials |
 //! | [`tenancy`] | [`TenantId`] |
 //!
 //! # Feature flags
@@ -63,6 +65,7 @@
 
 pub mod call;
 pub mod container;
+pub mod events;
 mod health;
 pub mod permissions;
 pub mod plugin;

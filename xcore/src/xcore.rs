@@ -16,6 +16,7 @@ use crate::{
     NodeState, OnFailure, Plan, Plugin, PluginContext, PluginIdentity, Service, ShutdownReport,
     call::{BoxCallService, CallRequest, HostLayer, host_layer},
     container::{self, NodeSpec, Nodes},
+    events::{EventBus, Events},
     permissions::{Audit, audit::DEFAULT_AUDIT_CAPACITY},
     plugin::registered,
 };
@@ -62,6 +63,7 @@ pub(crate) struct Shared {
     pub(crate) options: BootOptions,
     pub(crate) layers: Vec<HostLayer>,
     pub(crate) audit: Arc<Audit>,
+    pub(crate) events: Arc<EventBus>,
     pub(crate) nodes: tokio::sync::Mutex<Nodes>,
     lifecycle: Mutex<Lifecycle>,
     live: RwLock<HashMap<Arc<str>, Arc<LivePlugin>>>,
@@ -271,6 +273,11 @@ impl Xcore {
         container::shutdown(&self.shared)
             .instrument(tracing::info_span!("xcore.shutdown"))
             .await
+    }
+
+    /// The host's handle on the event bus: emits and subscriptions not subject to grants.
+    pub fn events(&self) -> Events {
+        Events::new(self.shared.events.clone(), None)
     }
 
     /// The denials of this `Xcore`: counted, and the most recent kept (see
@@ -582,6 +589,7 @@ impl XcoreBuilder {
         }
         let plan = container::plan(&specs);
 
+        let audit = Arc::new(Audit::with_capacity(audit_capacity));
         let shared = Arc::new_cyclic(|weak| {
             let mut entries = Vec::with_capacity(specs.len());
             for (s, _) in services {
@@ -603,7 +611,8 @@ impl XcoreBuilder {
                 plan,
                 options,
                 layers,
-                audit: Arc::new(Audit::with_capacity(audit_capacity)),
+                events: Arc::new(EventBus::new(audit.clone())),
+                audit,
                 nodes: tokio::sync::Mutex::new(Nodes::new(entries)),
                 lifecycle: Mutex::new(Lifecycle::Built),
                 live: RwLock::new(HashMap::new()),

@@ -9,11 +9,66 @@ use super::{
     BootAbort, BootError, BootReport, NodeKind, NodeReport, NodeState, OnFailure, Phase, Plan, Service,
     ServiceContext, ShutdownReport, StopOutcome, graph::GraphError,
 };
+use serde_json::{Value, json};
+
 use crate::{
-    HookError, Plugin, PluginContext, PluginIdentity,
+    HookError, Plugin, PluginContext, PluginIdentity, TenantId,
     call::{build_pipeline, layers::catch_panic_message},
+    events::{Dispatch, Event, EventSource},
     xcore::{Lifecycle, LivePlugin, Shared},
 };
+
+/// Emits a kernel event and waits for its handlers.
+async fn kernel_event(shared: &Shared, name: String, payload: Value) {
+    let event = Event::new(name, payload, EventSource::Kernel, TenantId::default(), 0);
+    shared.events.emit(event, Dispatch::Sequential).await;
+}
+
+fn phase_name(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Plan => "plan",
+        Phase::Load => "load",
+        Phase::Start => "start",
+    }
+}
+
+/// Emits `plugin.<name>.<what>` for the plugins of `indices` whose status `pick` selects.
+async fn plugin_events(shared: &Shared, nodes: &Nodes, indices: &[usize], phase: Phase) {
+    let plan = &shared.plan;
+    for &i in indices {
+        let node = &plan.nodes[i];
+        if node.kind() != NodeKind::Plugin {
+            continue;
+        }
+        let (what, payload) = match (&nodes.status[i], phase) {
+            (Status::Loaded, Phase::Load) | (Status::Started, Phase::Start) => {
+                let Entry::Plugin { identity, .. } = &nodes.entries[i] else {
+                    continue;
+                };
+                let what = if phase == Phase::Load { "loaded" } else { "started" };
+                (
+                    what,
+                    json!({
+                        "plugin": node.name(),
+                        "version": identity.manifest().version().to_string(),
+                        "wave": plan.wave_of[i],
+                    }),
+                )
+            }
+            (Status::Failed(p, reason), _) | (Status::Skipped(p, reason), _) if *p == phase => (
+                "failed",
+                json!({
+                    "plugin": node.name(),
+                    "state": if matches!(nodes.status[i], Status::Failed(..)) { "failed" } else { "skipped" },
+                    "phase": phase_name(phase),
+                    "reason": reason,
+                }),
+            ),
+            _ => continue,
+        };
+        kernel_event(shared, format!("plugin.{}.{what}", node.name()), payload).await;
+    }
+}
 
 /// One node's instance, before and after its load hook.
 pub(crate) enum Entry {
@@ -169,6 +224,7 @@ async fn load_wave(shared: &Arc<Shared>, nodes: &mut Nodes, wave: &[usize]) -> O
         }
         record(nodes, i, outcome, took);
     }
+    plugin_events(shared, nodes, wave, Phase::Load).await;
     abort
 }
 
@@ -239,6 +295,7 @@ async fn start_wave(shared: &Arc<Shared>, nodes: &mut Nodes, wave: &[usize]) -> 
             }
         }
     }
+    plugin_events(shared, nodes, wave, Phase::Start).await;
     abort
 }
 
@@ -254,6 +311,7 @@ async fn stop_all(shared: &Arc<Shared>, nodes: &mut Nodes) -> ShutdownReport {
             match (&nodes.entries[i], &nodes.status[i]) {
                 (Entry::Plugin { ctx, loaded: Some(p), .. }, Status::Started) => {
                     shared.go_dark(plan.nodes[i].name());
+                    shared.events.remove_owner(plan.nodes[i].name());
                     let (ctx, p) = (ctx.clone(), p.clone());
                     hooks.push(async move { (i, run_hook(limit, async move { p.on_stop(&ctx).await }).await) }.boxed());
                 }
@@ -274,6 +332,15 @@ async fn stop_all(shared: &Arc<Shared>, nodes: &mut Nodes) -> ShutdownReport {
             };
             if outcome != StopOutcome::Stopped {
                 tracing::warn!(node = %plan.nodes[i], ?outcome, "did not stop cleanly");
+            }
+            if plan.nodes[i].kind() == NodeKind::Plugin {
+                let outcome = match &outcome {
+                    StopOutcome::Stopped => "stopped".to_owned(),
+                    StopOutcome::TimedOut => "timed out".to_owned(),
+                    StopOutcome::Failed(reason) => format!("failed: {reason}"),
+                };
+                let payload = json!({ "plugin": plan.nodes[i].name(), "outcome": outcome });
+                kernel_event(shared, format!("plugin.{}.stopped", plan.nodes[i].name()), payload).await;
             }
             report.nodes.push((plan.nodes[i].clone(), outcome, took));
         }
@@ -335,6 +402,9 @@ pub(crate) async fn boot(shared: &Arc<Shared>) -> Result<BootReport, BootError> 
         };
     }
 
+    let rejected: Vec<usize> = plan.rejected.iter().map(|(i, _)| *i).collect();
+    plugin_events(shared, nodes, &rejected, Phase::Plan).await;
+
     let load_started = Instant::now();
     if abort.is_none() {
         for (k, wave) in plan.waves.iter().enumerate() {
@@ -385,6 +455,19 @@ pub(crate) async fn boot(shared: &Arc<Shared>) -> Result<BootReport, BootError> 
     );
     shared.set_report(report.clone());
     shared.set_lifecycle(Lifecycle::Running);
+    let names = |state| {
+        report
+            .in_state(state)
+            .filter(|n| n.kind() == NodeKind::Plugin)
+            .map(|n| n.name().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let payload = json!({
+        "started": names(NodeState::Started),
+        "failed": names(NodeState::Failed),
+        "skipped": names(NodeState::Skipped),
+    });
+    kernel_event(shared, "xcore.booted".into(), payload).await;
     Ok(report)
 }
 
@@ -395,6 +478,11 @@ pub(crate) async fn shutdown(shared: &Arc<Shared>) -> ShutdownReport {
         // Never booted, already stopped, or a failed boot (already rolled back).
         shared.stop_if_unbooted();
         return ShutdownReport::default();
+    }
+    kernel_event(shared, "xcore.shutdown".into(), json!({})).await;
+    let left = shared.events.drain(shared.options.stop_timeout).await;
+    if left > 0 {
+        tracing::warn!(left, "background event handlers still running at shutdown");
     }
     let report = stop_all(shared, &mut guard).await;
     shared.set_lifecycle(Lifecycle::Stopped);

@@ -2,7 +2,11 @@ use std::{fmt, sync::Weak};
 
 use serde_json::Value;
 
-use crate::{CallContext, CallError, ErrorCode, Manifest, PluginIdentity, xcore::Shared};
+use crate::{
+    CallContext, CallError, ErrorCode, Manifest, PluginIdentity,
+    events::{EventError, Events},
+    xcore::Shared,
+};
 
 /// What a plugin sees of xcore: its own identity, and handles to what its grants allow.
 ///
@@ -41,6 +45,13 @@ impl PluginContext {
             from: self.clone(),
             target: target.to_owned(),
         }
+    }
+
+    /// The plugin's handle on the event bus: emits need `events:<name>: emit`, subscriptions
+    /// `events:<pattern>: subscribe`. Subscriptions are removed when the plugin stops.
+    pub fn events(&self) -> Result<Events, EventError> {
+        let shared = self.shared.upgrade().ok_or(EventError::Closed)?;
+        Ok(Events::new(shared.events.clone(), Some(self.identity.clone())))
     }
 
     /// A fresh context for calls this plugin makes outside of any call it serves (from a hook

@@ -1,0 +1,183 @@
+use std::{fmt, future::Future, pin::Pin, sync::Arc, time::SystemTime};
+
+use serde_json::Value;
+
+use crate::{CallError, ErrorCode, TenantId};
+
+/// Who emitted an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventSource {
+    /// The container itself (the kernel events).
+    Kernel,
+    /// The host application.
+    Host,
+    /// A plugin.
+    Plugin(String),
+}
+
+impl fmt::Display for EventSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EventSource::Kernel => f.write_str("kernel"),
+            EventSource::Host => f.write_str("host"),
+            EventSource::Plugin(name) => write!(f, "plugin `{name}`"),
+        }
+    }
+}
+
+struct Inner {
+    name: String,
+    payload: Value,
+    source: EventSource,
+    tenant: TenantId,
+    time: SystemTime,
+    trace_id: u128,
+}
+
+/// An event: a name, a JSON payload, and where it comes from — source, tenant, time, trace.
+///
+/// Cheap to clone: every handler of an emit receives the same event.
+#[derive(Clone)]
+pub struct Event(Arc<Inner>);
+
+impl Event {
+    pub(crate) fn new(name: String, payload: Value, source: EventSource, tenant: TenantId, trace_id: u128) -> Self {
+        Self(Arc::new(Inner {
+            name,
+            payload,
+            source,
+            tenant,
+            time: SystemTime::now(),
+            trace_id,
+        }))
+    }
+
+    /// The name (`user.created`).
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// The payload.
+    pub fn payload(&self) -> &Value {
+        &self.0.payload
+    }
+
+    /// Who emitted it.
+    pub fn source(&self) -> &EventSource {
+        &self.0.source
+    }
+
+    /// The tenant it was emitted for.
+    pub fn tenant(&self) -> &TenantId {
+        &self.0.tenant
+    }
+
+    /// When it was emitted.
+    pub fn time(&self) -> SystemTime {
+        self.0.time
+    }
+
+    /// The trace id of the call that emitted it.
+    pub fn trace_id(&self) -> u128 {
+        self.0.trace_id
+    }
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event")
+            .field("name", &self.0.name)
+            .field("source", &self.0.source)
+            .field("tenant", &self.0.tenant)
+            .field("payload", &self.0.payload)
+            .finish()
+    }
+}
+
+/// What a handler tells a sequential emit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Flow {
+    /// Go on with the next handler.
+    #[default]
+    Continue,
+    /// Stop: the handlers after this one do not run (sequential dispatch only).
+    Stop,
+}
+
+/// How an emit runs its handlers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dispatch {
+    /// One after the other, in priority order; [`Flow::Stop`] stops the rest.
+    #[default]
+    Sequential,
+    /// All at once; their outcomes come back in priority order.
+    Concurrent,
+}
+
+/// The future a handler returns.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Flow, String>> + Send + 'static>>;
+
+/// Handles events. Implemented for every `Fn(Event) -> impl Future<Output = Result<Flow, E>>`
+/// where `E: Display`.
+pub trait EventHandler: Send + Sync + 'static {
+    /// Handles one event.
+    fn handle(&self, event: Event) -> HandlerFuture;
+}
+
+impl<F, Fut, E> EventHandler for F
+where
+    F: Fn(Event) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Flow, E>> + Send + 'static,
+    E: fmt::Display,
+{
+    fn handle(&self, event: Event) -> HandlerFuture {
+        let fut = self(event);
+        Box::pin(async move { fut.await.map_err(|e| e.to_string()) })
+    }
+}
+
+/// Why an emit or a subscription was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EventError {
+    /// The plugin lacks the grant.
+    #[error("plugin `{plugin}` may not {action} `{event}`: it holds no grant `events:{event}: {action}`")]
+    PermissionDenied {
+        /// The plugin refused.
+        plugin: String,
+        /// The event name or pattern.
+        event: String,
+        /// `emit` or `subscribe`.
+        action: &'static str,
+    },
+    /// The event name is malformed.
+    #[error("invalid event name `{name}`: {reason}")]
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The subscription pattern is malformed.
+    #[error("invalid event pattern `{pattern}`: {reason}")]
+    InvalidPattern {
+        /// The pattern as given.
+        pattern: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The `Xcore` the handle belongs to has been dropped.
+    #[error("the event bus is gone: its Xcore was dropped")]
+    Closed,
+}
+
+impl From<EventError> for CallError {
+    fn from(err: EventError) -> Self {
+        let code = match err {
+            EventError::PermissionDenied { .. } => ErrorCode::PermissionDenied,
+            EventError::InvalidName { .. } | EventError::InvalidPattern { .. } => ErrorCode::InvalidPayload,
+            EventError::Closed => ErrorCode::NotReady,
+        };
+        CallError::new(code, err.to_string())
+    }
+}

@@ -1,0 +1,148 @@
+use std::{fmt, sync::Arc};
+
+use serde_json::Value;
+use xcore_manifest::ResourcePattern;
+
+use super::{
+    Dispatch, EmitReport, Event, EventError, EventHandler, EventSource, SubscribeOptions, SubscriptionId,
+    bus::EventBus,
+};
+use crate::{CallContext, PluginIdentity, permissions::DenialKind};
+
+/// A handle on an `Xcore`'s event bus: the host's ([`Xcore::events`](crate::Xcore::events)),
+/// unrestricted, or a plugin's ([`PluginContext::events`](crate::PluginContext::events)),
+/// checked against its grants.
+///
+/// ```
+/// use xcore::prelude::*;
+/// use xcore::events::{Flow, SubscribeOptions};
+/// use serde_json::json;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let xcore = Xcore::builder().without_registered().build().unwrap();
+/// let events = xcore.events();
+/// events
+///     .subscribe("user.*", |event: xcore::events::Event| async move {
+///         println!("{} for {}", event.name(), event.tenant());
+///         Ok::<_, std::convert::Infallible>(Flow::Continue)
+///     })
+///     .unwrap();
+/// let report = events.emit(&CallContext::host(), "user.created", json!({"id": 1})).await.unwrap();
+/// assert_eq!(report.handled(), 1);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Events {
+    bus: Arc<EventBus>,
+    owner: Option<PluginIdentity>,
+}
+
+impl fmt::Debug for Events {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Events")
+            .field("owner", &self.owner.as_ref().map(PluginIdentity::name))
+            .finish()
+    }
+}
+
+fn check_name(name: &str) -> Result<(), EventError> {
+    let invalid = |reason: String| EventError::InvalidName {
+        name: name.chars().take(200).collect(),
+        reason,
+    };
+    if name.contains('*') {
+        return Err(invalid("an event name has no wildcard (patterns are for subscriptions)".into()));
+    }
+    ResourcePattern::parse(name).map(drop).map_err(invalid)
+}
+
+impl Events {
+    pub(crate) fn new(bus: Arc<EventBus>, owner: Option<PluginIdentity>) -> Self {
+        Self { bus, owner }
+    }
+
+    fn check(&self, resource: &str, action: &'static str) -> Result<(), EventError> {
+        let Some(plugin) = &self.owner else {
+            return Ok(());
+        };
+        if plugin.manifest().permissions().allows_scoped("events", resource, action) {
+            return Ok(());
+        }
+        self.bus
+            .audit
+            .record(plugin.name(), &format!("events:{resource}"), action, DenialKind::Permission);
+        Err(EventError::PermissionDenied {
+            plugin: plugin.name().to_owned(),
+            event: resource.to_owned(),
+            action,
+        })
+    }
+
+    fn event(&self, cx: &CallContext, name: &str, payload: Value) -> Result<Event, EventError> {
+        check_name(name)?;
+        self.check(name, "emit")?;
+        let source = match &self.owner {
+            Some(p) => EventSource::Plugin(p.name().to_owned()),
+            None => EventSource::Host,
+        };
+        Ok(Event::new(name.to_owned(), payload, source, cx.tenant().clone(), cx.trace().trace_id()))
+    }
+
+    /// Emits an event and waits for its handlers, run one after the other in priority order.
+    /// The tenant and the trace come from `cx`.
+    pub async fn emit(&self, cx: &CallContext, name: &str, payload: Value) -> Result<EmitReport, EventError> {
+        self.emit_with(cx, name, payload, Dispatch::Sequential).await
+    }
+
+    /// Emits an event with the given dispatch and waits for its handlers.
+    pub async fn emit_with(
+        &self,
+        cx: &CallContext,
+        name: &str,
+        payload: Value,
+        dispatch: Dispatch,
+    ) -> Result<EmitReport, EventError> {
+        let event = self.event(cx, name, payload)?;
+        Ok(self.bus.emit(event, dispatch).await)
+    }
+
+    /// Emits an event without waiting: its handlers run in a task the `Xcore` tracks and joins
+    /// on shutdown. Must be called inside a tokio runtime.
+    pub fn emit_background(&self, cx: &CallContext, name: &str, payload: Value) -> Result<(), EventError> {
+        let event = self.event(cx, name, payload)?;
+        self.bus.emit_background(event, Dispatch::Sequential);
+        Ok(())
+    }
+
+    /// Subscribes `handler` to the events matching `pattern`, with default options.
+    pub fn subscribe<H: EventHandler>(&self, pattern: &str, handler: H) -> Result<SubscriptionId, EventError> {
+        self.subscribe_with(pattern, SubscribeOptions::default(), handler)
+    }
+
+    /// Subscribes with a priority and/or `once`.
+    pub fn subscribe_with<H: EventHandler>(
+        &self,
+        pattern: &str,
+        options: SubscribeOptions,
+        handler: H,
+    ) -> Result<SubscriptionId, EventError> {
+        let compiled = ResourcePattern::parse(pattern).map_err(|reason| EventError::InvalidPattern {
+            pattern: pattern.chars().take(200).collect(),
+            reason,
+        })?;
+        self.check(pattern, "subscribe")?;
+        let owner = self.owner.as_ref().map(PluginIdentity::name);
+        Ok(self.bus.subscribe(owner, compiled, options, Arc::new(handler)))
+    }
+
+    /// Removes a subscription; `false` if it was already gone.
+    pub fn unsubscribe(&self, id: SubscriptionId) -> bool {
+        self.bus.unsubscribe(id)
+    }
+
+    /// How many subscriptions the bus holds (all subscribers).
+    pub fn subscription_count(&self) -> usize {
+        self.bus.subscription_count()
+    }
+}

@@ -1,0 +1,42 @@
+//! The event bus: named events, glob subscriptions, priorities, `once`, error isolation.
+//!
+//! Every `Xcore` has its own bus. The host reaches it with [`Xcore::events`](crate::Xcore::events),
+//! a plugin with [`PluginContext::events`](crate::PluginContext::events); a plugin's emits and
+//! subscriptions are checked against its grants (`events:<name>: emit`, `events:<pattern>:
+//! subscribe`).
+//!
+//! - **Names and patterns** use the grant grammar: segments split by `.` or `:`, `*` within a
+//!   segment, `**` across segments (`user.*` matches `user.created`, not `user.created.v2`).
+//! - **Priority**: higher first, ties in subscription order. One rule, everywhere.
+//! - **Dispatch**: [`Dispatch::Sequential`] (the default) runs handlers one after the other in
+//!   priority order, and a handler returning [`Flow::Stop`] stops the ones after it;
+//!   [`Dispatch::Concurrent`] starts them all together.
+//! - **`once`**: a `once` subscription is removed when it is selected for an emit, atomically,
+//!   so it fires exactly once even under concurrent emits.
+//! - **Isolation**: a handler that fails or panics is reported in the [`EmitReport`]; the
+//!   others run.
+//! - **Background emits** are tracked and joined (within the stop timeout) on shutdown.
+//! - A plugin's subscriptions are removed when it stops.
+//!
+//! # Kernel events
+//!
+//! The container emits these events itself (source [`EventSource::Kernel`], tenant `default`),
+//! awaited and in this order:
+//!
+//! | event | when | payload |
+//! |---|---|---|
+//! | `plugin.<name>.loaded` | the plugin's `on_load` succeeded | `{"plugin", "version", "wave"}` |
+//! | `plugin.<name>.started` | its `on_start` succeeded: it serves calls | `{"plugin", "version", "wave"}` |
+//! | `plugin.<name>.failed` | it failed (plan, load or start) or was skipped | `{"plugin", "state", "phase", "reason"}` |
+//! | `xcore.booted` | the boot finished | `{"started", "failed", "skipped"}` (plugin names) |
+//! | `xcore.shutdown` | the shutdown begins, before any plugin stops | `{}` |
+//! | `plugin.<name>.stopped` | its `on_stop` returned (or timed out) | `{"plugin", "outcome"}` |
+
+mod bus;
+mod event;
+mod handle;
+
+pub use bus::{EmitReport, HandlerOutcome, Outcome, SubscribeOptions, SubscriptionId};
+pub(crate) use bus::EventBus;
+pub use event::{Dispatch, Event, EventError, EventHandler, EventSource, Flow, HandlerFuture};
+pub use handle::Events;
