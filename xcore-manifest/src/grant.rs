@@ -230,14 +230,14 @@ impl Grant {
         };
         let split = body
             .char_indices()
-            .filter(|&(i, c)| {
+            .rev()
+            .find(|&(i, c)| {
                 c == ':'
                     && body[i + 1..]
                         .chars()
                         .next()
                         .is_none_or(char::is_whitespace)
             })
-            .last()
             .map(|(i, _)| i);
         let Some(split) = split else {
             return Err(GrantError::new(

@@ -1,0 +1,13 @@
+use xcore::prelude::*;
+
+#[derive(Default)]
+#[plugin(name = "UserManager")]
+struct P;
+
+#[async_trait]
+impl Plugin for P {}
+
+#[actions]
+impl P {}
+
+fn main() {}

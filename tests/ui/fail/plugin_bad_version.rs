@@ -1,0 +1,13 @@
+use xcore::prelude::*;
+
+#[derive(Default)]
+#[plugin(name = "p", version = "1.0")]
+struct P;
+
+#[async_trait]
+impl Plugin for P {}
+
+#[actions]
+impl P {}
+
+fn main() {}

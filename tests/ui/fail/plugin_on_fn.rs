@@ -1,0 +1,4 @@
+#[xcore::plugin(name = "p")]
+fn p() {}
+
+fn main() {}

@@ -1,0 +1,5 @@
+#[derive(Default)]
+#[xcore::plugin(name = "p")]
+struct P<T: Default>(T);
+
+fn main() {}

@@ -1,0 +1,594 @@
+//! `#[actions]`: turns the `#[action]` methods of an inherent impl block into the
+//! `xcore::Actions` dispatch.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, quote};
+use syn::{
+    Attribute, Expr, ExprLit, FnArg, Ident, ImplItem, ImplItemFn, ItemImpl, Lit, LitStr, Meta,
+    ReturnType, Token, Type,
+    ext::IdentExt,
+    parse::{ParseStream, Parser},
+};
+use xcore_manifest::Grant;
+
+use crate::suggest;
+
+/// The keys of `#[action(...)]`.
+const ACTION_KEYS: &[&str] = &["name"];
+
+/// A parameter of an action method after `&self`.
+enum Param {
+    /// `&CallContext`.
+    Context,
+    /// The input, deserialized from the payload.
+    Input(Box<Type>),
+}
+
+/// One action: its name and how to call its method.
+struct Action {
+    name: String,
+    method: Ident,
+    is_async: bool,
+    params: Vec<Param>,
+}
+
+fn combine(errors: &mut Option<syn::Error>, e: syn::Error) {
+    match errors {
+        Some(all) => all.combine(e),
+        None => *errors = Some(e),
+    }
+}
+
+fn is_action_attr(attr: &Attribute) -> bool {
+    attr.path().is_ident("action")
+}
+
+/// Removes the `#[action]` attributes from `attrs` and returns them.
+fn take_action_attrs(attrs: &mut Vec<Attribute>) -> Vec<Attribute> {
+    let (taken, kept) = std::mem::take(attrs).into_iter().partition(is_action_attr);
+    *attrs = kept;
+    taken
+}
+
+/// Checks an action name: it must be something a grant can name (`plugin:x: NAME`).
+fn check_action_name(name: &str, at: &dyn ToTokens) -> syn::Result<()> {
+    let usable = !name.is_empty()
+        && name != "*"
+        && !name.contains(|c: char| c == ',' || c.is_whitespace())
+        && Grant::parse(&format!("plugin:p: {name}")).is_ok();
+    if usable {
+        Ok(())
+    } else {
+        Err(syn::Error::new_spanned(
+            at,
+            format!(
+                "invalid action name `{name}`: an action name holds ASCII letters, digits, `_`, \
+                 `-` and `.` (grants name actions), e.g. `#[action(name = \"get_user\")]`"
+            ),
+        ))
+    }
+}
+
+/// The name given by `#[action(name = "...")]`, if any, with the tokens to point errors at.
+fn parse_action_attr(attr: &Attribute) -> syn::Result<Option<LitStr>> {
+    match &attr.meta {
+        Meta::Path(_) => Ok(None),
+        Meta::NameValue(nv) => Err(syn::Error::new_spanned(
+            nv,
+            format!(
+                "write `#[action(name = {})]` or `#[action]`",
+                nv.value.to_token_stream()
+            ),
+        )),
+        Meta::List(list) => {
+            let parser = |input: ParseStream<'_>| {
+                let mut name: Option<LitStr> = None;
+                let mut errors = None;
+                while !input.is_empty() {
+                    let key = input.call(Ident::parse_any)?;
+                    input.parse::<Token![=]>().map_err(|_| {
+                        syn::Error::new_spanned(&key, format!("expected `{key} = <value>`"))
+                    })?;
+                    let value: Expr = input.parse()?;
+                    if key == "name" {
+                        match &value {
+                            Expr::Lit(ExprLit {
+                                lit: Lit::Str(s), ..
+                            }) if name.is_none() => name = Some(s.clone()),
+                            Expr::Lit(ExprLit {
+                                lit: Lit::Str(_), ..
+                            }) => combine(
+                                &mut errors,
+                                syn::Error::new_spanned(&key, "duplicate key `name`; give it once"),
+                            ),
+                            other => combine(
+                                &mut errors,
+                                syn::Error::new_spanned(
+                                    other,
+                                    "`name` expects a string; write e.g. `#[action(name = \"get_user\")]`",
+                                ),
+                            ),
+                        }
+                    } else {
+                        combine(
+                            &mut errors,
+                            syn::Error::new_spanned(
+                                &key,
+                                suggest::unknown_key(&key.to_string(), ACTION_KEYS),
+                            ),
+                        );
+                    }
+                    if input.is_empty() {
+                        break;
+                    }
+                    input.parse::<Token![,]>()?;
+                }
+                match errors {
+                    Some(e) => Err(e),
+                    None => Ok(name),
+                }
+            };
+            parser.parse2(list.tokens.clone())
+        }
+    }
+}
+
+/// `ty` without the invisible groups of `macro_rules!` and without parentheses.
+fn peel(ty: &Type) -> &Type {
+    match ty {
+        Type::Group(g) => peel(&g.elem),
+        Type::Paren(p) => peel(&p.elem),
+        other => other,
+    }
+}
+
+/// Whether `ty` is a path ending in `last` (`CallContext`, `Result`).
+fn path_ends_in(ty: &Type, last: &str) -> bool {
+    match peel(ty) {
+        Type::Path(p) => {
+            p.qself.is_none() && p.path.segments.last().is_some_and(|s| s.ident == last)
+        }
+        _ => false,
+    }
+}
+
+/// Whether `ty` is `&CallContext` (any path ending in `CallContext`).
+fn is_context(ty: &Type) -> bool {
+    matches!(peel(ty), Type::Reference(r) if path_ends_in(&r.elem, "CallContext"))
+}
+
+/// Whether `ty` is `Result<...>` (any path ending in `Result`).
+fn is_result(ty: &Type) -> bool {
+    path_ends_in(ty, "Result")
+}
+
+/// Checks the shape of an action method and returns its parameters after `&self`.
+fn check_signature(f: &ImplItemFn) -> syn::Result<Vec<Param>> {
+    let sig = &f.sig;
+    let mut errors = None;
+    if let Some(unsafety) = &sig.unsafety {
+        combine(
+            &mut errors,
+            syn::Error::new_spanned(unsafety, "an action cannot be an `unsafe fn`"),
+        );
+    }
+    if let Some(param) = sig
+        .generics
+        .params
+        .iter()
+        .find(|p| !matches!(p, syn::GenericParam::Lifetime(_)))
+    {
+        combine(
+            &mut errors,
+            syn::Error::new_spanned(
+                param,
+                "an action cannot have type or const parameters: its input and output types \
+                 must be known to decode and encode payloads",
+            ),
+        );
+    }
+    let mut inputs = sig.inputs.iter();
+    match inputs.next() {
+        Some(FnArg::Receiver(r)) => {
+            let shared_ref = match (&r.reference, &r.colon_token) {
+                (Some(_), _) => r.mutability.is_none(),
+                (None, Some(_)) => matches!(&*r.ty, Type::Reference(t) if t.mutability.is_none()),
+                (None, None) => false,
+            };
+            if !shared_ref {
+                combine(
+                    &mut errors,
+                    syn::Error::new_spanned(
+                        r,
+                        "an action takes `&self`: calls run concurrently on one shared \
+                         instance (use interior mutability for state)",
+                    ),
+                );
+            }
+        }
+        _ => {
+            combine(
+                &mut errors,
+                syn::Error::new_spanned(
+                    &sig.ident,
+                    format!(
+                        "an action needs a `&self` receiver; write `fn {}(&self, ...)`",
+                        sig.ident
+                    ),
+                ),
+            );
+            // Without a receiver every parameter is still looked at below.
+            inputs = sig.inputs.iter();
+        }
+    }
+    let mut params = Vec::new();
+    let (mut has_context, mut has_input) = (false, false);
+    for arg in inputs {
+        let FnArg::Typed(pat) = arg else {
+            continue;
+        };
+        if is_context(&pat.ty) {
+            if has_context {
+                combine(
+                    &mut errors,
+                    syn::Error::new_spanned(arg, "an action takes at most one `&CallContext`"),
+                );
+            }
+            has_context = true;
+            params.push(Param::Context);
+        } else {
+            if has_input {
+                combine(
+                    &mut errors,
+                    syn::Error::new_spanned(
+                        arg,
+                        "an action takes at most one input parameter (besides `&self` and \
+                         `&CallContext`); gather the inputs in one `#[derive(Deserialize)]` struct",
+                    ),
+                );
+            }
+            has_input = true;
+            params.push(Param::Input(pat.ty.clone()));
+        }
+    }
+    match &sig.output {
+        ReturnType::Type(_, ty) if is_result(ty) => {}
+        ReturnType::Type(_, ty) => combine(
+            &mut errors,
+            syn::Error::new_spanned(
+                ty,
+                "an action returns `Result<Output, Error>` with `Output: Serialize` and \
+                 `Error: Into<CallError>`; write e.g. `-> Result<u32, CallError>`",
+            ),
+        ),
+        ReturnType::Default => combine(
+            &mut errors,
+            syn::Error::new(
+                sig.paren_token.span.close(),
+                "an action returns `Result<Output, Error>` with `Output: Serialize` and \
+                 `Error: Into<CallError>`; write e.g. `-> Result<(), CallError>`",
+            ),
+        ),
+    }
+    match errors {
+        Some(e) => Err(e),
+        None => Ok(params),
+    }
+}
+
+/// Collects the actions of the impl block and strips their `#[action]` attributes.
+fn collect(imp: &mut ItemImpl, errors: &mut Option<syn::Error>) -> Vec<Action> {
+    let mut actions: Vec<Action> = Vec::new();
+    for item in &mut imp.items {
+        let ImplItem::Fn(f) = item else {
+            let attrs = match item {
+                ImplItem::Const(c) => &mut c.attrs,
+                ImplItem::Type(t) => &mut t.attrs,
+                ImplItem::Macro(m) => &mut m.attrs,
+                _ => continue,
+            };
+            for attr in take_action_attrs(attrs) {
+                combine(
+                    errors,
+                    syn::Error::new_spanned(attr, "`#[action]` goes on a method"),
+                );
+            }
+            continue;
+        };
+        let attrs = take_action_attrs(&mut f.attrs);
+        let Some((first, rest)) = attrs.split_first() else {
+            continue;
+        };
+        for extra in rest {
+            combine(
+                errors,
+                syn::Error::new_spanned(extra, "duplicate `#[action]` attribute"),
+            );
+        }
+        let (name, name_at) = match parse_action_attr(first) {
+            Ok(Some(lit)) => (lit.value(), lit.to_token_stream()),
+            Ok(None) => (
+                f.sig.ident.unraw().to_string(),
+                f.sig.ident.to_token_stream(),
+            ),
+            Err(e) => {
+                // Reported; the method name stands in so the rest is still checked.
+                combine(errors, e);
+                (
+                    f.sig.ident.unraw().to_string(),
+                    f.sig.ident.to_token_stream(),
+                )
+            }
+        };
+        if let Err(e) = check_action_name(&name, &name_at) {
+            combine(errors, e);
+            continue;
+        }
+        let params = match check_signature(f) {
+            Ok(params) => params,
+            Err(e) => {
+                combine(errors, e);
+                continue;
+            }
+        };
+        if let Some(other) = actions.iter().find(|a| a.name == name) {
+            combine(
+                errors,
+                syn::Error::new_spanned(
+                    &name_at,
+                    format!(
+                        "duplicate action name `{name}` (already the name of `fn {}`); \
+                         rename one with `#[action(name = \"...\")]`",
+                        other.method
+                    ),
+                ),
+            );
+            continue;
+        }
+        actions.push(Action {
+            name,
+            method: f.sig.ident.clone(),
+            is_async: f.sig.asyncness.is_some(),
+            params,
+        });
+    }
+    actions
+}
+
+/// The `impl xcore::Actions` of the block's type, dispatching to `actions`.
+fn actions_impl(imp: &ItemImpl, actions: &[Action]) -> TokenStream {
+    let self_ty = &imp.self_ty;
+    let (impl_generics, _, where_clause) = imp.generics.split_for_impl();
+    let names: Vec<&str> = actions.iter().map(|a| a.name.as_str()).collect();
+    let uses_payload = actions
+        .iter()
+        .any(|a| a.params.iter().any(|p| matches!(p, Param::Input(_))));
+    let uses_cx = actions
+        .iter()
+        .any(|a| a.params.iter().any(|p| matches!(p, Param::Context)));
+    let payload = Ident::new(
+        if uses_payload { "payload" } else { "_payload" },
+        Span::call_site(),
+    );
+    let cx = Ident::new(if uses_cx { "cx" } else { "_cx" }, Span::call_site());
+    let unknown = quote! {
+        ::core::result::Result::Err(::xcore::CallError::unknown_action(
+            action,
+            <Self as ::xcore::Actions>::action_names(self),
+        ))
+    };
+    let body = if actions.is_empty() {
+        unknown
+    } else {
+        let arms = actions.iter().map(|a| {
+            let name = &a.name;
+            let method = &a.method;
+            let decode = a.params.iter().find_map(|p| match p {
+                Param::Input(ty) => Some(quote! {
+                    let input = ::xcore::plugin::decode_input::<#ty>(#payload)?;
+                }),
+                Param::Context => None,
+            });
+            let args = a.params.iter().map(|p| match p {
+                Param::Context => quote!(#cx),
+                Param::Input(_) => quote!(input),
+            });
+            let wait = a.is_async.then(|| quote!(.await));
+            quote! {
+                #name => {
+                    #decode
+                    let out = Self::#method(self #(, #args)*) #wait
+                        .map_err(::core::convert::Into::<::xcore::CallError>::into)?;
+                    ::xcore::plugin::encode_output(&out)
+                }
+            }
+        });
+        quote! {
+            match action {
+                #(#arms)*
+                _ => #unknown,
+            }
+        }
+    };
+    quote! {
+        #[::xcore::__private::async_trait]
+        impl #impl_generics ::xcore::Actions for #self_ty #where_clause {
+            fn action_names(&self) -> &'static [&'static str] {
+                &[#(#names),*]
+            }
+
+            async fn handle(
+                &self,
+                action: &str,
+                #payload: ::xcore::__private::Value,
+                #cx: &::xcore::CallContext,
+            ) -> ::core::result::Result<::xcore::__private::Value, ::xcore::CallError> {
+                #body
+            }
+        }
+    }
+}
+
+/// The expansion of `#[actions(attr)] item`. On errors, the block (stripped of its `#[action]`
+/// attributes) and an `Actions` impl of the valid actions are still emitted, so that the errors
+/// reported are only the ones the attribute found.
+pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let mut imp: ItemImpl = match syn::parse2(item.clone()) {
+        Ok(imp) => imp,
+        Err(e) => {
+            let e = syn::Error::new(
+                e.span(),
+                format!(
+                    "`#[actions]` goes on an inherent impl block (`impl MyPlugin {{ ... }}`): {e}"
+                ),
+            )
+            .to_compile_error();
+            return quote!(#item #e);
+        }
+    };
+    let mut errors = None;
+    if !attr.is_empty() {
+        combine(
+            &mut errors,
+            syn::Error::new_spanned(
+                &attr,
+                "`#[actions]` takes no arguments; name an action with `#[action(name = \"...\")]` on its method",
+            ),
+        );
+    }
+    if let Some((_, path, _)) = &imp.trait_ {
+        let e = syn::Error::new_spanned(
+            path,
+            "`#[actions]` goes on an inherent impl block (`impl MyPlugin { ... }`), not on a trait impl",
+        )
+        .to_compile_error();
+        return quote!(#item #e);
+    }
+    let actions = collect(&mut imp, &mut errors);
+    let dispatch = actions_impl(&imp, &actions);
+    let errors = errors.map(|e| e.to_compile_error());
+    quote! {
+        #imp
+        #dispatch
+        #errors
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand_ok(item: TokenStream) -> String {
+        let mut imp: ItemImpl = syn::parse2(item).unwrap();
+        let mut errors = None;
+        let actions = collect(&mut imp, &mut errors);
+        assert!(errors.is_none(), "{:?}", errors.map(|e| e.to_string()));
+        let out = quote!(#imp);
+        let dispatch = actions_impl(&imp, &actions);
+        format!("{out}\n{dispatch}")
+    }
+
+    fn errors(item: TokenStream) -> Vec<String> {
+        let mut imp: ItemImpl = syn::parse2(item).unwrap();
+        let mut errors = None;
+        collect(&mut imp, &mut errors);
+        errors.map_or_else(Vec::new, |e| e.into_iter().map(|e| e.to_string()).collect())
+    }
+
+    #[test]
+    fn dispatches_each_shape() {
+        let out = expand_ok(quote! {
+            impl P {
+                #[action]
+                async fn a(&self) -> Result<u32, CallError> { Ok(1) }
+                #[action(name = "bee")]
+                fn b(&self, cx: &xcore::CallContext) -> Result<u32, CallError> { Ok(1) }
+                #[action]
+                async fn c(&self, input: Input) -> Result<u32, CallError> { Ok(1) }
+                #[action]
+                fn d(&self, cx: &CallContext, input: Vec<u8>) -> Result<u32, CallError> { Ok(1) }
+                fn helper(&self) {}
+            }
+        });
+        assert!(!out.contains("# [action"), "{out}");
+        assert!(out.contains(r#"& ["a" , "bee" , "c" , "d"]"#), "{out}");
+        assert!(out.contains("Self :: a (self) . await"), "{out}");
+        assert!(out.contains("Self :: b (self , cx) . map_err"), "{out}");
+        assert!(out.contains("decode_input :: < Input > (payload)"), "{out}");
+        assert!(
+            out.contains("Self :: d (self , cx , input) . map_err"),
+            "{out}"
+        );
+        assert!(!out.contains("helper (self"), "{out}");
+    }
+
+    #[test]
+    fn names_unused_parameters_with_underscores() {
+        let out = expand_ok(quote! {
+            impl P {
+                #[action]
+                async fn a(&self) -> Result<u32, CallError> { Ok(1) }
+            }
+        });
+        assert!(out.contains("_payload :"), "{out}");
+        assert!(out.contains("_cx :"), "{out}");
+        let out = expand_ok(quote!(impl P {}));
+        assert!(out.contains("& []"), "{out}");
+        assert!(!out.contains("match"), "{out}");
+    }
+
+    #[test]
+    fn rejects_bad_shapes() {
+        let errs = errors(quote! {
+            impl P {
+                #[action]
+                fn no_receiver(x: u32) -> Result<u32, E> { Ok(x) }
+                #[action]
+                fn by_mut(&mut self) -> Result<u32, E> { Ok(1) }
+                #[action]
+                fn two(&self, a: u32, b: u32) -> Result<u32, E> { Ok(1) }
+                #[action]
+                fn no_result(&self) -> u32 { 1 }
+                #[action]
+                fn nothing(&self) {}
+                #[action(nmae = "x")]
+                fn key(&self) -> Result<u32, E> { Ok(1) }
+                #[action(name = "key2")]
+                fn dup1(&self) -> Result<u32, E> { Ok(1) }
+                #[action(name = "key2")]
+                fn dup2(&self) -> Result<u32, E> { Ok(1) }
+                #[action(name = "a b")]
+                fn spaced(&self) -> Result<u32, E> { Ok(1) }
+                #[action]
+                fn generic<T>(&self) -> Result<u32, E> { Ok(1) }
+            }
+        });
+        let expected = [
+            "needs a `&self` receiver",
+            "an action takes `&self`",
+            "at most one input parameter",
+            "an action returns `Result<Output, Error>`",
+            "an action returns `Result<Output, Error>`",
+            "unknown key `nmae`; did you mean `name`?",
+            "duplicate action name `key2`",
+            "invalid action name `a b`",
+            "cannot have type or const parameters",
+        ];
+        assert_eq!(errs.len(), expected.len(), "{errs:#?}");
+        for (err, want) in errs.iter().zip(expected) {
+            assert!(err.contains(want), "{err} / {want}");
+        }
+    }
+
+    #[test]
+    fn recognises_the_context() {
+        let ty: Type = syn::parse_quote!(&::xcore::CallContext);
+        assert!(is_context(&ty));
+        let ty: Type = syn::parse_quote!(&'a CallContext);
+        assert!(is_context(&ty));
+        let ty: Type = syn::parse_quote!(CallContext);
+        assert!(!is_context(&ty));
+        let ty: Type = syn::parse_quote!(&Context);
+        assert!(!is_context(&ty));
+    }
+}
