@@ -69,6 +69,7 @@ pub mod events;
 mod health;
 pub mod permissions;
 pub mod plugin;
+pub mod services;
 pub mod tenancy;
 mod xcore;
 

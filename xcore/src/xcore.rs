@@ -64,6 +64,7 @@ pub(crate) struct Shared {
     pub(crate) layers: Vec<HostLayer>,
     pub(crate) audit: Arc<Audit>,
     pub(crate) events: Arc<EventBus>,
+    services: RwLock<HashMap<String, Arc<dyn Service>>>,
     pub(crate) nodes: tokio::sync::Mutex<Nodes>,
     lifecycle: Mutex<Lifecycle>,
     live: RwLock<HashMap<Arc<str>, Arc<LivePlugin>>>,
@@ -101,6 +102,23 @@ impl Shared {
 
     pub(crate) fn set_report(&self, report: BootReport) {
         *lock(&self.report) = Some(report);
+    }
+
+    /// Makes a loaded service reachable by plugins' handles.
+    pub(crate) fn register_service(&self, name: &str, service: Arc<dyn Service>) {
+        self.services
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_owned(), service);
+    }
+
+    /// A loaded service, by name.
+    pub(crate) fn service(&self, name: &str) -> Option<Arc<dyn Service>> {
+        self.services
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
     }
 
     pub(crate) fn go_live(&self, plugin: LivePlugin) {
@@ -414,6 +432,16 @@ impl XcoreBuilder {
         self
     }
 
+    /// Adds a host extension under `name`: a service of the host's that plugins reach with
+    /// [`PluginContext::extension`] (grant `service:<name>: use`). Its own `name()` is ignored.
+    pub fn extension<S: Service>(mut self, name: &str, service: S) -> Self {
+        self.services.push((
+            Box::new(crate::services::Extension::new(name, service)),
+            std::any::type_name::<S>(),
+        ));
+        self
+    }
+
     /// Adds a plugin by hand, with its manifest: no macro, no registration.
     pub fn plugin<P: Plugin>(mut self, manifest: Manifest, plugin: P) -> Self {
         self.plugins.push(PluginSource {
@@ -613,6 +641,7 @@ impl XcoreBuilder {
                 layers,
                 events: Arc::new(EventBus::new(audit.clone())),
                 audit,
+                services: RwLock::new(HashMap::new()),
                 nodes: tokio::sync::Mutex::new(Nodes::new(entries)),
                 lifecycle: Mutex::new(Lifecycle::Built),
                 live: RwLock::new(HashMap::new()),

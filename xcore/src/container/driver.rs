@@ -219,7 +219,9 @@ async fn load_wave(shared: &Arc<Shared>, nodes: &mut Nodes, wave: &[usize]) -> O
     for (i, service, outcome, took) in services.into_iter().flatten() {
         if outcome.is_ok() {
             if let Entry::Service { loaded, .. } = &mut nodes.entries[i] {
-                *loaded = Some(Arc::from(service));
+                let service: Arc<dyn Service> = Arc::from(service);
+                shared.register_service(plan.nodes[i].name(), service.clone());
+                *loaded = Some(service);
             }
         }
         record(nodes, i, outcome, took);

@@ -1,10 +1,15 @@
-use std::{fmt, sync::Weak};
+use std::{
+    any::Any,
+    fmt,
+    sync::{Arc, Weak},
+};
 
 use serde_json::Value;
 
 use crate::{
-    CallContext, CallError, ErrorCode, Manifest, PluginIdentity,
+    CallContext, CallError, ErrorCode, Manifest, PluginIdentity, Service,
     events::{EventError, Events},
+    services::{AccessError, Extension, ExtensionHandle, check_declared, grant_mask},
     xcore::Shared,
 };
 
@@ -52,6 +57,40 @@ impl PluginContext {
     pub fn events(&self) -> Result<Events, EventError> {
         let shared = self.shared.upgrade().ok_or(EventError::Closed)?;
         Ok(Events::new(shared.events.clone(), Some(self.identity.clone())))
+    }
+
+    pub(crate) fn shared(&self, service: &str) -> Result<Arc<Shared>, AccessError> {
+        self.shared.upgrade().ok_or_else(|| AccessError::Unavailable {
+            service: service.to_owned(),
+            reason: "the Xcore this plugin belonged to has been dropped".into(),
+        })
+    }
+
+    /// A service the plugin declared, once loaded.
+    pub(crate) fn declared_service(&self, name: &str) -> Result<(Arc<Shared>, Arc<dyn Service>), AccessError> {
+        check_declared(&self.identity, name)?;
+        let shared = self.shared(name)?;
+        let service = shared.service(name).ok_or_else(|| AccessError::Unavailable {
+            service: name.to_owned(),
+            reason: "it is not loaded (it failed, or is not configured)".into(),
+        })?;
+        Ok((shared, service))
+    }
+
+    /// The host extension registered as `name`
+    /// ([`XcoreBuilder::extension`](crate::XcoreBuilder::extension)), typed.
+    ///
+    /// The plugin must declare it (`services = ["email"]`) and hold `service:<name>: use`.
+    pub fn extension<T: Service>(&self, name: &str) -> Result<ExtensionHandle<T>, AccessError> {
+        let (shared, service) = self.declared_service(name)?;
+        grant_mask(&self.identity, &shared.audit, "service", name, &["use"])?;
+        let any: Arc<dyn Any + Send + Sync> = service;
+        any.downcast::<Extension<T>>()
+            .map(ExtensionHandle::new)
+            .map_err(|_| AccessError::WrongType {
+                service: name.to_owned(),
+                expected: std::any::type_name::<T>(),
+            })
     }
 
     /// A fresh context for calls this plugin makes outside of any call it serves (from a hook

@@ -1,0 +1,95 @@
+use crate::{CallError, ErrorCode, PluginIdentity, permissions::{Audit, DenialKind}};
+
+/// Why a plugin could not obtain a service handle, or use it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AccessError {
+    /// The plugin lacks the grant.
+    #[error("plugin `{plugin}` may not {action} `{resource}`: it holds no grant `{resource}: {action}`")]
+    PermissionDenied {
+        /// The plugin refused.
+        plugin: String,
+        /// The resource (`cache.sessions`, `service:email`).
+        resource: String,
+        /// The action (`write`, `use`).
+        action: String,
+    },
+    /// The plugin did not declare the service in its manifest.
+    #[error(
+        "plugin `{plugin}` did not declare the service `{service}`; add it to its manifest \
+         (`services = [\"{service}\"]`) so that it boots before the plugin"
+    )]
+    NotDeclared {
+        /// The plugin.
+        plugin: String,
+        /// The service.
+        service: String,
+    },
+    /// No service of that name is running.
+    #[error("the service `{service}` is not available: {reason}")]
+    Unavailable {
+        /// The service.
+        service: String,
+        /// Why.
+        reason: String,
+    },
+    /// The service exists but is not of the type asked for.
+    #[error("the service `{service}` is not a `{expected}`")]
+    WrongType {
+        /// The service.
+        service: String,
+        /// The type asked for.
+        expected: &'static str,
+    },
+}
+
+impl From<AccessError> for CallError {
+    fn from(err: AccessError) -> Self {
+        let code = match err {
+            AccessError::PermissionDenied { .. } => ErrorCode::PermissionDenied,
+            AccessError::NotDeclared { .. } | AccessError::WrongType { .. } => ErrorCode::Internal,
+            AccessError::Unavailable { .. } => ErrorCode::Unavailable,
+        };
+        CallError::new(code, err.to_string())
+    }
+}
+
+/// Checks that `plugin` declared `service`.
+pub(crate) fn check_declared(plugin: &PluginIdentity, service: &str) -> Result<(), AccessError> {
+    if plugin.manifest().services().iter().any(|s| s == service) {
+        Ok(())
+    } else {
+        Err(AccessError::NotDeclared {
+            plugin: plugin.name().to_owned(),
+            service: service.to_owned(),
+        })
+    }
+}
+
+/// Which of `actions` the plugin's grants allow on `scope.resource`, as a bit mask (bit *i* for
+/// `actions[i]`). If none is allowed, records the denial of the first and fails.
+pub(crate) fn grant_mask(
+    plugin: &PluginIdentity,
+    audit: &Audit,
+    scope: &str,
+    resource: &str,
+    actions: &[&str],
+) -> Result<u8, AccessError> {
+    let grants = plugin.manifest().permissions();
+    let mask = actions
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| grants.allows_scoped(scope, resource, a))
+        .fold(0u8, |m, (i, _)| m | (1 << i));
+    if mask != 0 {
+        return Ok(mask);
+    }
+    let full = format!("{scope}{}{resource}", if scope == "service" { ":" } else { "." });
+    let action = actions.first().copied().unwrap_or("use");
+    audit.record(plugin.name(), &full, action, DenialKind::Permission);
+    Err(AccessError::PermissionDenied {
+        plugin: plugin.name().to_owned(),
+        resource: full,
+        action: action.to_owned(),
+    })
+}

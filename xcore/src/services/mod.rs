@@ -1,0 +1,20 @@
+//! Services plugins use through scoped handles, and host extensions.
+//!
+//! A plugin reaches a service only through its [`PluginContext`](crate::PluginContext), and
+//! only if it declared the service in its manifest (`services = ["cache"]`: that also orders
+//! the boot) and holds a grant for it. Each handle carries the plugin's identity and what its
+//! grants allow; an operation the grants do not allow fails with a clear error.
+//!
+//! | handle | obtained with | resource | actions |
+//! |---|---|---|---|
+//! | extension | [`PluginContext::extension`](crate::PluginContext::extension) | `service:<name>` | `use` |
+
+mod access;
+pub mod cache;
+pub mod db;
+mod extension;
+pub(crate) mod serde_duration;
+
+pub use access::AccessError;
+pub(crate) use access::{check_declared, grant_mask};
+pub use extension::{Extension, ExtensionHandle};
