@@ -34,7 +34,11 @@
 mod app;
 mod fake;
 mod log;
+mod postgres;
+mod server;
 
 pub use app::{TestApp, TestAppBuilder};
 pub use fake::{Behavior, FakePlugin, FakeService};
 pub use log::HookLog;
+pub use postgres::PostgresServer;
+pub use server::{ServerUnavailable, require_servers};

@@ -1,8 +1,10 @@
 //! Health of plugins and services.
 
-use std::fmt;
+use std::{fmt, time::Duration};
 
 use serde::Serialize;
+
+use crate::NodeId;
 
 /// How healthy a node is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -37,6 +39,14 @@ impl Health {
         Self {
             status: HealthStatus::Healthy,
             message: None,
+        }
+    }
+
+    /// Healthy, with a message (latencies, sizes).
+    pub fn healthy_with(message: impl Into<String>) -> Self {
+        Self {
+            status: HealthStatus::Healthy,
+            message: Some(message.into()),
         }
     }
 
@@ -84,5 +94,58 @@ impl fmt::Display for Health {
             Some(m) => write!(f, "{status}: {m}"),
             None => f.write_str(status),
         }
+    }
+}
+
+/// One node's line in a [`HealthReport`].
+#[derive(Debug, Clone)]
+pub struct NodeHealth {
+    pub(crate) node: NodeId,
+    pub(crate) health: Health,
+    pub(crate) took: Duration,
+}
+
+impl NodeHealth {
+    /// The node.
+    pub fn node(&self) -> &NodeId {
+        &self.node
+    }
+
+    /// Its health.
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// How long its check took.
+    pub fn took(&self) -> Duration {
+        self.took
+    }
+}
+
+/// The outcome of [`Xcore::health`](crate::Xcore::health): an overall status and every node's.
+///
+/// Overall: `unhealthy` if xcore is not running or a service is unhealthy; `degraded` if a
+/// service is degraded or a plugin is not healthy (including plugins that failed to boot);
+/// `healthy` otherwise.
+#[derive(Debug, Clone)]
+pub struct HealthReport {
+    pub(crate) status: HealthStatus,
+    pub(crate) nodes: Vec<NodeHealth>,
+}
+
+impl HealthReport {
+    /// The overall status.
+    pub fn status(&self) -> HealthStatus {
+        self.status
+    }
+
+    /// Every node checked, services first, then plugins, by name.
+    pub fn nodes(&self) -> &[NodeHealth] {
+        &self.nodes
+    }
+
+    /// One node's health.
+    pub fn node(&self, node: &NodeId) -> Option<&NodeHealth> {
+        self.nodes.iter().find(|n| &n.node == node)
     }
 }

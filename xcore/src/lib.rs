@@ -48,6 +48,7 @@
 //! | [`plugin`] | the [`Plugin`] contract, typed [`Actions`], registration, [`PluginContext`] |
 //! | [`container`] | the graph of services and plugins, waves, [`BootReport`] |
 //! | [`call`] | [`CallContext`], [`CallError`], the call pipeline and its layers |
+//! | [`config`] | the config file: [`Config`](config::Config), `${VAR}` interpolation, `XCORE__…` overrides, typed sections |
 //! | [`events`] | the event bus, the kernel events |
 //! | [`permissions`] | grants at every boundary, the audit of denials |
 //! | [`tenancy`] | [`TenantId`] |
@@ -64,6 +65,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod call;
+pub mod config;
 pub mod container;
 pub mod events;
 mod health;
@@ -85,7 +87,7 @@ pub use crate::container::{
     BootError, BootOptions, BootReport, NodeId, NodeKind, NodeState, OnFailure, Plan, Service,
     ServiceContext, ShutdownReport,
 };
-pub use crate::health::{Health, HealthStatus};
+pub use crate::health::{Health, HealthReport, HealthStatus, NodeHealth};
 pub use crate::plugin::{Actions, HookError, Plugin, PluginClient, PluginContext, PluginError, ServiceError};
 pub use crate::tenancy::TenantId;
 pub use crate::xcore::{BuildError, Xcore, XcoreBuilder};

@@ -12,6 +12,8 @@ use tower::{Layer, ServiceExt};
 use tracing::Instrument;
 
 use crate::{
+    Health, HealthStatus,
+    health::{HealthReport, NodeHealth},
     BootError, BootOptions, BootReport, CallContext, CallError, ErrorCode, Manifest, ManifestError, NodeId,
     NodeState, OnFailure, Plan, Plugin, PluginContext, PluginIdentity, Service, ShutdownReport,
     call::{BoxCallService, CallRequest, HostLayer, host_layer},
@@ -48,12 +50,17 @@ impl Lifecycle {
 /// A started plugin, as calls see it.
 pub(crate) struct LivePlugin {
     identity: PluginIdentity,
+    instance: Arc<dyn Plugin>,
     pipeline: BoxCallService,
 }
 
 impl LivePlugin {
-    pub(crate) fn new(identity: PluginIdentity, pipeline: BoxCallService) -> Self {
-        Self { identity, pipeline }
+    pub(crate) fn new(identity: PluginIdentity, instance: Arc<dyn Plugin>, pipeline: BoxCallService) -> Self {
+        Self {
+            identity,
+            instance,
+            pipeline,
+        }
     }
 }
 
@@ -237,7 +244,7 @@ impl Shared {
 /// ```
 #[derive(Clone)]
 pub struct Xcore {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl Xcore {
@@ -291,6 +298,77 @@ impl Xcore {
         container::shutdown(&self.shared)
             .instrument(tracing::info_span!("xcore.shutdown"))
             .await
+    }
+
+    /// Checks every node concurrently, each under the health timeout (2 s by default): the
+    /// services that loaded, the plugins that run, and the plugins that failed to boot.
+    pub async fn health(&self) -> HealthReport {
+        let limit = self.shared.options.health_timeout;
+        let timed = |node: NodeId, check: futures_util::future::BoxFuture<'static, Health>| async move {
+            let started = tokio::time::Instant::now();
+            let health = tokio::time::timeout(limit, check)
+                .await
+                .unwrap_or_else(|_| Health::unhealthy(format!("no answer within {limit:?}")));
+            NodeHealth {
+                node,
+                health,
+                took: started.elapsed(),
+            }
+        };
+        let mut services: Vec<(String, Arc<dyn Service>)> = self
+            .shared
+            .services
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(n, s)| (n.clone(), s.clone()))
+            .collect();
+        services.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut plugins: Vec<Arc<LivePlugin>> = self
+            .shared
+            .live
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        plugins.sort_by(|a, b| a.identity.name().cmp(b.identity.name()));
+        let mut checks = Vec::new();
+        for (name, service) in services {
+            checks.push(timed(NodeId::service(&name), Box::pin(async move { service.health().await })));
+        }
+        for plugin in &plugins {
+            let instance = plugin.instance.clone();
+            checks.push(timed(
+                NodeId::plugin(plugin.identity.name()),
+                Box::pin(async move { instance.health().await }),
+            ));
+        }
+        let mut nodes = futures_util::future::join_all(checks).await;
+        if let Some(report) = lock(&self.shared.report).as_ref() {
+            for n in report.nodes() {
+                if n.node().kind() == crate::NodeKind::Plugin && n.state() != NodeState::Started {
+                    let why = format!("{}: {}", n.state(), n.reason().unwrap_or_default());
+                    nodes.push(NodeHealth {
+                        node: n.node().clone(),
+                        health: Health::unhealthy(why),
+                        took: Duration::ZERO,
+                    });
+                }
+            }
+        }
+        let running = self.shared.lifecycle() == Lifecycle::Running;
+        let status = nodes.iter().fold(
+            if running { HealthStatus::Healthy } else { HealthStatus::Unhealthy },
+            |worst, n| {
+                let status = match (n.node.kind(), n.health.status()) {
+                    (crate::NodeKind::Plugin, HealthStatus::Unhealthy) => HealthStatus::Degraded,
+                    (_, s) => s,
+                };
+                worst.max(status)
+            },
+        );
+        HealthReport { status, nodes }
     }
 
     /// The host's handle on the event bus: emits and subscriptions not subject to grants.
@@ -483,6 +561,12 @@ impl XcoreBuilder {
     /// How long each `start` / `on_start` may take (30 s by default).
     pub fn start_timeout(mut self, limit: Duration) -> Self {
         self.options.start_timeout = limit;
+        self
+    }
+
+    /// How long each health check may take (2 s by default).
+    pub fn health_timeout(mut self, limit: Duration) -> Self {
+        self.options.health_timeout = limit;
         self
     }
 

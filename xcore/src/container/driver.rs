@@ -285,7 +285,7 @@ async fn start_wave(shared: &Arc<Shared>, nodes: &mut Nodes, wave: &[usize]) -> 
                 } = &nodes.entries[i]
                 {
                     let pipeline = build_pipeline(identity, plugin.clone(), &shared.layers, &shared.audit);
-                    shared.go_live(LivePlugin::new(identity.clone(), pipeline));
+                    shared.go_live(LivePlugin::new(identity.clone(), plugin.clone(), pipeline));
                 }
             }
             Err(reason) => {

@@ -20,6 +20,8 @@ pub struct BootOptions {
     pub start_timeout: Duration,
     /// Limit of each `shutdown` / `on_stop` (default 10 s).
     pub stop_timeout: Duration,
+    /// Limit of each health check (default 2 s).
+    pub health_timeout: Duration,
     /// What a failed service does (default: [`OnFailure::Abort`]).
     pub on_service_failure: OnFailure,
     /// What a failed plugin does (default: [`OnFailure::Continue`]).
@@ -32,6 +34,7 @@ impl Default for BootOptions {
             load_timeout: Duration::from_secs(30),
             start_timeout: Duration::from_secs(30),
             stop_timeout: Duration::from_secs(10),
+            health_timeout: Duration::from_secs(2),
             on_service_failure: OnFailure::Abort,
             on_plugin_failure: OnFailure::Continue,
         }

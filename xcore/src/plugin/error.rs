@@ -36,13 +36,19 @@ where
 
 impl fmt::Display for HookError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
+        // Many errors already repeat their source in their message: append a source only if
+        // the text so far does not hold it.
+        let mut text = self.0.to_string();
         let mut source = self.0.source();
         while let Some(s) = source {
-            write!(f, ": {s}")?;
+            let more = s.to_string();
+            if !text.contains(&more) {
+                text.push_str(": ");
+                text.push_str(&more);
+            }
             source = s.source();
         }
-        Ok(())
+        f.write_str(&text)
     }
 }
 

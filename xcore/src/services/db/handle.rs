@@ -1,0 +1,201 @@
+use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
+
+use sqlx::{Any, AnyPool, Transaction, pool::PoolConnection};
+use tokio::time::Instant;
+
+use super::{Backend, DbError, Migration, MigrationReport, migrate, service::Connection};
+use crate::PluginContext;
+
+/// The future of the work done in [`Db::transaction`].
+pub type TxFuture<'t, T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 't>>;
+
+/// A handle on one database connection, as a plugin's grants allow: read-write, or read-only.
+///
+/// Run queries with sqlx on [`pool`](Self::pool), or in a [`transaction`](Self::transaction).
+///
+/// ```
+/// use xcore::services::db::{DatabaseOptions, DatabaseService, Db, DbError, sqlx};
+/// use xcore::prelude::*;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let mut service = DatabaseService::new([("default", DatabaseOptions::default())]);
+/// # let xcore = Xcore::builder().without_registered().service(service).build()?;
+/// # xcore.boot().await?;
+/// # let db: Db = xcore.database("default")?;
+/// sqlx::query("CREATE TABLE notes (id BIGINT PRIMARY KEY, body TEXT NOT NULL)")
+///     .execute(db.pool())
+///     .await?;
+/// db.transaction(|tx| {
+///     Box::pin(async move {
+///         sqlx::query("INSERT INTO notes (id, body) VALUES ($1, $2)")
+///             .bind(1_i64)
+///             .bind("hello")
+///             .execute(&mut **tx)
+///             .await?;
+///         Ok::<_, DbError>(())
+///     })
+/// })
+/// .await?;
+/// let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM notes").fetch_one(db.pool()).await?;
+/// assert_eq!(count, 1);
+/// # xcore.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Db {
+    conn: Arc<Connection>,
+    read_only: bool,
+    plugin: Arc<str>,
+}
+
+impl fmt::Debug for Db {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Db")
+            .field("connection", &self.conn.name)
+            .field("backend", &self.conn.backend)
+            .field("read_only", &self.read_only)
+            .field("plugin", &self.plugin)
+            .finish()
+    }
+}
+
+impl Db {
+    pub(crate) fn new(conn: Arc<Connection>, read_only: bool, plugin: &str) -> Self {
+        Self {
+            conn,
+            read_only,
+            plugin: Arc::from(plugin),
+        }
+    }
+
+    /// The connection's name.
+    pub fn connection(&self) -> &str {
+        &self.conn.name
+    }
+
+    /// SQLite or Postgres.
+    pub fn backend(&self) -> Backend {
+        self.conn.backend
+    }
+
+    /// Whether writes fail through this handle.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// The pool to run queries on (read-only connections for a read-only handle).
+    pub fn pool(&self) -> &AnyPool {
+        if self.read_only { &self.conn.ro } else { &self.conn.rw }
+    }
+
+    fn map(&self, err: sqlx::Error) -> DbError {
+        match err {
+            sqlx::Error::PoolTimedOut => DbError::AcquireTimeout {
+                connection: self.conn.name.clone(),
+                timeout: self.conn.acquire_timeout,
+            },
+            other => DbError::Sqlx(other),
+        }
+    }
+
+    /// A connection from the pool; fails with [`DbError::AcquireTimeout`] if none frees up
+    /// within the acquire timeout.
+    pub async fn acquire(&self) -> Result<PoolConnection<Any>, DbError> {
+        self.pool().acquire().await.map_err(|e| self.map(e))
+    }
+
+    /// Begins a transaction. It rolls back when dropped without `commit`.
+    pub async fn begin(&self) -> Result<Transaction<'static, Any>, DbError> {
+        self.pool().begin().await.map_err(|e| self.map(e))
+    }
+
+    /// Runs `work` in a transaction: commits if its future returns `Ok`, rolls back if it
+    /// returns `Err` (or panics, or is dropped).
+    pub async fn transaction<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: for<'t> FnOnce(&'t mut Transaction<'static, Any>) -> TxFuture<'t, T, E>,
+        E: From<DbError>,
+    {
+        let mut tx = self.begin().await?;
+        match work(&mut tx).await {
+            Ok(value) => {
+                tx.commit().await.map_err(|e| E::from(self.map(e)))?;
+                Ok(value)
+            }
+            Err(err) => {
+                if let Err(rollback) = tx.rollback().await {
+                    tracing::warn!(connection = %self.conn.name, error = %rollback, "rollback failed");
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Applies the plugin's migrations that are not applied yet, tracked per plugin in the
+    /// table `xcore_migrations` (so two plugins' versions never collide). Each migration
+    /// runs in its own transaction. Needs a read-write handle.
+    pub async fn migrate(&self, migrations: &[Migration]) -> Result<MigrationReport, DbError> {
+        if self.read_only {
+            return Err(DbError::ReadOnly {
+                plugin: self.plugin.to_string(),
+                connection: self.conn.name.clone(),
+                operation: "run migrations",
+            });
+        }
+        migrate::run(&self.conn.rw, &self.conn.migrate_lock, &self.plugin, migrations).await
+    }
+
+    /// Runs `SELECT 1`; returns how long it took.
+    pub async fn ping(&self) -> Result<Duration, DbError> {
+        let started = Instant::now();
+        sqlx::query("SELECT 1")
+            .execute(self.pool())
+            .await
+            .map_err(|e| self.map(e))?;
+        Ok(started.elapsed())
+    }
+}
+
+impl PluginContext {
+    /// The database connection `name` (from `services.databases`), as the plugin's grants
+    /// allow: `db.<name>: write` gives a read-write handle, `db.<name>: read` a read-only one.
+    /// The plugin must declare `services = ["db"]`.
+    pub fn db(&self, name: &str) -> Result<Db, crate::services::AccessError> {
+        use crate::services::{AccessError, grant_mask};
+        let (shared, service) = self.declared_service("db")?;
+        let any: Arc<dyn std::any::Any + Send + Sync> = service;
+        let service = any
+            .downcast::<super::DatabaseService>()
+            .map_err(|_| AccessError::WrongType {
+                service: "db".into(),
+                expected: "DatabaseService",
+            })?;
+        let conn = service.connection(name).map_err(|e| AccessError::Unavailable {
+            service: "db".into(),
+            reason: e.to_string(),
+        })?;
+        let mask = grant_mask(self.identity(), &shared.audit, "db", name, &["read", "write"])?;
+        Ok(Db::new(conn, mask & 0b10 == 0, self.name()))
+    }
+}
+
+impl crate::Xcore {
+    /// A read-write handle on database connection `name`, for the host (not subject to
+    /// grants). Available once the `db` service has loaded.
+    pub fn database(&self, name: &str) -> Result<Db, DbError> {
+        let service = self.shared.service("db").ok_or_else(|| DbError::UnknownConnection {
+            name: name.to_owned(),
+            available: "none (no `db` service is loaded)".into(),
+        })?;
+        let any: Arc<dyn std::any::Any + Send + Sync> = service;
+        let service = any
+            .downcast::<super::DatabaseService>()
+            .map_err(|_| DbError::UnknownConnection {
+                name: name.to_owned(),
+                available: "none (the `db` service is not xcore's DatabaseService)".into(),
+            })?;
+        service.handle(name)
+    }
+}
