@@ -2,8 +2,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use xcore::{
-    Actions, CallContext, CallError, Manifest, ManifestBuilder, Plugin, PluginContext, PluginError, Service,
-    ServiceContext, ServiceError, async_trait,
+    Actions, CallContext, CallError, Health, Manifest, ManifestBuilder, Plugin, PluginContext, PluginError,
+    Service, ServiceContext, ServiceError, async_trait,
 };
 
 use crate::HookLog;
@@ -50,6 +50,7 @@ pub struct FakeService {
     init: Behavior,
     start: Behavior,
     shutdown: Behavior,
+    health: Option<Health>,
     log: Option<HookLog>,
 }
 
@@ -62,8 +63,21 @@ impl FakeService {
             init: Behavior::Succeed,
             start: Behavior::Succeed,
             shutdown: Behavior::Succeed,
+            health: Some(Health::healthy()),
             log: None,
         }
+    }
+
+    /// What `health` answers.
+    pub fn health(mut self, health: Health) -> Self {
+        self.health = Some(health);
+        self
+    }
+
+    /// `health` never answers (until the health timeout drops it).
+    pub fn health_hangs(mut self) -> Self {
+        self.health = None;
+        self
     }
 
     /// Services it depends on.
@@ -117,6 +131,13 @@ impl Service for FakeService {
 
     async fn start(&self, _: &ServiceContext) -> Result<(), ServiceError> {
         self.start.run(self.log.as_ref(), format!("{}: start", self.name)).await
+    }
+
+    async fn health(&self) -> Health {
+        match &self.health {
+            Some(h) => h.clone(),
+            None => std::future::pending().await,
+        }
     }
 
     async fn shutdown(&self) -> Result<(), ServiceError> {

@@ -306,9 +306,15 @@ impl Xcore {
         let limit = self.shared.options.health_timeout;
         let timed = |node: NodeId, check: futures_util::future::BoxFuture<'static, Health>| async move {
             let started = tokio::time::Instant::now();
-            let health = tokio::time::timeout(limit, check)
-                .await
-                .unwrap_or_else(|_| Health::unhealthy(format!("no answer within {limit:?}")));
+            let check = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(check));
+            let health = match tokio::time::timeout(limit, check).await {
+                Ok(Ok(health)) => health,
+                Ok(Err(panic)) => Health::unhealthy(format!(
+                    "the health check panicked: {}",
+                    crate::call::layers::catch_panic_message(&*panic)
+                )),
+                Err(_) => Health::unhealthy(format!("no answer within {limit:?}")),
+            };
             NodeHealth {
                 node,
                 health,
