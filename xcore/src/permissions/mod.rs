@@ -9,6 +9,12 @@
 //! |---|---|---|
 //! | `plugin:<target>` | the target's action names | a plugin calls another (plus the target's `allowed_callers`) |
 //! | `events:<event name>` | `emit`, `subscribe` | a plugin emits an event, or subscribes to a pattern (the pattern must be covered) |
+//! | `db.<connection>` | `read`, `write` | `ctx.db(name)`: `write` gives a read-write handle, `read` alone a read-only one |
+//! | `cache.<namespace>` | `read`, `write`, `delete` | `ctx.cache(namespace)`, then each operation (get/exists/ttl/mget/keys: `read`; set/incr/mset: `write`; delete/delete_pattern/clear: `delete`) |
+//! | `service:<extension>` | `use` | `ctx.extension::<T>(name)` |
+//!
+//! A plugin must also declare the services it uses (`services = ["db"]`), which orders the
+//! boot: the service is ready before the plugin loads.
 //!
 //! The host is not a plugin: its calls, emits and subscriptions are not subject to grants.
 //! Every denial is logged (`tracing` at `warn`), counted, and kept in the bounded [`Audit`]
