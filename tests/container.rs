@@ -75,6 +75,9 @@ async fn scenario_waves_failures_and_skips() {
     // b stops before a, a before cache, cache before db.
     let pos = |e: &str| log.position(e).unwrap_or_else(|| panic!("no {e}: {:?}", log.entries()));
     assert!(pos("b: on_stop") < pos("a: on_stop"));
+    // Services withdraw what a plugin holds before its on_stop.
+    assert!(pos("db: a stopping") < pos("a: on_stop"));
+    assert!(pos("cache: b stopping") < pos("b: on_stop"));
     assert!(pos("a: on_stop") < pos("cache: shutdown"));
     assert!(pos("cache: shutdown") < pos("db: shutdown"));
     assert!(log.position("g: on_stop").is_none(), "a failed plugin is not stopped");

@@ -42,7 +42,8 @@ impl Behavior {
     }
 }
 
-/// A service whose hooks behave as told and are written to a [`HookLog`].
+/// A service whose hooks behave as told and are written to a [`HookLog`] (`"db: init"`,
+/// `"db: start"`, `"db: users stopping"`, `"db: shutdown"`).
 #[derive(Debug, Clone)]
 pub struct FakeService {
     name: String,
@@ -137,6 +138,12 @@ impl Service for FakeService {
         match &self.health {
             Some(h) => h.clone(),
             None => std::future::pending().await,
+        }
+    }
+
+    async fn on_plugin_stop(&self, plugin: &str) {
+        if let Some(log) = &self.log {
+            log.push(format!("{}: {plugin} stopping", self.name));
         }
     }
 

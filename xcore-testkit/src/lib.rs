@@ -25,7 +25,15 @@
 //! app.shutdown().await;
 //! assert_eq!(
 //!     log.entries(),
-//!     ["db: init", "users: on_load", "db: start", "users: on_start", "users: on_stop", "db: shutdown"],
+//!     [
+//!         "db: init",
+//!         "users: on_load",
+//!         "db: start",
+//!         "users: on_start",
+//!         "db: users stopping",
+//!         "users: on_stop",
+//!         "db: shutdown",
+//!     ],
 //! );
 //! # }
 //! ```

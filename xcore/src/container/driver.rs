@@ -301,6 +301,16 @@ async fn start_wave(shared: &Arc<Shared>, nodes: &mut Nodes, wave: &[usize]) -> 
     abort
 }
 
+fn loaded_services(entries: &[Entry]) -> Vec<Arc<dyn Service>> {
+    entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Service { loaded: Some(s), .. } => Some(s.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Stops, in reverse wave order and concurrently inside a wave, the started plugins and the
 /// loaded services. Plugins stop receiving calls before their `on_stop`.
 async fn stop_all(shared: &Arc<Shared>, nodes: &mut Nodes) -> ShutdownReport {
@@ -312,10 +322,22 @@ async fn stop_all(shared: &Arc<Shared>, nodes: &mut Nodes) -> ShutdownReport {
         for &i in wave {
             match (&nodes.entries[i], &nodes.status[i]) {
                 (Entry::Plugin { ctx, loaded: Some(p), .. }, Status::Started) => {
-                    shared.go_dark(plan.nodes[i].name());
-                    shared.events.remove_owner(plan.nodes[i].name());
+                    let name = plan.nodes[i].name();
+                    shared.go_dark(name);
+                    shared.events.remove_owner(name);
+                    // Every service withdraws what the plugin holds in it (jobs, tasks, ...)
+                    // before the plugin's own `on_stop`.
+                    let services = loaded_services(&nodes.entries);
                     let (ctx, p) = (ctx.clone(), p.clone());
-                    hooks.push(async move { (i, run_hook(limit, async move { p.on_stop(&ctx).await }).await) }.boxed());
+                    hooks.push(
+                        async move {
+                            for service in services {
+                                service.on_plugin_stop(ctx.name()).await;
+                            }
+                            (i, run_hook(limit, async move { p.on_stop(&ctx).await }).await)
+                        }
+                        .boxed(),
+                    );
                 }
                 // A service whose `init` succeeded releases its resources, even if it
                 // failed to start or was never started.

@@ -19,7 +19,8 @@ use crate::{Health, ServiceError};
 ///    policy `boot()` rolls back and returns an error.
 /// 2. **`start`** — during the start phase, after every node has loaded, wave by wave.
 /// 3. **`health`** — any time after `start`.
-/// 4. **`shutdown`** — during `Xcore::shutdown` or the rollback of a failed boot, for every
+/// 4. **`on_plugin_stop`** — when a plugin stops (shutdown, rollback), before its `on_stop`.
+/// 5. **`shutdown`** — during `Xcore::shutdown` or the rollback of a failed boot, for every
 ///    service whose `init` succeeded, in reverse wave order (after the plugins that depend on
 ///    it have stopped), under the stop timeout. Release everything `init` acquired.
 ///
@@ -63,6 +64,13 @@ pub trait Service: Any + Send + Sync {
     /// Reports the service's health. The default is healthy.
     async fn health(&self) -> Health {
         Health::healthy()
+    }
+
+    /// A plugin is stopping: withdraw what it holds in this service (its jobs, its queued
+    /// tasks, its subscriptions). Called for every loaded service, before the plugin's
+    /// `on_stop`, while the service is still running. The default does nothing.
+    async fn on_plugin_stop(&self, plugin: &str) {
+        let _ = plugin;
     }
 
     /// Releases the service's resources; see the contract above.
