@@ -51,7 +51,9 @@ struct Record {
 #[actions]
 impl Ledger {
     fn db(&self) -> Result<&Db, CallError> {
-        self.db.as_ref().ok_or_else(|| CallError::internal("ledger is not loaded"))
+        self.db
+            .as_ref()
+            .ok_or_else(|| CallError::internal("ledger is not loaded"))
     }
 
     #[action]
@@ -110,11 +112,21 @@ impl Greeter {
         if input.name.trim().is_empty() {
             return Err(CallError::invalid_payload("name", "must not be empty"));
         }
-        let ctx = self.ctx.as_ref().ok_or_else(|| CallError::internal("not loaded"))?;
-        let number = ctx.plugin("ledger").call(cx, "record", json!({ "name": input.name })).await?;
+        let ctx = self
+            .ctx
+            .as_ref()
+            .ok_or_else(|| CallError::internal("not loaded"))?;
+        let number = ctx
+            .plugin("ledger")
+            .call(cx, "record", json!({ "name": input.name }))
+            .await?;
         let number = number.as_i64().unwrap_or_default();
         ctx.events()?
-            .emit(cx, "greeting.sent", json!({ "name": input.name, "number": number }))
+            .emit(
+                cx,
+                "greeting.sent",
+                json!({ "name": input.name, "number": number }),
+            )
             .await?;
         Ok(Greeting {
             message: format!("Hello, {}!", input.name),
@@ -133,19 +145,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     println!("plan:\n{}", xcore.plan());
 
-    xcore.events().subscribe("greeting.*", |event: Event| async move {
-        println!("event {} from {}: {}", event.name(), event.source(), event.payload());
-        Ok::<_, std::convert::Infallible>(Flow::Continue)
-    })?;
+    xcore
+        .events()
+        .subscribe("greeting.*", |event: Event| async move {
+            println!(
+                "event {} from {}: {}",
+                event.name(),
+                event.source(),
+                event.payload()
+            );
+            Ok::<_, std::convert::Infallible>(Flow::Continue)
+        })?;
 
     let report = xcore.boot().await?;
     println!("{report}");
 
     for name in ["Ada", "Grace"] {
-        let answer = xcore.call("greeter", "greet", json!({ "name": name })).await?;
+        let answer = xcore
+            .call("greeter", "greet", json!({ "name": name }))
+            .await?;
         println!("greeter.greet({name}) -> {answer}");
     }
-    let refused = xcore.call("greeter", "greet", json!({ "name": 42 })).await.unwrap_err();
+    let refused = xcore
+        .call("greeter", "greet", json!({ "name": 42 }))
+        .await
+        .unwrap_err();
     println!("greeter.greet(42) -> {}", xcore::envelope(&Err(refused)));
 
     let health = xcore.health().await;

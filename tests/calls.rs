@@ -17,11 +17,22 @@ use xcore_testkit::{FakePlugin, TestApp};
 
 #[tokio::test]
 async fn a_panicking_handler_returns_panicked_and_the_plugin_goes_on() {
-    let app = TestApp::builder().fake_plugin(FakePlugin::new("p")).boot().await.unwrap();
+    let app = TestApp::builder()
+        .fake_plugin(FakePlugin::new("p"))
+        .boot()
+        .await
+        .unwrap();
     let err = app.call("p", "panic", json!({})).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Panicked);
-    assert!(err.message().contains("fake plugin asked to panic"), "{}", err.message());
-    assert_eq!(app.call("p", "ping", json!({})).await.unwrap(), json!("pong"));
+    assert!(
+        err.message().contains("fake plugin asked to panic"),
+        "{}",
+        err.message()
+    );
+    assert_eq!(
+        app.call("p", "ping", json!({})).await.unwrap(),
+        json!("pong")
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -32,10 +43,16 @@ async fn a_call_past_the_timeout_returns_timeout_and_the_next_is_unaffected() {
         .await
         .unwrap();
     let started = tokio::time::Instant::now();
-    let err = app.call("slow", "sleep", json!({"ms": 2000})).await.unwrap_err();
+    let err = app
+        .call("slow", "sleep", json!({"ms": 2000}))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::Timeout);
     assert_eq!(started.elapsed(), Duration::from_secs(1));
-    assert_eq!(app.call("slow", "sleep", json!({"ms": 500})).await.unwrap(), json!("slept"));
+    assert_eq!(
+        app.call("slow", "sleep", json!({"ms": 500})).await.unwrap(),
+        json!("slept")
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -49,7 +66,12 @@ async fn the_callers_deadline_travels_and_wins_when_earlier() {
     let cx = CallContext::host().with_timeout(Duration::from_millis(300));
     let started = tokio::time::Instant::now();
     let err = app
-        .call_with(cx, "front", "call", json!({"target": "back", "action": "sleep", "payload": {"ms": 5000}}))
+        .call_with(
+            cx,
+            "front",
+            "call",
+            json!({"target": "back", "action": "sleep", "payload": {"ms": 5000}}),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::Timeout);
@@ -69,14 +91,25 @@ async fn error_codes_for_absent_plugins_and_actions() {
 
     let err = xcore.call("nope", "ping", json!({})).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::NotFound);
-    assert!(err.message().contains("plugins: broken, ok"), "{}", err.message());
+    assert!(
+        err.message().contains("plugins: broken, ok"),
+        "{}",
+        err.message()
+    );
     let err = xcore.call("broken", "ping", json!({})).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Unavailable);
-    assert!(err.message().contains("unknown dependency `ghost`"), "{}", err.message());
+    assert!(
+        err.message().contains("unknown dependency `ghost`"),
+        "{}",
+        err.message()
+    );
     let err = xcore.call("ok", "nope", json!({})).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::UnknownAction);
     assert!(err.message().contains("ping, echo"), "{}", err.message());
-    let err = xcore.call("ok", "fail", json!({"message": "no stock"})).await.unwrap_err();
+    let err = xcore
+        .call("ok", "fail", json!({"message": "no stock"}))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::HandlerError);
     assert_eq!(
         err.to_envelope(),
@@ -95,40 +128,62 @@ async fn error_codes_for_absent_plugins_and_actions() {
 #[tokio::test]
 async fn plugin_calls_need_a_grant_and_an_admitting_target() {
     let app = TestApp::builder()
-        .fake_plugin(FakePlugin::new("a").manifest(|m| m.permissions(["plugin:b: ping", "plugin:c: *"])))
+        .fake_plugin(
+            FakePlugin::new("a").manifest(|m| m.permissions(["plugin:b: ping", "plugin:c: *"])),
+        )
         .fake_plugin(FakePlugin::new("b"))
         .fake_plugin(FakePlugin::new("c").manifest(|m| m.allowed_callers(["b"])))
         .fake_plugin(FakePlugin::new("b2").manifest(|m| m.permissions(["plugin:c: ping"])))
         .boot()
         .await
         .unwrap();
-    let via_a = |target: &str, action: &str| {
-        json!({"target": target, "action": action, "payload": {}})
-    };
-    assert_eq!(app.call("a", "call", via_a("b", "ping")).await.unwrap(), json!("pong"));
+    let via_a =
+        |target: &str, action: &str| json!({"target": target, "action": action, "payload": {}});
+    assert_eq!(
+        app.call("a", "call", via_a("b", "ping")).await.unwrap(),
+        json!("pong")
+    );
 
     let err = app.call("a", "call", via_a("b", "echo")).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::PermissionDenied);
-    assert!(err.message().contains("plugin `a` may not call `b.echo`"), "{}", err.message());
+    assert!(
+        err.message().contains("plugin `a` may not call `b.echo`"),
+        "{}",
+        err.message()
+    );
     assert_eq!(err.details().unwrap()["resource"], "plugin:b");
 
     // a holds a grant for c, but c admits only b.
     let err = app.call("a", "call", via_a("c", "ping")).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::CallerDenied);
-    assert!(err.message().contains("does not accept calls from plugin `a`"), "{}", err.message());
+    assert!(
+        err.message()
+            .contains("does not accept calls from plugin `a`"),
+        "{}",
+        err.message()
+    );
     // b2 is admitted by nobody's list but holds a grant: c still refuses it.
-    let err = app.call("b2", "call", via_a("c", "ping")).await.unwrap_err();
+    let err = app
+        .call("b2", "call", via_a("c", "ping"))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::CallerDenied);
 
     // The host is exempt from grants and allowed_callers.
-    assert_eq!(app.call("c", "ping", json!({})).await.unwrap(), json!("pong"));
+    assert_eq!(
+        app.call("c", "ping", json!({})).await.unwrap(),
+        json!("pong")
+    );
 
     // Every denial is in the audit, by plugin.
     let audit = app.xcore().audit();
     assert_eq!(audit.total(), 3);
     let of_a = audit.denials(Some("a"), 10);
     assert_eq!(of_a.len(), 2);
-    assert_eq!((of_a[0].resource.as_str(), of_a[0].action.as_str()), ("plugin:b", "echo"));
+    assert_eq!(
+        (of_a[0].resource.as_str(), of_a[0].action.as_str()),
+        ("plugin:b", "echo")
+    );
     assert_eq!(of_a[0].kind, xcore::permissions::DenialKind::Permission);
     assert_eq!(of_a[1].kind, xcore::permissions::DenialKind::Caller);
     assert_eq!(audit.denials(Some("b2"), 10).len(), 1);
@@ -150,7 +205,11 @@ async fn the_audit_stays_bounded() {
     }
     let audit = app.xcore().audit();
     assert_eq!(audit.total(), 20);
-    let kept: Vec<String> = audit.denials(None, 100).into_iter().map(|d| d.action).collect();
+    let kept: Vec<String> = audit
+        .denials(None, 100)
+        .into_iter()
+        .map(|d| d.action)
+        .collect();
     assert_eq!(kept, ["a15", "a16", "a17", "a18", "a19"]);
     assert_eq!(audit.denials(Some("nosy"), 2).len(), 2);
 }
@@ -159,7 +218,9 @@ async fn the_audit_stays_bounded() {
 async fn the_tenant_travels_two_hops() {
     let app = TestApp::builder()
         .fake_plugin(FakePlugin::new("first").manifest(|m| m.permissions(["plugin:second: call"])))
-        .fake_plugin(FakePlugin::new("second").manifest(|m| m.permissions(["plugin:third: tenant"])))
+        .fake_plugin(
+            FakePlugin::new("second").manifest(|m| m.permissions(["plugin:third: tenant"])),
+        )
         .fake_plugin(FakePlugin::new("third"))
         .boot()
         .await
@@ -170,7 +231,10 @@ async fn the_tenant_travels_two_hops() {
         "action": "call",
         "payload": {"target": "third", "action": "tenant", "payload": {}},
     });
-    assert_eq!(app.call_with(cx, "first", "call", two_hops).await.unwrap(), json!("acme"));
+    assert_eq!(
+        app.call_with(cx, "first", "call", two_hops).await.unwrap(),
+        json!("acme")
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -190,7 +254,8 @@ async fn rate_limit_and_concurrency_limit_reject_at_once() {
     assert!(app.call("limited", "ping", json!({})).await.is_ok());
 
     let xcore = app.xcore().clone();
-    let busy = tokio::spawn(async move { xcore.call("single", "sleep", json!({"ms": 1000})).await });
+    let busy =
+        tokio::spawn(async move { xcore.call("single", "sleep", json!({"ms": 1000})).await });
     tokio::task::yield_now().await;
     let err = app.call("single", "ping", json!({})).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Overloaded);
@@ -210,14 +275,19 @@ impl tower::Service<CallRequest> for Gate {
     type Error = CallError;
     type Future = xcore::call::CallFuture;
 
-    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), CallError>> {
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), CallError>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: CallRequest) -> Self::Future {
         self.seen.fetch_add(1, Ordering::Relaxed);
         if req.action() == "echo" {
-            return Box::pin(async { Err(CallError::new(ErrorCode::PermissionDenied, "gate: no echo")) });
+            return Box::pin(async {
+                Err(CallError::new(ErrorCode::PermissionDenied, "gate: no echo"))
+            });
         }
         Box::pin(self.inner.call(req))
     }
@@ -267,7 +337,11 @@ impl Plugin for Counter {}
 
 async fn counter_app() -> Xcore {
     let manifest = Manifest::builder("counter", "1.0.0").build().unwrap();
-    let xcore = Xcore::builder().without_registered().plugin(manifest, Counter::default()).build().unwrap();
+    let xcore = Xcore::builder()
+        .without_registered()
+        .plugin(manifest, Counter::default())
+        .build()
+        .unwrap();
     xcore.boot().await.unwrap();
     xcore
 }
@@ -289,6 +363,15 @@ async fn two_xcores_in_one_process_share_nothing() {
     assert_eq!(b.unwrap(), json!(300));
     one.shutdown().await;
     // Shutting one down leaves the other running.
-    assert_eq!(two.call("counter", "incr", json!({})).await.unwrap(), json!(301));
-    assert_eq!(one.call("counter", "incr", json!({})).await.unwrap_err().code(), ErrorCode::NotReady);
+    assert_eq!(
+        two.call("counter", "incr", json!({})).await.unwrap(),
+        json!(301)
+    );
+    assert_eq!(
+        one.call("counter", "incr", json!({}))
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::NotReady
+    );
 }

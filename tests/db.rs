@@ -5,20 +5,28 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use xcore::{
-    Actions, CallContext, CallError, ErrorCode, Manifest, NodeState, OnFailure, Plugin, PluginContext, PluginError,
-    async_trait,
+    Actions, CallContext, CallError, ErrorCode, Manifest, NodeState, OnFailure, Plugin,
+    PluginContext, PluginError, async_trait,
     services::db::{DatabaseOptions, DatabaseService, Db, DbError, Migration, sqlx},
 };
 use xcore_testkit::{PostgresServer, TestApp};
 
 const NOTES: &[Migration] = &[
-    Migration::new(1, "create notes", "CREATE TABLE notes (id BIGINT PRIMARY KEY, body TEXT NOT NULL)"),
+    Migration::new(
+        1,
+        "create notes",
+        "CREATE TABLE notes (id BIGINT PRIMARY KEY, body TEXT NOT NULL)",
+    ),
     Migration::new(2, "seed", "INSERT INTO notes (id, body) VALUES (0, 'seed')"),
 ];
 
 /// Another plugin whose migrations have the same versions and names.
 const TAGS: &[Migration] = &[
-    Migration::new(1, "create notes", "CREATE TABLE tags (id BIGINT PRIMARY KEY, label TEXT NOT NULL)"),
+    Migration::new(
+        1,
+        "create notes",
+        "CREATE TABLE tags (id BIGINT PRIMARY KEY, label TEXT NOT NULL)",
+    ),
     Migration::new(2, "seed", "INSERT INTO tags (id, label) VALUES (0, 'seed')"),
 ];
 
@@ -31,14 +39,26 @@ struct Notes {
 
 impl Notes {
     fn new(migrations: &'static [Migration], table: &'static str) -> Self {
-        Self { migrations, table, db: None }
+        Self {
+            migrations,
+            table,
+            db: None,
+        }
     }
 }
 
 #[async_trait]
 impl Actions for Notes {
-    async fn handle(&self, action: &str, payload: Value, _: &CallContext) -> Result<Value, CallError> {
-        let db = self.db.as_ref().ok_or_else(|| CallError::internal("not loaded"))?;
+    async fn handle(
+        &self,
+        action: &str,
+        payload: Value,
+        _: &CallContext,
+    ) -> Result<Value, CallError> {
+        let db = self
+            .db
+            .as_ref()
+            .ok_or_else(|| CallError::internal("not loaded"))?;
         let id = payload["id"].as_i64().unwrap_or(1);
         match action {
             "insert" => {
@@ -56,8 +76,14 @@ impl Actions for Notes {
                 let result: Result<(), DbError> = db
                     .transaction(|tx| {
                         Box::pin(async move {
-                            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).bind("x").execute(&mut **tx).await?;
-                            Err(DbError::Sqlx(sqlx::Error::Protocol("business rule failed".into())))
+                            sqlx::query(sqlx::AssertSqlSafe(sql))
+                                .bind(id)
+                                .bind("x")
+                                .execute(&mut **tx)
+                                .await?;
+                            Err(DbError::Sqlx(sqlx::Error::Protocol(
+                                "business rule failed".into(),
+                            )))
                         })
                     })
                     .await;
@@ -67,7 +93,11 @@ impl Actions for Notes {
                 let sql = format!("INSERT INTO {} VALUES ($1, $2)", self.table);
                 db.transaction(|tx| {
                     Box::pin(async move {
-                        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).bind("x").execute(&mut **tx).await?;
+                        sqlx::query(sqlx::AssertSqlSafe(sql))
+                            .bind(id)
+                            .bind("x")
+                            .execute(&mut **tx)
+                            .await?;
                         Ok::<_, DbError>(())
                     })
                 })
@@ -82,7 +112,10 @@ impl Actions for Notes {
                     .map_err(|e| CallError::handler(e))?;
                 Ok(json!(n))
             }
-            other => Err(CallError::unknown_action(other, &["insert", "insert_then_fail", "insert_in_tx", "count"])),
+            other => Err(CallError::unknown_action(
+                other,
+                &["insert", "insert_then_fail", "insert_in_tx", "count"],
+            )),
         }
     }
 }
@@ -120,19 +153,39 @@ fn options(url: &str) -> DatabaseOptions {
 async fn suite(url: &str) {
     let app = TestApp::builder()
         .service(DatabaseService::new([("default", options(url))]))
-        .plugin(plugin("notes", &["db.default: read, write"]), Notes::new(NOTES, "notes"))
-        .plugin(plugin("tags", &["db.default: write"]), Notes::new(TAGS, "tags"))
-        .plugin(plugin("reader", &["db.default: read"]), Notes::new(&[], "notes"))
+        .plugin(
+            plugin("notes", &["db.default: read, write"]),
+            Notes::new(NOTES, "notes"),
+        )
+        .plugin(
+            plugin("tags", &["db.default: write"]),
+            Notes::new(TAGS, "tags"),
+        )
+        .plugin(
+            plugin("reader", &["db.default: read"]),
+            Notes::new(&[], "notes"),
+        )
         .boot()
         .await
         .unwrap();
     for name in ["notes", "tags", "reader"] {
-        assert_eq!(app.report().plugin(name).unwrap().state(), NodeState::Started, "{}", app.report());
+        assert_eq!(
+            app.report().plugin(name).unwrap().state(),
+            NodeState::Started,
+            "{}",
+            app.report()
+        );
     }
 
     // Migrations of two plugins with the same versions and names both applied.
-    assert_eq!(app.call("notes", "count", json!({})).await.unwrap(), json!(1));
-    assert_eq!(app.call("tags", "count", json!({})).await.unwrap(), json!(1));
+    assert_eq!(
+        app.call("notes", "count", json!({})).await.unwrap(),
+        json!(1)
+    );
+    assert_eq!(
+        app.call("tags", "count", json!({})).await.unwrap(),
+        json!(1)
+    );
     let db = app.xcore().database("default").unwrap();
     let tracked: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM xcore_migrations")
         .fetch_one(db.pool())
@@ -144,24 +197,54 @@ async fn suite(url: &str) {
     assert!(again.applied.is_empty());
 
     // Commit persists; an error inside a transaction rolls back.
-    app.call("notes", "insert_in_tx", json!({"id": 10})).await.unwrap();
-    let err = app.call("notes", "insert_then_fail", json!({"id": 11})).await.unwrap_err();
-    assert!(err.message().contains("business rule failed"), "{}", err.message());
-    assert_eq!(app.call("notes", "count", json!({})).await.unwrap(), json!(2));
+    app.call("notes", "insert_in_tx", json!({"id": 10}))
+        .await
+        .unwrap();
+    let err = app
+        .call("notes", "insert_then_fail", json!({"id": 11}))
+        .await
+        .unwrap_err();
+    assert!(
+        err.message().contains("business rule failed"),
+        "{}",
+        err.message()
+    );
+    assert_eq!(
+        app.call("notes", "count", json!({})).await.unwrap(),
+        json!(2)
+    );
     // A dropped transaction rolls back too.
     {
         let mut tx = db.begin().await.unwrap();
-        sqlx::query("INSERT INTO notes VALUES (12, 'dropped')").execute(&mut *tx).await.unwrap();
+        sqlx::query("INSERT INTO notes VALUES (12, 'dropped')")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
     }
-    assert_eq!(app.call("notes", "count", json!({})).await.unwrap(), json!(2));
+    assert_eq!(
+        app.call("notes", "count", json!({})).await.unwrap(),
+        json!(2)
+    );
 
     // The read-only handle reads, and its INSERT fails.
-    assert_eq!(app.call("reader", "count", json!({})).await.unwrap(), json!(2));
-    let err = app.call("reader", "insert", json!({"id": 20})).await.unwrap_err();
+    assert_eq!(
+        app.call("reader", "count", json!({})).await.unwrap(),
+        json!(2)
+    );
+    let err = app
+        .call("reader", "insert", json!({"id": 20}))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::HandlerError);
     let msg = err.message().to_lowercase();
-    assert!(msg.contains("read-only") || msg.contains("readonly"), "{msg}");
-    assert_eq!(app.call("notes", "count", json!({})).await.unwrap(), json!(2));
+    assert!(
+        msg.contains("read-only") || msg.contains("readonly"),
+        "{msg}"
+    );
+    assert_eq!(
+        app.call("notes", "count", json!({})).await.unwrap(),
+        json!(2)
+    );
 
     // An exhausted pool gives an acquire timeout, not a hang.
     let mut held = Vec::new();
@@ -175,10 +258,17 @@ async fn suite(url: &str) {
     drop(held);
     assert!(db.ping().await.is_ok());
 
-    let edited = [Migration::new(1, "create notes", "CREATE TABLE notes (id BIGINT)")];
+    let edited = [Migration::new(
+        1,
+        "create notes",
+        "CREATE TABLE notes (id BIGINT)",
+    )];
     let notes_db = Db::clone(&db);
     let err = migrate_as(&app, "notes", &edited).await;
-    assert!(err.to_string().contains("was changed after it was applied"), "{err}");
+    assert!(
+        err.to_string().contains("was changed after it was applied"),
+        "{err}"
+    );
     drop(notes_db);
 
     let health = app.xcore().health().await;
@@ -191,10 +281,18 @@ async fn suite(url: &str) {
 async fn migrate_as(app: &TestApp, _plugin: &str, migrations: &[Migration]) -> DbError {
     let db = app.xcore().database("default").unwrap();
     // The host's own history: apply version 1, then present an edited version 1.
-    let original = [Migration::new(1, "create notes", "CREATE TABLE host_notes (id BIGINT)")];
+    let original = [Migration::new(
+        1,
+        "create notes",
+        "CREATE TABLE host_notes (id BIGINT)",
+    )];
     db.migrate(&original).await.unwrap();
     let _ = migrations;
-    let edited = [Migration::new(1, "create notes", "CREATE TABLE host_notes (id BIGINT, x TEXT)")];
+    let edited = [Migration::new(
+        1,
+        "create notes",
+        "CREATE TABLE host_notes (id BIGINT, x TEXT)",
+    )];
     db.migrate(&edited).await.unwrap_err()
 }
 
@@ -212,7 +310,9 @@ async fn sqlite_file_suite() {
 
 #[tokio::test]
 async fn postgres_suite() {
-    let Ok(server) = PostgresServer::start().await else { return };
+    let Ok(server) = PostgresServer::start().await else {
+        return;
+    };
     let url = server.database().await.unwrap();
     suite(&url).await;
 }
@@ -220,33 +320,68 @@ async fn postgres_suite() {
 #[tokio::test]
 async fn a_missing_grant_or_declaration_is_refused() {
     let app = TestApp::builder()
-        .service(DatabaseService::new([("default", options("sqlite::memory:"))]))
+        .service(DatabaseService::new([(
+            "default",
+            options("sqlite::memory:"),
+        )]))
         .plugin(plugin("nogrant", &[]), Notes::new(&[], "x"))
         .plugin(
-            Manifest::builder("undeclared", "1.0.0").permissions(["db.default: read"]).build().unwrap(),
+            Manifest::builder("undeclared", "1.0.0")
+                .permissions(["db.default: read"])
+                .build()
+                .unwrap(),
             Notes::new(&[], "x"),
         )
         .plugin(plugin("other", &["db.other: read"]), Notes::new(&[], "x"))
         .boot()
         .await
         .unwrap();
-    let reason = |n: &str| app.report().plugin(n).unwrap().reason().unwrap_or_default().to_owned();
-    assert!(reason("nogrant").contains("may not read `db.default`"), "{}", reason("nogrant"));
-    assert!(reason("undeclared").contains("did not declare the service `db`"), "{}", reason("undeclared"));
-    assert!(reason("other").contains("may not read `db.default`"), "{}", reason("other"));
+    let reason = |n: &str| {
+        app.report()
+            .plugin(n)
+            .unwrap()
+            .reason()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        reason("nogrant").contains("may not read `db.default`"),
+        "{}",
+        reason("nogrant")
+    );
+    assert!(
+        reason("undeclared").contains("did not declare the service `db`"),
+        "{}",
+        reason("undeclared")
+    );
+    assert!(
+        reason("other").contains("may not read `db.default`"),
+        "{}",
+        reason("other")
+    );
     assert_eq!(app.xcore().audit().denials(Some("nogrant"), 5).len(), 1);
     let err = app.xcore().database("nope").unwrap_err();
-    assert_eq!(err.to_string(), "no database connection `nope`; configured: default");
+    assert_eq!(
+        err.to_string(),
+        "no database connection `nope`; configured: default"
+    );
 }
 
 #[tokio::test]
 async fn a_database_down_at_boot_fails_the_service_and_skips_its_dependents() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut down = options(&format!("postgres://nobody@127.0.0.1:{port}/none"));
     down.acquire_timeout = Duration::from_secs(2);
     let app = TestApp::builder()
         .service(DatabaseService::new([("default", down)]))
-        .plugin(plugin("notes", &["db.default: read, write"]), Notes::new(NOTES, "notes"))
+        .plugin(
+            plugin("notes", &["db.default: read, write"]),
+            Notes::new(NOTES, "notes"),
+        )
         .fake_plugin(xcore_testkit::FakePlugin::new("independent"))
         .configure(|b| b.on_service_failure(OnFailure::Continue))
         .boot()
@@ -254,14 +389,31 @@ async fn a_database_down_at_boot_fails_the_service_and_skips_its_dependents() {
         .unwrap();
     let db = app.report().service("db").unwrap();
     assert_eq!(db.state(), NodeState::Failed);
-    assert!(db.reason().unwrap().contains("database `default`"), "{:?}", db.reason());
-    assert!(db.reason().unwrap().contains("nobody@127.0.0.1"), "{:?}", db.reason());
-    assert_eq!(app.report().plugin("notes").unwrap().reason(), Some("dependency `db` failed"));
-    assert_eq!(app.report().plugin("independent").unwrap().state(), NodeState::Started);
+    assert!(
+        db.reason().unwrap().contains("database `default`"),
+        "{:?}",
+        db.reason()
+    );
+    assert!(
+        db.reason().unwrap().contains("nobody@127.0.0.1"),
+        "{:?}",
+        db.reason()
+    );
+    assert_eq!(
+        app.report().plugin("notes").unwrap().reason(),
+        Some("dependency `db` failed")
+    );
+    assert_eq!(
+        app.report().plugin("independent").unwrap().state(),
+        NodeState::Started
+    );
 
     // With the default policy, the same boot is an error.
     let err = TestApp::builder()
-        .service(DatabaseService::new([("default", options(&format!("postgres://x@127.0.0.1:{port}/none")))]))
+        .service(DatabaseService::new([(
+            "default",
+            options(&format!("postgres://x@127.0.0.1:{port}/none")),
+        )]))
         .boot()
         .await
         .unwrap_err();
@@ -271,7 +423,10 @@ async fn a_database_down_at_boot_fails_the_service_and_skips_its_dependents() {
 #[tokio::test]
 async fn bad_urls_are_clear_errors() {
     let err = TestApp::builder()
-        .service(DatabaseService::new([("default", options("mysql://localhost/x"))]))
+        .service(DatabaseService::new([(
+            "default",
+            options("mysql://localhost/x"),
+        )]))
         .boot()
         .await
         .unwrap_err();

@@ -10,15 +10,19 @@ use std::{
 
 use serde_json::{Value, json};
 use xcore::{
-    Actions, CallContext, CallError, ErrorCode, Manifest, Plugin, PluginContext, PluginError, Xcore, async_trait,
+    Actions, CallContext, CallError, ErrorCode, Manifest, Plugin, PluginContext, PluginError,
+    Xcore, async_trait,
     events::{Dispatch, Event, EventError, Flow, Outcome, SubscribeOptions},
 };
 use xcore_testkit::{FakePlugin, TestApp};
 
-
 type Seen = Arc<Mutex<Vec<String>>>;
 
-fn recorder(seen: &Seen, tag: &str, flow: Flow) -> impl Fn(Event) -> futures_ready::Ready + Send + Sync + 'static {
+fn recorder(
+    seen: &Seen,
+    tag: &str,
+    flow: Flow,
+) -> impl Fn(Event) -> futures_ready::Ready + Send + Sync + 'static {
     let (seen, tag) = (seen.clone(), tag.to_owned());
     move |event: Event| {
         seen.lock().unwrap().push(format!("{tag}:{}", event.name()));
@@ -56,25 +60,55 @@ async fn higher_priority_runs_first_and_stop_stops_the_rest() {
     let seen: Seen = Arc::default();
     for (tag, priority) in [("p10", 10), ("p100", 100), ("p50", 50), ("p50b", 50)] {
         events
-            .subscribe_with("order.*", SubscribeOptions::new().priority(priority), recorder(&seen, tag, Flow::Continue))
+            .subscribe_with(
+                "order.*",
+                SubscribeOptions::new().priority(priority),
+                recorder(&seen, tag, Flow::Continue),
+            )
             .unwrap();
     }
-    let report = events.emit(&CallContext::host(), "order.paid", json!({})).await.unwrap();
+    let report = events
+        .emit(&CallContext::host(), "order.paid", json!({}))
+        .await
+        .unwrap();
     assert_eq!(report.handled(), 4);
-    assert_eq!(*seen.lock().unwrap(), ["p100:order.paid", "p50:order.paid", "p50b:order.paid", "p10:order.paid"]);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            "p100:order.paid",
+            "p50:order.paid",
+            "p50b:order.paid",
+            "p10:order.paid"
+        ]
+    );
 
     seen.lock().unwrap().clear();
     events
-        .subscribe_with("order.paid", SubscribeOptions::new().priority(75), recorder(&seen, "stopper", Flow::Stop))
+        .subscribe_with(
+            "order.paid",
+            SubscribeOptions::new().priority(75),
+            recorder(&seen, "stopper", Flow::Stop),
+        )
         .unwrap();
-    let report = events.emit(&CallContext::host(), "order.paid", json!({})).await.unwrap();
+    let report = events
+        .emit(&CallContext::host(), "order.paid", json!({}))
+        .await
+        .unwrap();
     assert!(report.stopped());
-    assert_eq!(*seen.lock().unwrap(), ["p100:order.paid", "stopper:order.paid"]);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["p100:order.paid", "stopper:order.paid"]
+    );
 
     // Concurrent dispatch ignores Stop and runs everyone.
     seen.lock().unwrap().clear();
     let report = events
-        .emit_with(&CallContext::host(), "order.paid", json!({}), Dispatch::Concurrent)
+        .emit_with(
+            &CallContext::host(),
+            "order.paid",
+            json!({}),
+            Dispatch::Concurrent,
+        )
         .await
         .unwrap();
     assert_eq!(report.handled(), 5);
@@ -86,11 +120,20 @@ async fn patterns_use_the_grant_grammar() {
     let xcore = bare();
     let events = xcore.events();
     let seen: Seen = Arc::default();
-    events.subscribe("user.*", recorder(&seen, "one", Flow::Continue)).unwrap();
-    events.subscribe("user.**", recorder(&seen, "deep", Flow::Continue)).unwrap();
-    events.subscribe("*.created", recorder(&seen, "created", Flow::Continue)).unwrap();
+    events
+        .subscribe("user.*", recorder(&seen, "one", Flow::Continue))
+        .unwrap();
+    events
+        .subscribe("user.**", recorder(&seen, "deep", Flow::Continue))
+        .unwrap();
+    events
+        .subscribe("*.created", recorder(&seen, "created", Flow::Continue))
+        .unwrap();
     for name in ["user.created", "user.created.v2", "product.created", "user"] {
-        events.emit(&CallContext::host(), name, json!({})).await.unwrap();
+        events
+            .emit(&CallContext::host(), name, json!({}))
+            .await
+            .unwrap();
     }
     assert_eq!(
         *seen.lock().unwrap(),
@@ -129,7 +172,11 @@ async fn once_fires_exactly_once_under_100_concurrent_emits() {
     for _ in 0..100 {
         let events = events.clone();
         emits.push(tokio::spawn(async move {
-            events.emit(&CallContext::host(), "tick", json!({})).await.unwrap().handled()
+            events
+                .emit(&CallContext::host(), "tick", json!({}))
+                .await
+                .unwrap()
+                .handled()
         }));
     }
     let mut handled = 0;
@@ -147,17 +194,25 @@ async fn a_failing_or_panicking_handler_does_not_stop_the_others() {
     let events = xcore.events();
     let seen: Seen = Arc::default();
     events
-        .subscribe_with("job.done", SubscribeOptions::new().priority(3), |_: Event| async {
-            Err::<Flow, _>("db down")
-        })
+        .subscribe_with(
+            "job.done",
+            SubscribeOptions::new().priority(3),
+            |_: Event| async { Err::<Flow, _>("db down") },
+        )
         .unwrap();
     events
-        .subscribe_with("job.done", SubscribeOptions::new().priority(2), |_: Event| -> futures_ready::Ready {
-            panic!("handler bug")
-        })
+        .subscribe_with(
+            "job.done",
+            SubscribeOptions::new().priority(2),
+            |_: Event| -> futures_ready::Ready { panic!("handler bug") },
+        )
         .unwrap();
     events
-        .subscribe_with("job.done", SubscribeOptions::new().priority(1), recorder(&seen, "last", Flow::Continue))
+        .subscribe_with(
+            "job.done",
+            SubscribeOptions::new().priority(1),
+            recorder(&seen, "last", Flow::Continue),
+        )
         .unwrap();
     for dispatch in [Dispatch::Sequential, Dispatch::Concurrent] {
         let report = events
@@ -187,7 +242,12 @@ struct Chatty {
 
 #[async_trait]
 impl Actions for Chatty {
-    async fn handle(&self, action: &str, payload: Value, cx: &CallContext) -> Result<Value, CallError> {
+    async fn handle(
+        &self,
+        action: &str,
+        payload: Value,
+        cx: &CallContext,
+    ) -> Result<Value, CallError> {
         let events = self.ctx.as_ref().unwrap().events()?;
         match action {
             "emit" => {
@@ -211,7 +271,12 @@ impl Plugin for Chatty {
     async fn on_start(&self, ctx: &PluginContext) -> Result<(), PluginError> {
         let heard = self.heard.clone();
         ctx.events()?.subscribe("user.*", move |event: Event| {
-            heard.lock().unwrap().push(format!("{} from {} for {}", event.name(), event.source(), event.tenant()));
+            heard.lock().unwrap().push(format!(
+                "{} from {} for {}",
+                event.name(),
+                event.source(),
+                event.tenant()
+            ));
             async { Ok::<_, String>(Flow::Continue) }
         })?;
         Ok(())
@@ -219,7 +284,10 @@ impl Plugin for Chatty {
 }
 
 fn chatty(name: &str, grants: &[&str]) -> (Manifest, Chatty) {
-    let manifest = Manifest::builder(name, "1.0.0").permissions(grants.iter().copied()).build().unwrap();
+    let manifest = Manifest::builder(name, "1.0.0")
+        .permissions(grants.iter().copied())
+        .build()
+        .unwrap();
     (manifest, Chatty::default())
 }
 
@@ -241,25 +309,50 @@ async fn plugin_grants_guard_emit_and_subscribe_and_stop_withdraws() {
     // `mute` may subscribe to `user.created`, not to the wider `user.*`: its on_start failed.
     let mute = app.report().plugin("mute").unwrap();
     assert_eq!(mute.state(), xcore::NodeState::Failed);
-    assert!(mute.reason().unwrap().contains("may not subscribe `user.*`"), "{:?}", mute.reason());
+    assert!(
+        mute.reason()
+            .unwrap()
+            .contains("may not subscribe `user.*`"),
+        "{:?}",
+        mute.reason()
+    );
 
     let cx = CallContext::host().with_tenant(xcore::TenantId::new("acme").unwrap());
     let handled = app
-        .call_with(cx, "speaker", "emit", json!({"name": "user.created", "payload": {}}))
+        .call_with(
+            cx,
+            "speaker",
+            "emit",
+            json!({"name": "user.created", "payload": {}}),
+        )
         .await
         .unwrap();
     assert_eq!(handled, json!(1));
     let heard = app.call("listener", "heard", json!({})).await.unwrap();
-    assert_eq!(heard, json!(["user.created from plugin `speaker` for acme"]));
+    assert_eq!(
+        heard,
+        json!(["user.created from plugin `speaker` for acme"])
+    );
 
     let err = app
-        .call("speaker", "emit", json!({"name": "user.deleted", "payload": {}}))
+        .call(
+            "speaker",
+            "emit",
+            json!({"name": "user.deleted", "payload": {}}),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::PermissionDenied);
-    assert!(err.message().contains("may not emit `user.deleted`"), "{}", err.message());
+    assert!(
+        err.message().contains("may not emit `user.deleted`"),
+        "{}",
+        err.message()
+    );
     let denial = &app.xcore().audit().denials(Some("speaker"), 1)[0];
-    assert_eq!((denial.resource.as_str(), denial.action.as_str()), ("events:user.deleted", "emit"));
+    assert_eq!(
+        (denial.resource.as_str(), denial.action.as_str()),
+        ("events:user.deleted", "emit")
+    );
 
     // Subscriptions go when their plugin stops.
     let host_events = app.xcore().events();
@@ -277,7 +370,11 @@ impl Actions for Speaker {
     async fn handle(&self, _: &str, payload: Value, cx: &CallContext) -> Result<Value, CallError> {
         let events = self.0.as_ref().unwrap().events()?;
         let report = events
-            .emit(cx, payload["name"].as_str().unwrap_or_default(), payload["payload"].clone())
+            .emit(
+                cx,
+                payload["name"].as_str().unwrap_or_default(),
+                payload["payload"].clone(),
+            )
             .await?;
         Ok(json!(report.handled()))
     }
@@ -296,7 +393,9 @@ async fn kernel_events_arrive_in_order_during_boot_and_shutdown() {
     let xcore = TestApp::builder()
         .fake_plugin(FakePlugin::new("base"))
         .fake_plugin(FakePlugin::new("top").requires(["base"]))
-        .fake_plugin(FakePlugin::new("broken").on_load(xcore_testkit::Behavior::Fail("nope".into())))
+        .fake_plugin(
+            FakePlugin::new("broken").on_load(xcore_testkit::Behavior::Fail("nope".into())),
+        )
         .fake_plugin(FakePlugin::new("orphan").requires(["broken"]))
         .fake_plugin(FakePlugin::new("lost").requires(["ghost"]))
         .build()
@@ -307,8 +406,13 @@ async fn kernel_events_arrive_in_order_during_boot_and_shutdown() {
         .events()
         .subscribe("**", move |event: Event| {
             assert_eq!(*event.source(), xcore::events::EventSource::Kernel);
-            let reason = event.payload()["reason"].as_str().map(|r| format!(" ({r})")).unwrap_or_default();
-            log.lock().unwrap().push(format!("{}{reason}", event.name()));
+            let reason = event.payload()["reason"]
+                .as_str()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
+            log.lock()
+                .unwrap()
+                .push(format!("{}{reason}", event.name()));
             async { Ok::<_, String>(Flow::Continue) }
         })
         .unwrap();
@@ -334,7 +438,10 @@ async fn kernel_events_arrive_in_order_during_boot_and_shutdown() {
 
 #[tokio::test]
 async fn background_emits_are_joined_on_shutdown() {
-    let xcore = TestApp::builder().fake_plugin(FakePlugin::new("p")).build().unwrap();
+    let xcore = TestApp::builder()
+        .fake_plugin(FakePlugin::new("p"))
+        .build()
+        .unwrap();
     xcore.boot().await.unwrap();
     let done = Arc::new(AtomicUsize::new(0));
     let count = done.clone();
@@ -350,7 +457,10 @@ async fn background_emits_are_joined_on_shutdown() {
         })
         .unwrap();
     for _ in 0..5 {
-        xcore.events().emit_background(&CallContext::host(), "slow", json!({})).unwrap();
+        xcore
+            .events()
+            .emit_background(&CallContext::host(), "slow", json!({}))
+            .unwrap();
     }
     assert_eq!(done.load(Ordering::SeqCst), 0);
     xcore.shutdown().await;

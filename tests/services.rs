@@ -44,8 +44,11 @@ impl Service for Mailer {
     }
 
     async fn init(&mut self, ctx: &ServiceContext) -> Result<(), ServiceError> {
-        let db = ctx.dependency::<DatabaseService>("db").ok_or_else(|| ServiceError::msg("no db"))?;
-        self.saw_db.store(db.connection_names() == ["default"], Ordering::SeqCst);
+        let db = ctx
+            .dependency::<DatabaseService>("db")
+            .ok_or_else(|| ServiceError::msg("no db"))?;
+        self.saw_db
+            .store(db.connection_names() == ["default"], Ordering::SeqCst);
         if let Some(log) = &self.log {
             log.push("email: init");
         }
@@ -73,7 +76,10 @@ struct Welcome {
 #[async_trait]
 impl Actions for Welcome {
     async fn handle(&self, _: &str, payload: Value, _: &CallContext) -> Result<Value, CallError> {
-        let mailer = self.mailer.as_ref().ok_or_else(|| CallError::internal("no mailer"))?;
+        let mailer = self
+            .mailer
+            .as_ref()
+            .ok_or_else(|| CallError::internal("no mailer"))?;
         mailer.send(payload.as_str().unwrap_or_default());
         Ok(json!(mailer.sent.lock().unwrap().len()))
     }
@@ -84,7 +90,10 @@ impl Plugin for Welcome {
     async fn on_load(&mut self, ctx: &PluginContext) -> Result<(), PluginError> {
         let mailer = ctx.extension::<Mailer>("email")?;
         assert_eq!(mailer.name(), "email");
-        assert!(mailer.saw_db.load(Ordering::SeqCst), "the extension saw its dependency");
+        assert!(
+            mailer.saw_db.load(Ordering::SeqCst),
+            "the extension saw its dependency"
+        );
         self.mailer = Some(mailer);
         Ok(())
     }
@@ -102,7 +111,10 @@ fn manifest(name: &str, services: &[&str], grants: &[&str]) -> Manifest {
 async fn an_extension_is_a_typed_guarded_service_with_the_same_lifecycle() {
     let log = HookLog::new();
     let app = TestApp::builder()
-        .service(DatabaseService::new([("default", DatabaseOptions::default())]))
+        .service(DatabaseService::new([(
+            "default",
+            DatabaseOptions::default(),
+        )]))
         .configure(|b| {
             b.extension(
                 "email",
@@ -112,23 +124,48 @@ async fn an_extension_is_a_typed_guarded_service_with_the_same_lifecycle() {
                 },
             )
         })
-        .plugin(manifest("welcome", &["email"], &["service:email: use"]), Welcome::default())
+        .plugin(
+            manifest("welcome", &["email"], &["service:email: use"]),
+            Welcome::default(),
+        )
         .plugin(manifest("sneaky", &["email"], &[]), Welcome::default())
-        .plugin(manifest("undeclared", &[], &["service:email: use"]), Welcome::default())
+        .plugin(
+            manifest("undeclared", &[], &["service:email: use"]),
+            Welcome::default(),
+        )
         .boot()
         .await
         .unwrap();
     let report = app.report();
-    assert_eq!(app.xcore().plan().wave_of(&NodeId::service("email")), Some(1), "after db");
-    assert_eq!(report.plugin("welcome").unwrap().state(), xcore::NodeState::Started, "{report}");
-    assert_eq!(app.call("welcome", "send", json!("ada@example.com")).await.unwrap(), json!(1));
+    assert_eq!(
+        app.xcore().plan().wave_of(&NodeId::service("email")),
+        Some(1),
+        "after db"
+    );
+    assert_eq!(
+        report.plugin("welcome").unwrap().state(),
+        xcore::NodeState::Started,
+        "{report}"
+    );
+    assert_eq!(
+        app.call("welcome", "send", json!("ada@example.com"))
+            .await
+            .unwrap(),
+        json!(1)
+    );
 
     let sneaky = report.plugin("sneaky").unwrap().reason().unwrap();
     assert!(sneaky.contains("may not use `service:email`"), "{sneaky}");
     let undeclared = report.plugin("undeclared").unwrap().reason().unwrap();
-    assert!(undeclared.contains("did not declare the service `email`"), "{undeclared}");
+    assert!(
+        undeclared.contains("did not declare the service `email`"),
+        "{undeclared}"
+    );
     let denial = &app.xcore().audit().denials(Some("sneaky"), 1)[0];
-    assert_eq!((denial.resource.as_str(), denial.action.as_str()), ("service:email", "use"));
+    assert_eq!(
+        (denial.resource.as_str(), denial.action.as_str()),
+        ("service:email", "use")
+    );
 
     // The extension's health is reported like any service's.
     let health = app.xcore().health().await;
@@ -151,11 +188,20 @@ async fn a_wrong_type_is_a_clear_error() {
     }
     let app = TestApp::builder()
         .configure(|b| b.extension("email", Other))
-        .plugin(manifest("welcome", &["email"], &["service:email: use"]), Welcome::default())
+        .plugin(
+            manifest("welcome", &["email"], &["service:email: use"]),
+            Welcome::default(),
+        )
         .boot()
         .await
         .unwrap();
-    let reason = app.report().plugin("welcome").unwrap().reason().unwrap().to_owned();
+    let reason = app
+        .report()
+        .plugin("welcome")
+        .unwrap()
+        .reason()
+        .unwrap()
+        .to_owned();
     assert!(reason.contains("the service `email` is not a"), "{reason}");
     assert!(reason.contains("Mailer"), "{reason}");
 }
@@ -174,15 +220,27 @@ async fn health_is_per_node_timed_and_bounded() {
         .unwrap();
     let started = tokio::time::Instant::now();
     let health = app.xcore().health().await;
-    assert_eq!(started.elapsed(), Duration::from_millis(300), "checks run concurrently, bounded");
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_millis(300),
+        "checks run concurrently, bounded"
+    );
     let of = |node: NodeId| health.node(&node).unwrap().health().clone();
     assert_eq!(of(NodeId::service("fine")).status(), HealthStatus::Healthy);
-    assert_eq!(of(NodeId::service("shaky")).status(), HealthStatus::Degraded);
+    assert_eq!(
+        of(NodeId::service("shaky")).status(),
+        HealthStatus::Degraded
+    );
     let slow = of(NodeId::service("slow"));
     assert_eq!(slow.status(), HealthStatus::Unhealthy);
     assert!(slow.message().unwrap().contains("no answer within 300ms"));
     assert_eq!(of(NodeId::plugin("p")).status(), HealthStatus::Healthy);
-    assert!(of(NodeId::plugin("broken")).message().unwrap().contains("unknown dependency"));
+    assert!(
+        of(NodeId::plugin("broken"))
+            .message()
+            .unwrap()
+            .contains("unknown dependency")
+    );
     // A service is unhealthy: the whole is unhealthy.
     assert_eq!(health.status(), HealthStatus::Unhealthy);
 
@@ -196,7 +254,11 @@ async fn health_is_per_node_timed_and_bounded() {
     assert_eq!(app.xcore().health().await.status(), HealthStatus::Degraded);
     let xcore = app.xcore().clone();
     app.shutdown().await;
-    assert_eq!(xcore.health().await.status(), HealthStatus::Unhealthy, "stopped");
+    assert_eq!(
+        xcore.health().await.status(),
+        HealthStatus::Unhealthy,
+        "stopped"
+    );
 }
 
 #[tokio::test]

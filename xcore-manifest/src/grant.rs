@@ -232,11 +232,7 @@ impl Grant {
             .char_indices()
             .rev()
             .find(|&(i, c)| {
-                c == ':'
-                    && body[i + 1..]
-                        .chars()
-                        .next()
-                        .is_none_or(char::is_whitespace)
+                c == ':' && body[i + 1..].chars().next().is_none_or(char::is_whitespace)
             })
             .map(|(i, _)| i);
         let Some(split) = split else {
@@ -245,7 +241,8 @@ impl Grant {
                 "no `: ` (a colon then a space) separates the resource from the actions",
             ));
         };
-        let resource = ResourcePattern::parse(&body[..split]).map_err(|e| GrantError::new(text, e))?;
+        let resource =
+            ResourcePattern::parse(&body[..split]).map_err(|e| GrantError::new(text, e))?;
         let actions = body[split + 1..]
             .split(|c: char| c == ',' || c.is_whitespace())
             .filter(|a| !a.is_empty());
@@ -275,9 +272,10 @@ impl Grant {
             spec.resource,
             spec.actions.join(", ")
         );
-        let resource = ResourcePattern::parse(&spec.resource).map_err(|e| GrantError::new(&text, e))?;
-        let actions =
-            parse_actions(spec.actions.iter().map(|a| a.trim())).map_err(|e| GrantError::new(&text, e))?;
+        let resource =
+            ResourcePattern::parse(&spec.resource).map_err(|e| GrantError::new(&text, e))?;
+        let actions = parse_actions(spec.actions.iter().map(|a| a.trim()))
+            .map_err(|e| GrantError::new(&text, e))?;
         Ok(Self {
             effect: spec.effect,
             resource,
@@ -335,7 +333,11 @@ fn parse_actions<'a>(actions: impl Iterator<Item = &'a str>) -> Result<ActionSet
     if !any && list.is_empty() {
         return Err("the action list is empty".into());
     }
-    Ok(if any { ActionSet::Any } else { ActionSet::List(list) })
+    Ok(if any {
+        ActionSet::Any
+    } else {
+        ActionSet::List(list)
+    })
 }
 
 impl fmt::Display for Grant {
@@ -415,8 +417,14 @@ impl Grants {
     /// assert!(!grants.allows_scoped("events", "order.paid", "emit"));
     /// ```
     pub fn allows_scoped(&self, scope: &str, resource: &str, action: &str) -> bool {
-        !self.deny.iter().any(|g| g.matches_scoped(scope, resource, action))
-            && self.allow.iter().any(|g| g.matches_scoped(scope, resource, action))
+        !self
+            .deny
+            .iter()
+            .any(|g| g.matches_scoped(scope, resource, action))
+            && self
+                .allow
+                .iter()
+                .any(|g| g.matches_scoped(scope, resource, action))
     }
 
     /// Every grant, the denies first.
@@ -458,23 +466,68 @@ mod tests {
         (&["db.default: Read"], "db.default", "read", false),
         (&["db.*: *", "!db.secrets: *"], "db.secrets", "read", false),
         (&["!db.secrets: *", "db.*: *"], "db.secrets", "read", false),
-        (&["db.*: *", "!db.secrets: write"], "db.secrets", "read", true),
+        (
+            &["db.*: *", "!db.secrets: write"],
+            "db.secrets",
+            "read",
+            true,
+        ),
         (&["db.users: read", "!db.*: *"], "db.users", "read", false),
         (&["db.users: read", "!db.*: *"], "db.posts", "read", false),
         (&[], "db.default", "read", false),
-        (&["service:worker: execute"], "service:worker", "execute", true),
-        (&["service:worker: execute"], "service.worker", "execute", true),
+        (
+            &["service:worker: execute"],
+            "service:worker",
+            "execute",
+            true,
+        ),
+        (
+            &["service:worker: execute"],
+            "service.worker",
+            "execute",
+            true,
+        ),
         (&["service:*: *"], "service:scheduler", "schedule", true),
         (&["plugin:audit: record"], "plugin:audit", "record", true),
         (&["plugin:audit: record"], "plugin:audit", "reset", false),
         (&["plugin:*: ping"], "plugin:billing", "ping", true),
-        (&["events:user.*: emit"], "events:user.created", "emit", true),
-        (&["events:user.*: emit"], "events:user.created.v2", "emit", false),
-        (&["events:user.**: emit"], "events:user.created.v2", "emit", true),
-        (&["events:user.*: emit"], "events:user.created", "subscribe", false),
-        (&["events:**: subscribe"], "events:order.paid", "subscribe", true),
+        (
+            &["events:user.*: emit"],
+            "events:user.created",
+            "emit",
+            true,
+        ),
+        (
+            &["events:user.*: emit"],
+            "events:user.created.v2",
+            "emit",
+            false,
+        ),
+        (
+            &["events:user.**: emit"],
+            "events:user.created.v2",
+            "emit",
+            true,
+        ),
+        (
+            &["events:user.*: emit"],
+            "events:user.created",
+            "subscribe",
+            false,
+        ),
+        (
+            &["events:**: subscribe"],
+            "events:order.paid",
+            "subscribe",
+            true,
+        ),
         (&["cache.sessions: read"], "cache.sessions", "write", false),
-        (&["cache.*: read, write, delete"], "cache.sessions", "delete", true),
+        (
+            &["cache.*: read, write, delete"],
+            "cache.sessions",
+            "delete",
+            true,
+        ),
         (&["!**: *"], "db.default", "read", false),
     ];
 
@@ -495,7 +548,11 @@ mod tests {
         for (grants, resource, action, want) in TABLE {
             let set = Grants::parse(grants.iter()).unwrap();
             if let Some((scope, rest)) = resource.split_once([':', '.']) {
-                assert_eq!(set.allows_scoped(scope, rest, action), *want, "{grants:?} {resource}");
+                assert_eq!(
+                    set.allows_scoped(scope, rest, action),
+                    *want,
+                    "{grants:?} {resource}"
+                );
             }
         }
     }
@@ -534,7 +591,17 @@ mod tests {
             actions: vec![],
             effect: Effect::Allow,
         };
-        assert!(Grant::from_spec(&bad).unwrap_err().reason().contains("empty"));
-        assert!(serde_json::from_str::<GrantSpec>(r#"{"resource": "x", "actions": [], "effect": "maybe"}"#).is_err());
+        assert!(
+            Grant::from_spec(&bad)
+                .unwrap_err()
+                .reason()
+                .contains("empty")
+        );
+        assert!(
+            serde_json::from_str::<GrantSpec>(
+                r#"{"resource": "x", "actions": [], "effect": "maybe"}"#
+            )
+            .is_err()
+        );
     }
 }

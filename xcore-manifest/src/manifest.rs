@@ -2,7 +2,9 @@ use std::{num::NonZeroUsize, time::Duration};
 
 use semver::Version;
 
-use crate::{Grant, GrantSpec, Grants, ManifestError, RateLimit, Requirement, parse_duration, validate_name};
+use crate::{
+    Grant, GrantSpec, Grants, ManifestError, RateLimit, Requirement, parse_duration, validate_name,
+};
 
 /// The default per-call timeout of a plugin, when its manifest sets none.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -255,7 +257,10 @@ impl ManifestBuilder {
         let version = Version::parse(self.version.trim()).map_err(|e| {
             err(
                 "version",
-                format!("`{}` is not a semver version ({e}); write e.g. `1.2.0`", self.version),
+                format!(
+                    "`{}` is not a semver version ({e}); write e.g. `1.2.0`",
+                    self.version
+                ),
             )
         })?;
         for service in &self.services {
@@ -269,7 +274,10 @@ impl ManifestBuilder {
             .map_err(|e| err("requires", e))?;
         for (i, r) in requires.iter().enumerate() {
             if r.name() == plugin {
-                return Err(err("requires", format!("the plugin requires itself (`{r}`)")));
+                return Err(err(
+                    "requires",
+                    format!("the plugin requires itself (`{r}`)"),
+                ));
             }
             if requires[..i].iter().any(|o| o.name() == r.name()) {
                 return Err(err("requires", format!("`{}` is listed twice", r.name())));
@@ -287,7 +295,8 @@ impl ManifestBuilder {
         let allowed_callers = self.allowed_callers.unwrap_or_else(|| vec!["*".to_owned()]);
         for caller in &allowed_callers {
             if caller != "*" {
-                validate_name(caller).map_err(|e| err("allowed_callers", format!("{e} (or `*`)")))?;
+                validate_name(caller)
+                    .map_err(|e| err("allowed_callers", format!("{e} (or `*`)")))?;
             }
         }
         let mode = match &self.mode {
@@ -300,7 +309,10 @@ impl ManifestBuilder {
             (None, None) => DEFAULT_TIMEOUT,
         };
         if timeout.is_zero() {
-            return Err(err("timeout", "the timeout is zero; a call could never finish".into()));
+            return Err(err(
+                "timeout",
+                "the timeout is zero; a call could never finish".into(),
+            ));
         }
         let rate_limit = self
             .rate_limit
@@ -312,7 +324,10 @@ impl ManifestBuilder {
             .max_concurrency
             .map(|m| {
                 NonZeroUsize::new(m).ok_or_else(|| {
-                    err("max_concurrency", "must be at least 1 (omit it for no limit)".into())
+                    err(
+                        "max_concurrency",
+                        "must be at least 1 (omit it for no limit)".into(),
+                    )
                 })
             })
             .transpose()?;

@@ -2,8 +2,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use xcore::{
-    BootError, BootReport, BuildError, CallContext, CallError, Manifest, Plugin, Service, ShutdownReport, Xcore,
-    XcoreBuilder,
+    BootError, BootReport, BuildError, CallContext, CallError, Manifest, Plugin, Service,
+    ShutdownReport, Xcore, XcoreBuilder,
 };
 
 use crate::FakePlugin;
@@ -74,7 +74,9 @@ impl TestAppBuilder {
     ///
     /// If the build fails (an invalid registration is a bug in the test).
     pub async fn boot(self) -> Result<TestApp, BootError> {
-        let xcore = self.build().unwrap_or_else(|e| panic!("building the TestApp failed: {e}"));
+        let xcore = self
+            .build()
+            .unwrap_or_else(|e| panic!("building the TestApp failed: {e}"));
         let report = xcore.boot().await?;
         Ok(TestApp { xcore, report })
     }
@@ -111,7 +113,12 @@ impl TestApp {
     }
 
     /// Calls a plugin as the host.
-    pub async fn call(&self, plugin: &str, action: &str, payload: Value) -> Result<Value, CallError> {
+    pub async fn call(
+        &self,
+        plugin: &str,
+        action: &str,
+        payload: Value,
+    ) -> Result<Value, CallError> {
         self.xcore.call(plugin, action, payload).await
     }
 

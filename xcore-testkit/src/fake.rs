@@ -2,8 +2,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use xcore::{
-    Actions, CallContext, CallError, Health, Manifest, ManifestBuilder, Plugin, PluginContext, PluginError,
-    Service, ServiceContext, ServiceError, async_trait,
+    Actions, CallContext, CallError, Health, Manifest, ManifestBuilder, Plugin, PluginContext,
+    PluginError, Service, ServiceContext, ServiceError, async_trait,
 };
 
 use crate::HookLog;
@@ -127,11 +127,15 @@ impl Service for FakeService {
     }
 
     async fn init(&mut self, _: &ServiceContext) -> Result<(), ServiceError> {
-        self.init.run(self.log.as_ref(), format!("{}: init", self.name)).await
+        self.init
+            .run(self.log.as_ref(), format!("{}: init", self.name))
+            .await
     }
 
     async fn start(&self, _: &ServiceContext) -> Result<(), ServiceError> {
-        self.start.run(self.log.as_ref(), format!("{}: start", self.name)).await
+        self.start
+            .run(self.log.as_ref(), format!("{}: start", self.name))
+            .await
     }
 
     async fn health(&self) -> Health {
@@ -148,7 +152,9 @@ impl Service for FakeService {
     }
 
     async fn shutdown(&self) -> Result<(), ServiceError> {
-        self.shutdown.run(self.log.as_ref(), format!("{}: shutdown", self.name)).await
+        self.shutdown
+            .run(self.log.as_ref(), format!("{}: shutdown", self.name))
+            .await
     }
 }
 
@@ -259,7 +265,12 @@ impl Actions for FakePlugin {
         ACTIONS
     }
 
-    async fn handle(&self, action: &str, payload: Value, cx: &CallContext) -> Result<Value, CallError> {
+    async fn handle(
+        &self,
+        action: &str,
+        payload: Value,
+        cx: &CallContext,
+    ) -> Result<Value, CallError> {
         match action {
             "ping" => Ok(json!("pong")),
             "echo" => Ok(payload),
@@ -269,7 +280,9 @@ impl Actions for FakePlugin {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 Ok(json!("slept"))
             }
-            "fail" => Err(CallError::handler(payload["message"].as_str().unwrap_or("failed"))),
+            "fail" => Err(CallError::handler(
+                payload["message"].as_str().unwrap_or("failed"),
+            )),
             "panic" => panic!("fake plugin asked to panic"),
             "call" => {
                 let ctx = self
@@ -291,14 +304,20 @@ impl Actions for FakePlugin {
 impl Plugin for FakePlugin {
     async fn on_load(&mut self, ctx: &PluginContext) -> Result<(), PluginError> {
         self.ctx = Some(ctx.clone());
-        self.on_load.run(self.log.as_ref(), format!("{}: on_load", ctx.name())).await
+        self.on_load
+            .run(self.log.as_ref(), format!("{}: on_load", ctx.name()))
+            .await
     }
 
     async fn on_start(&self, ctx: &PluginContext) -> Result<(), PluginError> {
-        self.on_start.run(self.log.as_ref(), format!("{}: on_start", ctx.name())).await
+        self.on_start
+            .run(self.log.as_ref(), format!("{}: on_start", ctx.name()))
+            .await
     }
 
     async fn on_stop(&self, ctx: &PluginContext) -> Result<(), PluginError> {
-        self.on_stop.run(self.log.as_ref(), format!("{}: on_stop", ctx.name())).await
+        self.on_stop
+            .run(self.log.as_ref(), format!("{}: on_stop", ctx.name()))
+            .await
     }
 }

@@ -14,7 +14,10 @@ impl HookLog {
 
     /// Appends an entry.
     pub fn push(&self, entry: impl Into<String>) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(entry.into());
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(entry.into());
     }
 
     /// Every entry, in order.
@@ -29,6 +32,9 @@ impl HookLog {
 
     /// The entries that end with `suffix` (`": on_stop"`), in order.
     pub fn ending_with(&self, suffix: &str) -> Vec<String> {
-        self.entries().into_iter().filter(|e| e.ends_with(suffix)).collect()
+        self.entries()
+            .into_iter()
+            .filter(|e| e.ends_with(suffix))
+            .collect()
     }
 }

@@ -75,8 +75,12 @@ impl PostgresServer {
 
     fn start_owned() -> Result<Self, String> {
         let dirs = postgres_bin_dirs();
-        let (Some(initdb), Some(pg_ctl)) = (find_binary("initdb", &dirs), find_binary("pg_ctl", &dirs)) else {
-            return Err("Postgres is not installed (no initdb/pg_ctl; apt-get install postgresql)".into());
+        let (Some(initdb), Some(pg_ctl)) =
+            (find_binary("initdb", &dirs), find_binary("pg_ctl", &dirs))
+        else {
+            return Err(
+                "Postgres is not installed (no initdb/pg_ctl; apt-get install postgresql)".into(),
+            );
         };
         let dir = tempfile::Builder::new()
             .prefix("xcore-pg-")
@@ -85,7 +89,13 @@ impl PostgresServer {
         let data = dir.path().join("data");
         let as_postgres = is_root();
         if as_postgres {
-            run(Command::new("chown").arg("-R").arg("postgres").arg(dir.path()), "chown")?;
+            run(
+                Command::new("chown")
+                    .arg("-R")
+                    .arg("postgres")
+                    .arg(dir.path()),
+                "chown",
+            )?;
         }
         let cmd = |program: &PathBuf| {
             if as_postgres {
@@ -97,10 +107,15 @@ impl PostgresServer {
             }
         };
         run(
-            cmd(&initdb)
-                .arg("-D")
-                .arg(&data)
-                .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"]),
+            cmd(&initdb).arg("-D").arg(&data).args([
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ]),
             "initdb",
         )?;
         let port = free_port().map_err(|e| format!("free port: {e}"))?;
@@ -141,7 +156,10 @@ impl PostgresServer {
             .ok_or_else(|| ServerUnavailable("psql is not installed".into()))?;
         let create = format!("CREATE DATABASE {name}");
         tokio::task::spawn_blocking(move || {
-            run(Command::new(psql).arg(&url).args(["-qc", &create]), "CREATE DATABASE")
+            run(
+                Command::new(psql).arg(&url).args(["-qc", &create]),
+                "CREATE DATABASE",
+            )
         })
         .await
         .map_err(|e| ServerUnavailable(e.to_string()))?
@@ -186,6 +204,10 @@ impl Drop for PostgresServer {
 fn fastrand_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
     h.finish()
 }

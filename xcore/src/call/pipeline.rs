@@ -4,7 +4,8 @@ use serde_json::Value;
 use tower::{Layer, Service, ServiceBuilder, util::BoxCloneSyncService};
 
 use super::layers::{
-    AuthorizeLayer, CatchPanicLayer, ConcurrencyLimitLayer, Handler, RateLimitLayer, TimeoutLayer, Trace,
+    AuthorizeLayer, CatchPanicLayer, ConcurrencyLimitLayer, Handler, RateLimitLayer, TimeoutLayer,
+    Trace,
 };
 use crate::{CallContext, CallError, Plugin, PluginIdentity, permissions::Audit};
 
@@ -24,7 +25,12 @@ pub struct CallRequest {
 }
 
 impl CallRequest {
-    pub(crate) fn new(target: PluginIdentity, action: String, payload: Value, cx: CallContext) -> Self {
+    pub(crate) fn new(
+        target: PluginIdentity,
+        action: String,
+        payload: Value,
+        cx: CallContext,
+    ) -> Self {
         Self {
             target,
             action,
@@ -74,7 +80,8 @@ pub(crate) type HostLayer = Arc<dyn Fn(BoxCallService) -> BoxCallService + Send 
 pub(crate) fn host_layer<L>(layer: L) -> HostLayer
 where
     L: Layer<BoxCallService> + Send + Sync + 'static,
-    L::Service: Service<CallRequest, Response = Value, Error = CallError> + Clone + Send + Sync + 'static,
+    L::Service:
+        Service<CallRequest, Response = Value, Error = CallError> + Clone + Send + Sync + 'static,
     <L::Service as Service<CallRequest>>::Future: Send + 'static,
 {
     Arc::new(move |inner| BoxCloneSyncService::new(layer.layer(inner)))

@@ -196,7 +196,10 @@ pub(crate) fn plan(specs: &[NodeSpec]) -> Plan {
     let mut own_error: Vec<Option<GraphError>> = vec![None; n];
     let mut deps: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (i, spec) in specs.iter().enumerate() {
-        let services = spec.services.iter().map(|s| (NodeKind::Service, s.as_str(), None));
+        let services = spec
+            .services
+            .iter()
+            .map(|s| (NodeKind::Service, s.as_str(), None));
         let plugins = spec
             .requires
             .iter()
@@ -210,13 +213,13 @@ pub(crate) fn plan(specs: &[NodeSpec]) -> Plan {
                 });
                 continue;
             };
-            if let (Some(req), Some(found)) = (requirement, &specs[j].version) {
-                if !req.matches(found) {
-                    own_error[i].get_or_insert(GraphError::VersionMismatch {
-                        requirement: req.clone(),
-                        found: found.clone(),
-                    });
-                }
+            if let (Some(req), Some(found)) = (requirement, &specs[j].version)
+                && !req.matches(found)
+            {
+                own_error[i].get_or_insert(GraphError::VersionMismatch {
+                    requirement: req.clone(),
+                    found: found.clone(),
+                });
             }
             if !deps[i].contains(&j) {
                 deps[i].push(j);
@@ -264,7 +267,8 @@ pub(crate) fn plan(specs: &[NodeSpec]) -> Plan {
         while !pending.is_empty() {
             let before = pending.len();
             pending.retain(|&i| {
-                let ready = error[i].is_some() || deps[i].iter().all(|&d| placed[d] || error[d].is_some());
+                let ready =
+                    error[i].is_some() || deps[i].iter().all(|&d| placed[d] || error[d].is_some());
                 if ready {
                     order.push(i);
                     placed[i] = true;
@@ -295,7 +299,13 @@ pub(crate) fn plan(specs: &[NodeSpec]) -> Plan {
             });
             continue;
         }
-        wave_of[i] = Some(deps[i].iter().map(|&d| wave_of[d].unwrap_or(0) + 1).max().unwrap_or(0));
+        wave_of[i] = Some(
+            deps[i]
+                .iter()
+                .map(|&d| wave_of[d].unwrap_or(0) + 1)
+                .max()
+                .unwrap_or(0),
+        );
     }
     let wave_count = wave_of.iter().flatten().max().map_or(0, |m| m + 1);
     let mut waves: Vec<Vec<usize>> = vec![Vec::new(); wave_count];
@@ -401,7 +411,10 @@ fn cycle_path(component: &[usize], deps: &[Vec<usize>], nodes: &[NodeId]) -> Vec
             .min_by(|&a, &b| nodes[a].cmp(&nodes[b]))
             .expect("every member of a cycle depends on another member");
         if let Some(pos) = path.iter().position(|&p| p == next) {
-            let mut names: Vec<String> = path[pos..].iter().map(|&i| nodes[i].name().to_owned()).collect();
+            let mut names: Vec<String> = path[pos..]
+                .iter()
+                .map(|&i| nodes[i].name().to_owned())
+                .collect();
             names.push(nodes[next].name().to_owned());
             return names;
         }
@@ -445,7 +458,10 @@ mod tests {
             plugin("d", "1.0.0", &["c"]),
         ]);
         assert_eq!(names(&plan), [vec!["a", "b"], vec!["c"], vec!["d"]]);
-        assert_eq!(plan.to_string(), "wave 0: plugin `a`, plugin `b`\nwave 1: plugin `c`\nwave 2: plugin `d`\n");
+        assert_eq!(
+            plan.to_string(),
+            "wave 0: plugin `a`, plugin `b`\nwave 1: plugin `c`\nwave 2: plugin `d`\n"
+        );
     }
 
     #[test]
@@ -477,12 +493,18 @@ mod tests {
             plugin("me", "1.0.0", &["a@^1"]),
         ]);
         assert_eq!(names(&plan), [vec!["a", "old"], vec!["me"]]);
-        assert_eq!(reason(&plan, "d"), "unknown dependency `ghost` (no plugin of that name)");
+        assert_eq!(
+            reason(&plan, "d"),
+            "unknown dependency `ghost` (no plugin of that name)"
+        );
         assert_eq!(reason(&plan, "x"), "dependency `d` failed");
         assert_eq!(reason(&plan, "e"), "dependency cycle: e -> f -> e");
         assert_eq!(reason(&plan, "f"), "dependency cycle: e -> f -> e");
         assert_eq!(reason(&plan, "y"), "dependency `e` failed");
-        assert_eq!(reason(&plan, "v"), "requires `old@^1.2`, but `old` is version 2.0.0");
+        assert_eq!(
+            reason(&plan, "v"),
+            "requires `old@^1.2`, but `old` is version 2.0.0"
+        );
     }
 
     #[test]
@@ -504,7 +526,11 @@ mod tests {
     fn deep_chains_do_not_overflow() {
         let mut specs: Vec<NodeSpec> = (0..20_000)
             .map(|i| {
-                let req = if i == 0 { vec![] } else { vec![format!("n{}", i - 1)] };
+                let req = if i == 0 {
+                    vec![]
+                } else {
+                    vec![format!("n{}", i - 1)]
+                };
                 NodeSpec {
                     id: NodeId::plugin(&format!("n{i}")),
                     version: Some(Version::new(1, 0, 0)),

@@ -13,5 +13,7 @@ pub(crate) use driver::{Entry, Nodes, boot, shutdown};
 pub use graph::{GraphError, NodeId, NodeKind, Plan};
 pub(crate) use graph::{NodeSpec, plan};
 pub use options::{BootOptions, OnFailure};
-pub use report::{BootAbort, BootError, BootReport, NodeReport, NodeState, Phase, ShutdownReport, StopOutcome};
+pub use report::{
+    BootAbort, BootError, BootReport, NodeReport, NodeState, Phase, ShutdownReport, StopOutcome,
+};
 pub use service::{Service, ServiceContext};

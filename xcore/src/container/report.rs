@@ -189,12 +189,17 @@ impl ShutdownReport {
 
     /// Whether every node stopped cleanly.
     pub fn is_clean(&self) -> bool {
-        self.nodes.iter().all(|(_, o, _)| *o == StopOutcome::Stopped)
+        self.nodes
+            .iter()
+            .all(|(_, o, _)| *o == StopOutcome::Stopped)
     }
 
     /// The outcome of one node, if it was stopped.
     pub fn outcome(&self, node: &NodeId) -> Option<&StopOutcome> {
-        self.nodes.iter().find(|(n, _, _)| n == node).map(|(_, o, _)| o)
+        self.nodes
+            .iter()
+            .find(|(n, _, _)| n == node)
+            .map(|(_, o, _)| o)
     }
 }
 

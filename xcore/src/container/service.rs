@@ -111,7 +111,10 @@ impl fmt::Debug for ServiceContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServiceContext")
             .field("name", &self.name)
-            .field("dependencies", &self.dependencies.keys().collect::<Vec<_>>())
+            .field(
+                "dependencies",
+                &self.dependencies.keys().collect::<Vec<_>>(),
+            )
             .finish()
     }
 }

@@ -41,7 +41,13 @@ struct Inner {
 pub struct Event(Arc<Inner>);
 
 impl Event {
-    pub(crate) fn new(name: String, payload: Value, source: EventSource, tenant: TenantId, trace_id: u128) -> Self {
+    pub(crate) fn new(
+        name: String,
+        payload: Value,
+        source: EventSource,
+        tenant: TenantId,
+        trace_id: u128,
+    ) -> Self {
         Self(Arc::new(Inner {
             name,
             payload,
@@ -141,7 +147,9 @@ where
 #[non_exhaustive]
 pub enum EventError {
     /// The plugin lacks the grant.
-    #[error("plugin `{plugin}` may not {action} `{event}`: it holds no grant `events:{event}: {action}`")]
+    #[error(
+        "plugin `{plugin}` may not {action} `{event}`: it holds no grant `events:{event}: {action}`"
+    )]
     PermissionDenied {
         /// The plugin refused.
         plugin: String,
@@ -175,7 +183,9 @@ impl From<EventError> for CallError {
     fn from(err: EventError) -> Self {
         let code = match err {
             EventError::PermissionDenied { .. } => ErrorCode::PermissionDenied,
-            EventError::InvalidName { .. } | EventError::InvalidPattern { .. } => ErrorCode::InvalidPayload,
+            EventError::InvalidName { .. } | EventError::InvalidPattern { .. } => {
+                ErrorCode::InvalidPayload
+            }
             EventError::Closed => ErrorCode::NotReady,
         };
         CallError::new(code, err.to_string())

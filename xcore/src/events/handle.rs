@@ -4,8 +4,8 @@ use serde_json::Value;
 use xcore_manifest::ResourcePattern;
 
 use super::{
-    Dispatch, EmitReport, Event, EventError, EventHandler, EventSource, SubscribeOptions, SubscriptionId,
-    bus::EventBus,
+    Dispatch, EmitReport, Event, EventError, EventHandler, EventSource, SubscribeOptions,
+    SubscriptionId, bus::EventBus,
 };
 use crate::{CallContext, PluginIdentity, permissions::DenialKind};
 
@@ -52,7 +52,9 @@ fn check_name(name: &str) -> Result<(), EventError> {
         reason,
     };
     if name.contains('*') {
-        return Err(invalid("an event name has no wildcard (patterns are for subscriptions)".into()));
+        return Err(invalid(
+            "an event name has no wildcard (patterns are for subscriptions)".into(),
+        ));
     }
     ResourcePattern::parse(name).map(drop).map_err(invalid)
 }
@@ -66,12 +68,19 @@ impl Events {
         let Some(plugin) = &self.owner else {
             return Ok(());
         };
-        if plugin.manifest().permissions().allows_scoped("events", resource, action) {
+        if plugin
+            .manifest()
+            .permissions()
+            .allows_scoped("events", resource, action)
+        {
             return Ok(());
         }
-        self.bus
-            .audit
-            .record(plugin.name(), &format!("events:{resource}"), action, DenialKind::Permission);
+        self.bus.audit.record(
+            plugin.name(),
+            &format!("events:{resource}"),
+            action,
+            DenialKind::Permission,
+        );
         Err(EventError::PermissionDenied {
             plugin: plugin.name().to_owned(),
             event: resource.to_owned(),
@@ -86,13 +95,25 @@ impl Events {
             Some(p) => EventSource::Plugin(p.name().to_owned()),
             None => EventSource::Host,
         };
-        Ok(Event::new(name.to_owned(), payload, source, cx.tenant().clone(), cx.trace().trace_id()))
+        Ok(Event::new(
+            name.to_owned(),
+            payload,
+            source,
+            cx.tenant().clone(),
+            cx.trace().trace_id(),
+        ))
     }
 
     /// Emits an event and waits for its handlers, run one after the other in priority order.
     /// The tenant and the trace come from `cx`.
-    pub async fn emit(&self, cx: &CallContext, name: &str, payload: Value) -> Result<EmitReport, EventError> {
-        self.emit_with(cx, name, payload, Dispatch::Sequential).await
+    pub async fn emit(
+        &self,
+        cx: &CallContext,
+        name: &str,
+        payload: Value,
+    ) -> Result<EmitReport, EventError> {
+        self.emit_with(cx, name, payload, Dispatch::Sequential)
+            .await
     }
 
     /// Emits an event with the given dispatch and waits for its handlers.
@@ -109,14 +130,23 @@ impl Events {
 
     /// Emits an event without waiting: its handlers run in a task the `Xcore` tracks and joins
     /// on shutdown. Must be called inside a tokio runtime.
-    pub fn emit_background(&self, cx: &CallContext, name: &str, payload: Value) -> Result<(), EventError> {
+    pub fn emit_background(
+        &self,
+        cx: &CallContext,
+        name: &str,
+        payload: Value,
+    ) -> Result<(), EventError> {
         let event = self.event(cx, name, payload)?;
         self.bus.emit_background(event, Dispatch::Sequential);
         Ok(())
     }
 
     /// Subscribes `handler` to the events matching `pattern`, with default options.
-    pub fn subscribe<H: EventHandler>(&self, pattern: &str, handler: H) -> Result<SubscriptionId, EventError> {
+    pub fn subscribe<H: EventHandler>(
+        &self,
+        pattern: &str,
+        handler: H,
+    ) -> Result<SubscriptionId, EventError> {
         self.subscribe_with(pattern, SubscribeOptions::default(), handler)
     }
 
@@ -127,13 +157,16 @@ impl Events {
         options: SubscribeOptions,
         handler: H,
     ) -> Result<SubscriptionId, EventError> {
-        let compiled = ResourcePattern::parse(pattern).map_err(|reason| EventError::InvalidPattern {
-            pattern: pattern.chars().take(200).collect(),
-            reason,
-        })?;
+        let compiled =
+            ResourcePattern::parse(pattern).map_err(|reason| EventError::InvalidPattern {
+                pattern: pattern.chars().take(200).collect(),
+                reason,
+            })?;
         self.check(pattern, "subscribe")?;
         let owner = self.owner.as_ref().map(PluginIdentity::name);
-        Ok(self.bus.subscribe(owner, compiled, options, Arc::new(handler)))
+        Ok(self
+            .bus
+            .subscribe(owner, compiled, options, Arc::new(handler)))
     }
 
     /// Removes a subscription; `false` if it was already gone.

@@ -36,7 +36,7 @@ mod bus;
 mod event;
 mod handle;
 
-pub use bus::{EmitReport, HandlerOutcome, Outcome, SubscribeOptions, SubscriptionId};
 pub(crate) use bus::EventBus;
+pub use bus::{EmitReport, HandlerOutcome, Outcome, SubscribeOptions, SubscriptionId};
 pub use event::{Dispatch, Event, EventError, EventHandler, EventSource, Flow, HandlerFuture};
 pub use handle::Events;

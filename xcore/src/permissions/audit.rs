@@ -128,9 +128,15 @@ mod tests {
         }
         assert_eq!(audit.total(), 10);
         let all = audit.denials(None, 100);
-        assert_eq!(all.iter().map(|d| d.action.as_str()).collect::<Vec<_>>(), ["7", "8", "9"]);
+        assert_eq!(
+            all.iter().map(|d| d.action.as_str()).collect::<Vec<_>>(),
+            ["7", "8", "9"]
+        );
         let odd = audit.denials(Some("odd"), 100);
-        assert_eq!(odd.iter().map(|d| d.action.as_str()).collect::<Vec<_>>(), ["7", "9"]);
+        assert_eq!(
+            odd.iter().map(|d| d.action.as_str()).collect::<Vec<_>>(),
+            ["7", "9"]
+        );
         assert_eq!(audit.denials(None, 1)[0].action, "9");
         assert_eq!(Audit::with_capacity(0).capacity(), 1);
     }

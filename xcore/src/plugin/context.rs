@@ -56,24 +56,34 @@ impl PluginContext {
     /// `events:<pattern>: subscribe`. Subscriptions are removed when the plugin stops.
     pub fn events(&self) -> Result<Events, EventError> {
         let shared = self.shared.upgrade().ok_or(EventError::Closed)?;
-        Ok(Events::new(shared.events.clone(), Some(self.identity.clone())))
+        Ok(Events::new(
+            shared.events.clone(),
+            Some(self.identity.clone()),
+        ))
     }
 
     pub(crate) fn shared(&self, service: &str) -> Result<Arc<Shared>, AccessError> {
-        self.shared.upgrade().ok_or_else(|| AccessError::Unavailable {
-            service: service.to_owned(),
-            reason: "the Xcore this plugin belonged to has been dropped".into(),
-        })
+        self.shared
+            .upgrade()
+            .ok_or_else(|| AccessError::Unavailable {
+                service: service.to_owned(),
+                reason: "the Xcore this plugin belonged to has been dropped".into(),
+            })
     }
 
     /// A service the plugin declared, once loaded.
-    pub(crate) fn declared_service(&self, name: &str) -> Result<(Arc<Shared>, Arc<dyn Service>), AccessError> {
+    pub(crate) fn declared_service(
+        &self,
+        name: &str,
+    ) -> Result<(Arc<Shared>, Arc<dyn Service>), AccessError> {
         check_declared(&self.identity, name)?;
         let shared = self.shared(name)?;
-        let service = shared.service(name).ok_or_else(|| AccessError::Unavailable {
-            service: name.to_owned(),
-            reason: "it is not loaded (it failed, or is not configured)".into(),
-        })?;
+        let service = shared
+            .service(name)
+            .ok_or_else(|| AccessError::Unavailable {
+                service: name.to_owned(),
+                reason: "it is not loaded (it failed, or is not configured)".into(),
+            })?;
         Ok((shared, service))
     }
 
@@ -118,7 +128,12 @@ pub struct PluginClient {
 impl PluginClient {
     /// Calls `action` on the target while serving the call `cx`: the tenant, the trace and
     /// the deadline of `cx` travel on; the caller is this plugin.
-    pub async fn call(&self, cx: &CallContext, action: &str, payload: Value) -> Result<Value, CallError> {
+    pub async fn call(
+        &self,
+        cx: &CallContext,
+        action: &str,
+        payload: Value,
+    ) -> Result<Value, CallError> {
         let Some(shared) = self.from.shared.upgrade() else {
             return Err(CallError::new(
                 ErrorCode::NotReady,

@@ -1,11 +1,16 @@
-use crate::{CallError, ErrorCode, PluginIdentity, permissions::{Audit, DenialKind}};
+use crate::{
+    CallError, ErrorCode, PluginIdentity,
+    permissions::{Audit, DenialKind},
+};
 
 /// Why a plugin could not obtain a service handle, or use it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AccessError {
     /// The plugin lacks the grant.
-    #[error("plugin `{plugin}` may not {action} `{resource}`: it holds no grant `{resource}: {action}`")]
+    #[error(
+        "plugin `{plugin}` may not {action} `{resource}`: it holds no grant `{resource}: {action}`"
+    )]
     PermissionDenied {
         /// The plugin refused.
         plugin: String,
@@ -84,7 +89,10 @@ pub(crate) fn grant_mask(
     if mask != 0 {
         return Ok(mask);
     }
-    let full = format!("{scope}{}{resource}", if scope == "service" { ":" } else { "." });
+    let full = format!(
+        "{scope}{}{resource}",
+        if scope == "service" { ":" } else { "." }
+    );
     let action = actions.first().copied().unwrap_or("use");
     audit.record(plugin.name(), &full, action, DenialKind::Permission);
     Err(AccessError::PermissionDenied {

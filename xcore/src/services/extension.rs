@@ -23,7 +23,9 @@ impl<T> Extension<T> {
 
 impl<T> fmt::Debug for Extension<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Extension").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("Extension")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -84,6 +86,8 @@ impl<T> Deref for ExtensionHandle<T> {
 
 impl<T> fmt::Debug for ExtensionHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("ExtensionHandle").field(&self.0.name).finish()
+        f.debug_tuple("ExtensionHandle")
+            .field(&self.0.name)
+            .finish()
     }
 }

@@ -19,13 +19,18 @@ pub(crate) fn serialize<S: Serializer>(d: &Duration, ser: S) -> Result<S::Ok, S:
 pub(crate) mod option {
     use super::*;
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Duration>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        de: D,
+    ) -> Result<Option<Duration>, D::Error> {
         Option::<String>::deserialize(de)?
             .map(|text| xcore_manifest::parse_duration(&text).map_err(D::Error::custom))
             .transpose()
     }
 
-    pub(crate) fn serialize<S: Serializer>(d: &Option<Duration>, ser: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(
+        d: &Option<Duration>,
+        ser: S,
+    ) -> Result<S::Ok, S::Error> {
         match d {
             Some(d) => super::serialize(d, ser),
             None => ser.serialize_none(),

@@ -62,10 +62,17 @@ impl<S> Authorize<S> {
             return Ok(());
         };
         let target = &self.layer.target;
-        if !caller.manifest().permissions().allows(&self.layer.resource, action) {
-            self.layer
-                .audit
-                .record(caller.name(), &self.layer.resource, action, DenialKind::Permission);
+        if !caller
+            .manifest()
+            .permissions()
+            .allows(&self.layer.resource, action)
+        {
+            self.layer.audit.record(
+                caller.name(),
+                &self.layer.resource,
+                action,
+                DenialKind::Permission,
+            );
             return Err(CallError::new(
                 ErrorCode::PermissionDenied,
                 format!(
@@ -82,9 +89,12 @@ impl<S> Authorize<S> {
             })));
         }
         if !target.manifest().admits_caller(caller.name()) {
-            self.layer
-                .audit
-                .record(caller.name(), &self.layer.resource, action, DenialKind::Caller);
+            self.layer.audit.record(
+                caller.name(),
+                &self.layer.resource,
+                action,
+                DenialKind::Caller,
+            );
             return Err(CallError::new(
                 ErrorCode::CallerDenied,
                 format!(

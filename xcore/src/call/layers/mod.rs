@@ -12,8 +12,8 @@ mod timeout;
 mod trace;
 
 pub use authorize::{Authorize, AuthorizeLayer};
-pub use catch_panic::{CatchPanic, CatchPanicLayer};
 pub(crate) use catch_panic::catch_panic_message;
+pub use catch_panic::{CatchPanic, CatchPanicLayer};
 pub use concurrency::{ConcurrencyLimit, ConcurrencyLimitLayer};
 pub use handler::Handler;
 pub use rate_limit::{RateLimit, RateLimitLayer};

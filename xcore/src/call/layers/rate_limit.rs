@@ -71,7 +71,8 @@ impl Bucket {
     fn take(&mut self, now: Instant) -> Result<(), Duration> {
         let elapsed = now.saturating_duration_since(self.last);
         self.last = now;
-        self.tokens = (self.tokens + elapsed.as_secs_f64() / self.per_token.as_secs_f64()).min(self.capacity);
+        self.tokens =
+            (self.tokens + elapsed.as_secs_f64() / self.per_token.as_secs_f64()).min(self.capacity);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             Ok(())
@@ -95,7 +96,9 @@ where
 
     fn call(&mut self, req: CallRequest) -> Self::Future {
         if let Some(bucket) = &self.bucket {
-            let mut bucket = bucket.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut bucket = bucket
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             if let Err(wait) = bucket.take(Instant::now()) {
                 let limit = bucket.limit;
                 drop(bucket);

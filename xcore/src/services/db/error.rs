@@ -26,7 +26,9 @@ pub enum DbError {
         operation: &'static str,
     },
     /// No connection could be acquired from the pool in time.
-    #[error("database `{connection}`: no connection available within {timeout:?} (pool exhausted or server unreachable)")]
+    #[error(
+        "database `{connection}`: no connection available within {timeout:?} (pool exhausted or server unreachable)"
+    )]
     AcquireTimeout {
         /// The connection.
         connection: String,
@@ -47,7 +49,9 @@ pub enum DbError {
         name: String,
     },
     /// Migrations are not in strictly increasing version order.
-    #[error("migrations of plugin `{plugin}` must have strictly increasing versions; {version} comes after {previous}")]
+    #[error(
+        "migrations of plugin `{plugin}` must have strictly increasing versions; {version} comes after {previous}"
+    )]
     MigrationOrder {
         /// The plugin.
         plugin: String,
@@ -100,7 +104,10 @@ pub(crate) fn redact(url: &str) -> String {
 mod tests {
     #[test]
     fn redacts_passwords() {
-        assert_eq!(super::redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            super::redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(super::redact("sqlite::memory:"), "sqlite::memory:");
         assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
     }

@@ -87,7 +87,11 @@ impl Db {
 
     /// The pool to run queries on (read-only connections for a read-only handle).
     pub fn pool(&self) -> &AnyPool {
-        if self.read_only { &self.conn.ro } else { &self.conn.rw }
+        if self.read_only {
+            &self.conn.ro
+        } else {
+            &self.conn.rw
+        }
     }
 
     fn map(&self, err: sqlx::Error) -> DbError {
@@ -144,7 +148,13 @@ impl Db {
                 operation: "run migrations",
             });
         }
-        migrate::run(&self.conn.rw, &self.conn.migrate_lock, &self.plugin, migrations).await
+        migrate::run(
+            &self.conn.rw,
+            &self.conn.migrate_lock,
+            &self.plugin,
+            migrations,
+        )
+        .await
     }
 
     /// Runs `SELECT 1`; returns how long it took.
@@ -166,17 +176,25 @@ impl PluginContext {
         use crate::services::{AccessError, grant_mask};
         let (shared, service) = self.declared_service("db")?;
         let any: Arc<dyn std::any::Any + Send + Sync> = service;
-        let service = any
-            .downcast::<super::DatabaseService>()
-            .map_err(|_| AccessError::WrongType {
+        let service =
+            any.downcast::<super::DatabaseService>()
+                .map_err(|_| AccessError::WrongType {
+                    service: "db".into(),
+                    expected: "DatabaseService",
+                })?;
+        let conn = service
+            .connection(name)
+            .map_err(|e| AccessError::Unavailable {
                 service: "db".into(),
-                expected: "DatabaseService",
+                reason: e.to_string(),
             })?;
-        let conn = service.connection(name).map_err(|e| AccessError::Unavailable {
-            service: "db".into(),
-            reason: e.to_string(),
-        })?;
-        let mask = grant_mask(self.identity(), &shared.audit, "db", name, &["read", "write"])?;
+        let mask = grant_mask(
+            self.identity(),
+            &shared.audit,
+            "db",
+            name,
+            &["read", "write"],
+        )?;
         Ok(Db::new(conn, mask & 0b10 == 0, self.name()))
     }
 }
@@ -185,17 +203,20 @@ impl crate::Xcore {
     /// A read-write handle on database connection `name`, for the host (not subject to
     /// grants). Available once the `db` service has loaded.
     pub fn database(&self, name: &str) -> Result<Db, DbError> {
-        let service = self.shared.service("db").ok_or_else(|| DbError::UnknownConnection {
-            name: name.to_owned(),
-            available: "none (no `db` service is loaded)".into(),
-        })?;
-        let any: Arc<dyn std::any::Any + Send + Sync> = service;
-        let service = any
-            .downcast::<super::DatabaseService>()
-            .map_err(|_| DbError::UnknownConnection {
+        let service = self
+            .shared
+            .service("db")
+            .ok_or_else(|| DbError::UnknownConnection {
                 name: name.to_owned(),
-                available: "none (the `db` service is not xcore's DatabaseService)".into(),
+                available: "none (no `db` service is loaded)".into(),
             })?;
+        let any: Arc<dyn std::any::Any + Send + Sync> = service;
+        let service =
+            any.downcast::<super::DatabaseService>()
+                .map_err(|_| DbError::UnknownConnection {
+                    name: name.to_owned(),
+                    available: "none (the `db` service is not xcore's DatabaseService)".into(),
+                })?;
         service.handle(name)
     }
 }

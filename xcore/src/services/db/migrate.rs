@@ -88,7 +88,8 @@ pub(crate) async fn run(
     // a Postgres server (an advisory lock held by the connection doing the work).
     let _local = lock.lock().await;
     let mut conn = pool.acquire().await?;
-    let postgres = conn.backend_name().eq_ignore_ascii_case("postgresql") || conn.backend_name() == "PostgreSQL";
+    let postgres = conn.backend_name().eq_ignore_ascii_case("postgresql")
+        || conn.backend_name() == "PostgreSQL";
     if postgres {
         sqlx::query("SELECT pg_advisory_lock($1)")
             .bind(ADVISORY_KEY)
@@ -122,11 +123,12 @@ async fn run_locked(
     let mut report = MigrationReport::default();
     for m in migrations {
         let mut tx: Transaction<'_, Any> = conn.begin().await?;
-        let existing = sqlx::query("SELECT checksum FROM xcore_migrations WHERE plugin = $1 AND version = $2")
-            .bind(plugin)
-            .bind(m.version)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let existing =
+            sqlx::query("SELECT checksum FROM xcore_migrations WHERE plugin = $1 AND version = $2")
+                .bind(plugin)
+                .bind(m.version)
+                .fetch_optional(&mut *tx)
+                .await?;
         if let Some(row) = existing {
             let checksum: String = row.try_get(0)?;
             if checksum != m.checksum() {
@@ -140,7 +142,9 @@ async fn run_locked(
             continue;
         }
         sqlx::raw_sql(m.sql).execute(&mut *tx).await?;
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
         sqlx::query(
             "INSERT INTO xcore_migrations (plugin, version, name, checksum, applied_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -152,7 +156,12 @@ async fn run_locked(
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        tracing::info!(plugin, version = m.version, name = m.name, "migration applied");
+        tracing::info!(
+            plugin,
+            version = m.version,
+            name = m.name,
+            "migration applied"
+        );
         report.applied.push(m.version);
     }
     Ok(report)

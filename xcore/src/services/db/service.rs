@@ -80,15 +80,22 @@ impl fmt::Debug for Connection {
 /// database (so the read-only pool sees the same data), and files are created if missing.
 fn sqlite_url(url: &str) -> Result<String, String> {
     if url == "sqlite::memory:" || url == "sqlite://:memory:" {
-        return Ok(format!("sqlite:file:xcore-mem-{:016x}?mode=memory&cache=shared", fastrand::u64(..)));
+        return Ok(format!(
+            "sqlite:file:xcore-mem-{:016x}?mode=memory&cache=shared",
+            fastrand::u64(..)
+        ));
     }
     if url.contains("mode=") {
         return Ok(url.to_owned());
     }
     let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
     let path = path.split('?').next().unwrap_or(path);
-    if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| format!("cannot create `{}`: {e}", parent.display()))?;
+    if let Some(parent) = Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("cannot create `{}`: {e}", parent.display()))?;
     }
     let sep = if url.contains('?') { '&' } else { '?' };
     Ok(format!("{url}{sep}mode=rwc"))
