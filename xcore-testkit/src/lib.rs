@@ -43,10 +43,12 @@ mod app;
 mod fake;
 mod log;
 mod postgres;
+mod redis;
 mod server;
 
 pub use app::{TestApp, TestAppBuilder};
 pub use fake::{Behavior, FakePlugin, FakeService};
 pub use log::HookLog;
 pub use postgres::PostgresServer;
+pub use redis::RedisServer;
 pub use server::{ServerUnavailable, require_servers};

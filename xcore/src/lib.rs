@@ -52,6 +52,7 @@
 //! | [`events`] | the event bus, the kernel events |
 //! | [`permissions`] | grants at every boundary, the audit of denials |
 //! | [`tenancy`] | [`TenantId`] |
+//! | [`web`] | plugins' HTTP [`Routes`](web::Routes), the [`Web`](web::Web) service (tenant, tracing, body limit, JSON envelopes), the admin API, adapters |
 //!
 //! # Feature flags
 //!
@@ -61,6 +62,9 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | — | — | — |
+//! | `axum` | yes | [`web::axum`]: mount plugins and the admin API into an axum `Router`; extractors ([`CallContext`], [`web::axum::Json`]) |
+//! | `hyper` | no | [`web::hyper`]: a service for hyper-util's server, `serve` with graceful shutdown |
+//! | `actix` | no | [`web::actix`]: mount plugins and the admin API into an actix-web `App` |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -73,6 +77,7 @@ pub mod permissions;
 pub mod plugin;
 pub mod services;
 pub mod tenancy;
+pub mod web;
 mod xcore;
 
 pub use async_trait::async_trait;

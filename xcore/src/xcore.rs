@@ -17,6 +17,7 @@ use crate::{
     BootError, BootOptions, BootReport, CallContext, CallError, ErrorCode, Manifest, ManifestError, NodeId,
     NodeState, OnFailure, Plan, Plugin, PluginContext, PluginIdentity, Service, ShutdownReport,
     call::{BoxCallService, CallRequest, HostLayer, host_layer},
+    config::{Config, ConfigError},
     container::{self, NodeSpec, Nodes},
     events::{EventBus, Events},
     permissions::{Audit, audit::DEFAULT_AUDIT_CAPACITY},
@@ -52,6 +53,7 @@ pub(crate) struct LivePlugin {
     identity: PluginIdentity,
     instance: Arc<dyn Plugin>,
     pipeline: BoxCallService,
+    routes: Option<crate::web::Routes>,
 }
 
 impl LivePlugin {
@@ -60,7 +62,18 @@ impl LivePlugin {
             identity,
             instance,
             pipeline,
+            routes: None,
         }
+    }
+
+    /// The same plugin, serving these HTTP routes while it runs.
+    pub(crate) fn with_routes(mut self, routes: Option<crate::web::Routes>) -> Self {
+        self.routes = routes;
+        self
+    }
+
+    pub(crate) fn routes(&self) -> Option<&crate::web::Routes> {
+        self.routes.as_ref()
     }
 }
 
@@ -71,11 +84,14 @@ pub(crate) struct Shared {
     pub(crate) layers: Vec<HostLayer>,
     pub(crate) audit: Arc<Audit>,
     pub(crate) events: Arc<EventBus>,
+    pub(crate) config: Option<Arc<Config>>,
     services: RwLock<HashMap<String, Arc<dyn Service>>>,
     pub(crate) nodes: tokio::sync::Mutex<Nodes>,
     lifecycle: Mutex<Lifecycle>,
     live: RwLock<HashMap<Arc<str>, Arc<LivePlugin>>>,
     report: Mutex<Option<BootReport>>,
+    /// Every plugin of the plan, running or not (for listings).
+    pub(crate) identities: Vec<PluginIdentity>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -157,8 +173,15 @@ impl Shared {
         let Some(live) = live else {
             return Err(self.absent(target));
         };
-        let request = CallRequest::new(live.identity.clone(), action.to_owned(), payload, cx);
+        let request = CallRequest::new(live.identity.clone(), Arc::from(action), payload, cx);
         live.pipeline.clone().oneshot(request).await
+    }
+
+    /// A running plugin (for its HTTP routes), or why it is not running: `not_found`,
+    /// `not_ready` or `unavailable`, as for calls.
+    pub(crate) fn running(&self, name: &str) -> Result<Arc<LivePlugin>, CallError> {
+        let live = self.live.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned();
+        live.ok_or_else(|| self.absent(name))
     }
 
     /// Why `target` cannot be called.
@@ -388,6 +411,13 @@ impl Xcore {
         &self.shared.audit
     }
 
+    /// Starts the web layer of this `Xcore`: one service serving the plugins' routes under
+    /// `/plugin/<name>/…` and the admin API under `/xcore`, to mount with an adapter of
+    /// [`web`](crate::web).
+    pub fn web(&self) -> crate::web::WebBuilder {
+        crate::web::WebBuilder::new(self.clone())
+    }
+
     /// The names of the plugins currently serving calls, sorted.
     pub fn running_plugins(&self) -> Vec<String> {
         let mut names: Vec<String> = self
@@ -413,9 +443,13 @@ impl fmt::Debug for Xcore {
 }
 
 /// Why an [`Xcore`] could not be built.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
+    /// The config does not allow building (an insecure production config, a service it names
+    /// that this build does not support).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// A registered plugin's manifest is invalid.
     #[error("{source} (plugin type `{type_name}`)")]
     Manifest {
@@ -484,6 +518,7 @@ pub struct XcoreBuilder {
     options: BootOptions,
     layers: Vec<HostLayer>,
     audit_capacity: usize,
+    config: Option<Arc<Config>>,
 }
 
 impl Default for XcoreBuilder {
@@ -495,6 +530,7 @@ impl Default for XcoreBuilder {
             options: BootOptions::default(),
             layers: Vec::new(),
             audit_capacity: DEFAULT_AUDIT_CAPACITY,
+            config: None,
         }
     }
 }
@@ -594,6 +630,16 @@ impl XcoreBuilder {
         self
     }
 
+    /// Uses a [`Config`]: the services it configures (`services.databases`, the cache, ...)
+    /// are added — unless a service of the same name was added by hand —, plugins read their
+    /// own section with [`PluginContext::config`], extensions theirs with
+    /// [`ServiceContext::config`](crate::ServiceContext::config). An insecure production
+    /// config is a build error.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = Some(Arc::new(config));
+        self
+    }
+
     /// How many denials the [`Audit`] keeps (1,000 by default).
     pub fn audit_capacity(mut self, capacity: usize) -> Self {
         self.audit_capacity = capacity;
@@ -654,14 +700,19 @@ impl XcoreBuilder {
     pub fn build(self) -> Result<Xcore, BuildError> {
         let mut plugins = self.registered_plugins()?;
         let XcoreBuilder {
-            services,
+            mut services,
             plugins: by_hand,
             options,
             layers,
             audit_capacity,
+            config,
             ..
         } = self;
         plugins.extend(by_hand);
+        if let Some(config) = &config {
+            config.check_production()?;
+            crate::config::builtin_services(config, &mut services)?;
+        }
 
         let mut seen: HashMap<String, &'static str> = HashMap::new();
         for p in &plugins {
@@ -710,6 +761,7 @@ impl XcoreBuilder {
         let audit = Arc::new(Audit::with_capacity(audit_capacity));
         let shared = Arc::new_cyclic(|weak| {
             let mut entries = Vec::with_capacity(specs.len());
+            let mut identities = Vec::with_capacity(plugins.len());
             for (s, _) in services {
                 entries.push(container::Entry::Service {
                     fresh: Some(s),
@@ -718,6 +770,7 @@ impl XcoreBuilder {
             }
             for p in plugins {
                 let identity = PluginIdentity::new(Arc::new(p.manifest));
+                identities.push(identity.clone());
                 entries.push(container::Entry::Plugin {
                     ctx: PluginContext::new(identity.clone(), weak.clone()),
                     identity,
@@ -731,11 +784,13 @@ impl XcoreBuilder {
                 layers,
                 events: Arc::new(EventBus::new(audit.clone())),
                 audit,
+                config,
                 services: RwLock::new(HashMap::new()),
                 nodes: tokio::sync::Mutex::new(Nodes::new(entries)),
                 lifecycle: Mutex::new(Lifecycle::Built),
                 live: RwLock::new(HashMap::new()),
                 report: Mutex::new(None),
+                identities,
             }
         });
         Ok(Xcore { shared })

@@ -19,7 +19,7 @@ pub type BoxCallService = BoxCloneSyncService<CallRequest, Value, CallError>;
 #[derive(Debug, Clone)]
 pub struct CallRequest {
     target: PluginIdentity,
-    action: String,
+    action: Arc<str>,
     payload: Value,
     cx: CallContext,
 }
@@ -27,7 +27,7 @@ pub struct CallRequest {
 impl CallRequest {
     pub(crate) fn new(
         target: PluginIdentity,
-        action: String,
+        action: Arc<str>,
         payload: Value,
         cx: CallContext,
     ) -> Self {
@@ -69,7 +69,12 @@ impl CallRequest {
         &mut self.cx
     }
 
-    pub(crate) fn into_parts(self) -> (PluginIdentity, String, Value, CallContext) {
+    /// The action, shared (cheap to keep for error messages).
+    pub(crate) fn action_arc(&self) -> Arc<str> {
+        self.action.clone()
+    }
+
+    pub(crate) fn into_parts(self) -> (PluginIdentity, Arc<str>, Value, CallContext) {
         (self.target, self.action, self.payload, self.cx)
     }
 }

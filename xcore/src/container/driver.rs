@@ -1,13 +1,15 @@
 //! The boot and shutdown driver: waves, concurrency, timeouts, failure policy, rollback.
 
-use std::{collections::HashMap, future::Future, panic::AssertUnwindSafe, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap, future::Future, panic::AssertUnwindSafe, sync::Arc, time::Duration,
+};
 
 use futures_util::{FutureExt, future::join_all};
 use tokio::time::Instant;
 
 use super::{
-    BootAbort, BootError, BootReport, NodeKind, NodeReport, NodeState, OnFailure, Phase, Plan, Service,
-    ServiceContext, ShutdownReport, StopOutcome, graph::GraphError,
+    BootAbort, BootError, BootReport, NodeKind, NodeReport, NodeState, OnFailure, Phase, Plan,
+    Service, ServiceContext, ShutdownReport, StopOutcome, graph::GraphError,
 };
 use serde_json::{Value, json};
 
@@ -45,7 +47,11 @@ async fn plugin_events(shared: &Shared, nodes: &Nodes, indices: &[usize], phase:
                 let Entry::Plugin { identity, .. } = &nodes.entries[i] else {
                     continue;
                 };
-                let what = if phase == Phase::Load { "loaded" } else { "started" };
+                let what = if phase == Phase::Load {
+                    "loaded"
+                } else {
+                    "started"
+                };
                 (
                     what,
                     json!({
@@ -137,30 +143,45 @@ fn policy(shared: &Shared, kind: NodeKind) -> OnFailure {
 }
 
 /// The first dependency of `i` not in the wanted state, described for a skip reason.
-fn blocked_by(plan: &Plan, status: &[Status], i: usize, wanted: fn(&Status) -> bool) -> Option<String> {
-    plan.deps[i].iter().find(|&&d| !wanted(&status[d])).map(|&d| {
-        let what = match &status[d] {
-            Status::Skipped(..) => "was skipped",
-            _ => "failed",
-        };
-        format!("dependency `{}` {what}", plan.nodes[d].name())
-    })
+fn blocked_by(
+    plan: &Plan,
+    status: &[Status],
+    i: usize,
+    wanted: fn(&Status) -> bool,
+) -> Option<String> {
+    plan.deps[i]
+        .iter()
+        .find(|&&d| !wanted(&status[d]))
+        .map(|&d| {
+            let what = match &status[d] {
+                Status::Skipped(..) => "was skipped",
+                _ => "failed",
+            };
+            format!("dependency `{}` {what}", plan.nodes[d].name())
+        })
 }
 
 /// The context of service `i`: its loaded service dependencies.
-fn service_context(plan: &Plan, entries: &[Entry], i: usize) -> ServiceContext {
+fn service_context(shared: &Shared, entries: &[Entry], i: usize) -> ServiceContext {
+    let plan = &shared.plan;
     let deps: HashMap<String, Arc<dyn Service>> = plan.deps[i]
         .iter()
         .filter_map(|&d| match &entries[d] {
-            Entry::Service { loaded: Some(s), .. } => Some((plan.nodes[d].name().to_owned(), s.clone())),
+            Entry::Service {
+                loaded: Some(s), ..
+            } => Some((plan.nodes[d].name().to_owned(), s.clone())),
             _ => None,
         })
         .collect();
-    ServiceContext::new(plan.nodes[i].name(), deps)
+    ServiceContext::new(plan.nodes[i].name(), deps, shared.config.clone())
 }
 
 /// The load phase of one wave.
-async fn load_wave(shared: &Arc<Shared>, nodes: &mut Nodes, wave: &[usize]) -> Option<(usize, String)> {
+async fn load_wave(
+    shared: &Arc<Shared>,
+    nodes: &mut Nodes,
+    wave: &[usize],
+) -> Option<(usize, String)> {
     let plan = &shared.plan;
     let limit = shared.options.load_timeout;
     let mut plugin_hooks = Vec::new();
@@ -180,7 +201,7 @@ async fn load_wave(shared: &Arc<Shared>, nodes: &mut Nodes, wave: &[usize]) -> O
                 });
             }
             Entry::Service { .. } => {
-                let ctx = service_context(plan, &nodes.entries, i);
+                let ctx = service_context(shared, &nodes.entries, i);
                 let Entry::Service { fresh, .. } = &mut nodes.entries[i] else {
                     continue;
                 };
@@ -209,20 +230,20 @@ async fn load_wave(shared: &Arc<Shared>, nodes: &mut Nodes, wave: &[usize]) -> O
         }
     };
     for (i, plugin, outcome, took) in plugins.into_iter().flatten() {
-        if outcome.is_ok() {
-            if let Entry::Plugin { loaded, .. } = &mut nodes.entries[i] {
-                *loaded = Some(Arc::from(plugin));
-            }
+        if outcome.is_ok()
+            && let Entry::Plugin { loaded, .. } = &mut nodes.entries[i]
+        {
+            *loaded = Some(Arc::from(plugin));
         }
         record(nodes, i, outcome, took);
     }
     for (i, service, outcome, took) in services.into_iter().flatten() {
-        if outcome.is_ok() {
-            if let Entry::Service { loaded, .. } = &mut nodes.entries[i] {
-                let service: Arc<dyn Service> = Arc::from(service);
-                shared.register_service(plan.nodes[i].name(), service.clone());
-                *loaded = Some(service);
-            }
+        if outcome.is_ok()
+            && let Entry::Service { loaded, .. } = &mut nodes.entries[i]
+        {
+            let service: Arc<dyn Service> = Arc::from(service);
+            shared.register_service(plan.nodes[i].name(), service.clone());
+            *loaded = Some(service);
         }
         record(nodes, i, outcome, took);
     }
@@ -231,7 +252,11 @@ async fn load_wave(shared: &Arc<Shared>, nodes: &mut Nodes, wave: &[usize]) -> O
 }
 
 /// The start phase of one wave. Started plugins become callable at once.
-async fn start_wave(shared: &Arc<Shared>, nodes: &mut Nodes, wave: &[usize]) -> Option<(usize, String)> {
+async fn start_wave(
+    shared: &Arc<Shared>,
+    nodes: &mut Nodes,
+    wave: &[usize],
+) -> Option<(usize, String)> {
     let plan = &shared.plan;
     let limit = shared.options.start_timeout;
     let mut hooks = Vec::new();
@@ -245,7 +270,9 @@ async fn start_wave(shared: &Arc<Shared>, nodes: &mut Nodes, wave: &[usize]) -> 
         }
         match &nodes.entries[i] {
             Entry::Plugin {
-                ctx, loaded: Some(plugin), ..
+                ctx,
+                loaded: Some(plugin),
+                ..
             } => {
                 let (ctx, plugin) = (ctx.clone(), plugin.clone());
                 hooks.push(
@@ -257,9 +284,10 @@ async fn start_wave(shared: &Arc<Shared>, nodes: &mut Nodes, wave: &[usize]) -> 
                 );
             }
             Entry::Service {
-                loaded: Some(service), ..
+                loaded: Some(service),
+                ..
             } => {
-                let ctx = service_context(plan, &nodes.entries, i);
+                let ctx = service_context(shared, &nodes.entries, i);
                 let service = service.clone();
                 hooks.push(
                     async move {
@@ -269,7 +297,10 @@ async fn start_wave(shared: &Arc<Shared>, nodes: &mut Nodes, wave: &[usize]) -> 
                     .boxed(),
                 );
             }
-            _ => nodes.status[i] = Status::Failed(Phase::Start, "no instance (internal error)".into()),
+            _ => {
+                nodes.status[i] =
+                    Status::Failed(Phase::Start, "no instance (internal error)".into())
+            }
         }
     }
     let mut abort = None;
@@ -280,12 +311,19 @@ async fn start_wave(shared: &Arc<Shared>, nodes: &mut Nodes, wave: &[usize]) -> 
                 nodes.status[i] = Status::Started;
                 if let Entry::Plugin {
                     identity,
+                    ctx,
                     loaded: Some(plugin),
                     ..
                 } = &nodes.entries[i]
                 {
-                    let pipeline = build_pipeline(identity, plugin.clone(), &shared.layers, &shared.audit);
-                    shared.go_live(LivePlugin::new(identity.clone(), plugin.clone(), pipeline));
+                    let pipeline =
+                        build_pipeline(identity, plugin.clone(), &shared.layers, &shared.audit);
+                    // Its routes, asked for once, right after a successful `on_start`.
+                    let routes = crate::web::collect_routes(&**plugin, ctx);
+                    shared.go_live(
+                        LivePlugin::new(identity.clone(), plugin.clone(), pipeline)
+                            .with_routes(routes),
+                    );
                 }
             }
             Err(reason) => {
@@ -305,7 +343,9 @@ fn loaded_services(entries: &[Entry]) -> Vec<Arc<dyn Service>> {
     entries
         .iter()
         .filter_map(|e| match e {
-            Entry::Service { loaded: Some(s), .. } => Some(s.clone()),
+            Entry::Service {
+                loaded: Some(s), ..
+            } => Some(s.clone()),
             _ => None,
         })
         .collect()
@@ -321,7 +361,14 @@ async fn stop_all(shared: &Arc<Shared>, nodes: &mut Nodes) -> ShutdownReport {
         let mut hooks = Vec::new();
         for &i in wave {
             match (&nodes.entries[i], &nodes.status[i]) {
-                (Entry::Plugin { ctx, loaded: Some(p), .. }, Status::Started) => {
+                (
+                    Entry::Plugin {
+                        ctx,
+                        loaded: Some(p),
+                        ..
+                    },
+                    Status::Started,
+                ) => {
                     let name = plan.nodes[i].name();
                     shared.go_dark(name);
                     shared.events.remove_owner(name);
@@ -334,14 +381,22 @@ async fn stop_all(shared: &Arc<Shared>, nodes: &mut Nodes) -> ShutdownReport {
                             for service in services {
                                 service.on_plugin_stop(ctx.name()).await;
                             }
-                            (i, run_hook(limit, async move { p.on_stop(&ctx).await }).await)
+                            (
+                                i,
+                                run_hook(limit, async move { p.on_stop(&ctx).await }).await,
+                            )
                         }
                         .boxed(),
                     );
                 }
                 // A service whose `init` succeeded releases its resources, even if it
                 // failed to start or was never started.
-                (Entry::Service { loaded: Some(s), .. }, _) => {
+                (
+                    Entry::Service {
+                        loaded: Some(s), ..
+                    },
+                    _,
+                ) => {
                     let s = s.clone();
                     hooks.push(async move { (i, run_hook(limit, async move { s.shutdown().await }).await) }.boxed());
                 }
@@ -364,7 +419,12 @@ async fn stop_all(shared: &Arc<Shared>, nodes: &mut Nodes) -> ShutdownReport {
                     StopOutcome::Failed(reason) => format!("failed: {reason}"),
                 };
                 let payload = json!({ "plugin": plan.nodes[i].name(), "outcome": outcome });
-                kernel_event(shared, format!("plugin.{}.stopped", plan.nodes[i].name()), payload).await;
+                kernel_event(
+                    shared,
+                    format!("plugin.{}.stopped", plan.nodes[i].name()),
+                    payload,
+                )
+                .await;
             }
             report.nodes.push((plan.nodes[i].clone(), outcome, took));
         }
@@ -372,12 +432,21 @@ async fn stop_all(shared: &Arc<Shared>, nodes: &mut Nodes) -> ShutdownReport {
     report
 }
 
-fn build_report(plan: &Plan, nodes: &Nodes, load_phase: Duration, start_phase: Duration) -> BootReport {
+fn build_report(
+    plan: &Plan,
+    nodes: &Nodes,
+    load_phase: Duration,
+    start_phase: Duration,
+) -> BootReport {
     let mut reports: Vec<NodeReport> = (0..plan.nodes.len())
         .map(|i| {
             let (state, phase, reason) = match &nodes.status[i] {
                 Status::Started => (NodeState::Started, None, None),
-                Status::RolledBack => (NodeState::RolledBack, None, Some("rolled back after a failed boot".into())),
+                Status::RolledBack => (
+                    NodeState::RolledBack,
+                    None,
+                    Some("rolled back after a failed boot".into()),
+                ),
                 Status::Failed(p, r) => (NodeState::Failed, Some(*p), Some(r.clone())),
                 Status::Skipped(p, r) => (NodeState::Skipped, Some(*p), Some(r.clone())),
                 Status::Pending | Status::Loaded => (
@@ -397,9 +466,14 @@ fn build_report(plan: &Plan, nodes: &Nodes, load_phase: Duration, start_phase: D
             }
         })
         .collect();
-    reports.sort_by(|a, b| (a.wave.is_none(), a.wave, &a.node).cmp(&(b.wave.is_none(), b.wave, &b.node)));
+    reports.sort_by(|a, b| {
+        (a.wave.is_none(), a.wave, &a.node).cmp(&(b.wave.is_none(), b.wave, &b.node))
+    });
     BootReport {
-        waves: plan.waves().map(|w| w.into_iter().cloned().collect()).collect(),
+        waves: plan
+            .waves()
+            .map(|w| w.into_iter().cloned().collect())
+            .collect(),
         nodes: reports,
         load_phase,
         start_phase,
@@ -498,7 +572,10 @@ pub(crate) async fn boot(shared: &Arc<Shared>) -> Result<BootReport, BootError> 
 /// Shuts down what boot started. Idempotent: a second call reports nothing.
 pub(crate) async fn shutdown(shared: &Arc<Shared>) -> ShutdownReport {
     let mut guard = shared.nodes.lock().await;
-    if shared.transition(Lifecycle::Running, Lifecycle::ShuttingDown).is_err() {
+    if shared
+        .transition(Lifecycle::Running, Lifecycle::ShuttingDown)
+        .is_err()
+    {
         // Never booted, already stopped, or a failed boot (already rolled back).
         shared.stop_if_unbooted();
         return ShutdownReport::default();

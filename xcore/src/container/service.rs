@@ -3,8 +3,12 @@
 use std::{any::Any, collections::HashMap, fmt, sync::Arc};
 
 use async_trait::async_trait;
+use serde::de::DeserializeOwned;
 
-use crate::{Health, ServiceError};
+use crate::{
+    Health, ServiceError,
+    config::{Config, ConfigError},
+};
 
 /// A service: a node of the container that plugins (and other services) depend on — a
 /// database, a cache, a scheduler, or an extension of the host's.
@@ -84,13 +88,29 @@ pub trait Service: Any + Send + Sync {
 pub struct ServiceContext {
     name: Arc<str>,
     dependencies: Arc<HashMap<String, Arc<dyn Service>>>,
+    config: Option<Arc<Config>>,
 }
 
 impl ServiceContext {
-    pub(crate) fn new(name: &str, dependencies: HashMap<String, Arc<dyn Service>>) -> Self {
+    pub(crate) fn new(
+        name: &str,
+        dependencies: HashMap<String, Arc<dyn Service>>,
+        config: Option<Arc<Config>>,
+    ) -> Self {
         Self {
             name: Arc::from(name),
             dependencies: Arc::new(dependencies),
+            config,
+        }
+    }
+
+    /// The service's own config section, `services.extensions.<name>`, typed; `T::default()`
+    /// when the `Xcore` has no config or the section is absent. The error names the key path
+    /// and the line of the bad value.
+    pub fn config<T: DeserializeOwned + Default>(&self) -> Result<T, ConfigError> {
+        match &self.config {
+            Some(config) => Ok(config.extension_section(&self.name)?.unwrap_or_default()),
+            None => Ok(T::default()),
         }
     }
 

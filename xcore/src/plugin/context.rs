@@ -4,10 +4,12 @@ use std::{
     sync::{Arc, Weak},
 };
 
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::{
     CallContext, CallError, ErrorCode, Manifest, PluginIdentity, Service,
+    config::ConfigError,
     events::{EventError, Events},
     services::{AccessError, Extension, ExtensionHandle, check_declared, grant_mask},
     xcore::Shared,
@@ -101,6 +103,21 @@ impl PluginContext {
                 service: name.to_owned(),
                 expected: std::any::type_name::<T>(),
             })
+    }
+
+    /// The plugin's own config section, `plugins.<name>`, typed and validated; `T::default()`
+    /// when the `Xcore` has no config or the section is absent. Call it in `on_load`: with
+    /// `?`, a bad value fails this plugin only, with an error naming the key path and line.
+    pub fn config<T: DeserializeOwned + Default>(&self) -> Result<T, ConfigError> {
+        Ok(self.config_section()?.unwrap_or_default())
+    }
+
+    /// The plugin's own config section, or `None` when absent.
+    pub fn config_section<T: DeserializeOwned>(&self) -> Result<Option<T>, ConfigError> {
+        match self.shared.upgrade().and_then(|s| s.config.clone()) {
+            Some(config) => config.plugin_section(self.name()),
+            None => Ok(None),
+        }
     }
 
     /// A fresh context for calls this plugin makes outside of any call it serves (from a hook

@@ -13,7 +13,7 @@ pub use context::{PluginClient, PluginContext};
 pub use error::{HookError, PluginError, ServiceError};
 pub use registration::{PluginManifest, Registration, registered};
 
-use crate::{CallContext, CallError, Health};
+use crate::{CallContext, CallError, Health, web::Routes};
 
 /// How a plugin answers calls: `handle(action, payload)`.
 ///
@@ -84,8 +84,8 @@ pub trait Actions: Send + Sync + 'static {
 ///    The plugin no longer receives calls when it runs. An error or a timeout is reported;
 ///    shutdown goes on regardless.
 ///
-/// [`routes`](Plugin::routes) and [`health`](Plugin::health) may be called any time after
-/// `on_start` succeeded.
+/// [`routes`](Plugin::routes) is called once, right after `on_start` succeeded;
+/// [`health`](Plugin::health) may be called any time after that.
 ///
 /// # Example
 ///
@@ -137,5 +137,21 @@ pub trait Plugin: Actions {
     /// Reports the plugin's health. The default is healthy.
     async fn health(&self) -> Health {
         Health::healthy()
+    }
+
+    /// The plugin's HTTP routes, if it serves any (the default serves none).
+    ///
+    /// Called **once**, right after `on_start` succeeded and before the plugin becomes
+    /// callable. The routes are live while the plugin runs: the web layer
+    /// ([`xcore::web`](crate::web)) serves them under `/plugin/<name>/…` (the prefix is
+    /// configurable; handlers see paths with it stripped) and withdraws them when the plugin
+    /// stops. Build them from an axum `Router` ([`Routes::from_axum`](crate::web::Routes),
+    /// feature `axum`) or any tower service
+    /// ([`Routes::from_service`](crate::web::Routes::from_service)). Keep the context if
+    /// handlers call other plugins. A panic here is logged and the plugin runs without
+    /// routes.
+    fn routes(&self, ctx: &PluginContext) -> Option<Routes> {
+        let _ = ctx;
+        None
     }
 }

@@ -8,11 +8,13 @@
 //! | handle | obtained with | resource | actions |
 //! |---|---|---|---|
 //! | extension | [`PluginContext::extension`](crate::PluginContext::extension) | `service:<name>` | `use` |
+//! | scheduler | [`PluginContext::scheduler`](crate::PluginContext::scheduler) | `service:scheduler` | `schedule` |
 
 mod access;
 pub mod cache;
 pub mod db;
 mod extension;
+pub mod scheduler;
 pub(crate) mod serde_duration;
 
 pub use access::AccessError;

@@ -17,14 +17,14 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct AuthorizeLayer {
     target: PluginIdentity,
-    resource: String,
+    resource: Arc<str>,
     audit: Arc<Audit>,
 }
 
 impl AuthorizeLayer {
     /// Authorisation of calls to `target`; denials go to `audit`.
     pub fn new(target: PluginIdentity, audit: Arc<Audit>) -> Self {
-        let resource = format!("plugin:{}", target.name());
+        let resource: Arc<str> = Arc::from(format!("plugin:{}", target.name()));
         Self {
             target,
             resource,
@@ -84,7 +84,7 @@ impl<S> Authorize<S> {
             )
             .with_details(json!({
                 "plugin": caller.name(),
-                "resource": self.layer.resource,
+                "resource": &*self.layer.resource,
                 "action": action,
             })));
         }
@@ -106,7 +106,7 @@ impl<S> Authorize<S> {
             )
             .with_details(json!({
                 "plugin": caller.name(),
-                "resource": self.layer.resource,
+                "resource": &*self.layer.resource,
                 "action": action,
             })));
         }

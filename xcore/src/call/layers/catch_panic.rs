@@ -63,8 +63,9 @@ where
     }
 
     fn call(&mut self, req: CallRequest) -> CallFuture {
-        let what = format!("{}.{}", req.target().name(), req.action());
+        let (target, action) = (req.target().clone(), req.action_arc());
         let panicked = move |payload: Box<dyn Any + Send>| {
+            let what = format!("{}.{action}", target.name());
             let message = catch_panic_message(&*payload);
             tracing::error!(call = %what, panic = %message, "plugin handler panicked");
             Err(CallError::new(

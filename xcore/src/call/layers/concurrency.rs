@@ -54,24 +54,25 @@ where
 {
     type Response = Value;
     type Error = CallError;
-    type Future = CallFuture;
+    type Future = futures_util::future::Either<S::Future, CallFuture>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), CallError>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: CallRequest) -> CallFuture {
+    fn call(&mut self, req: CallRequest) -> Self::Future {
+        use futures_util::future::Either;
         let Some(permits) = &self.permits else {
-            return Box::pin(self.inner.call(req));
+            return Either::Left(self.inner.call(req));
         };
         match permits.clone().try_acquire_owned() {
             Ok(permit) => {
                 let fut = self.inner.call(req);
-                Box::pin(async move {
+                Either::Right(Box::pin(async move {
                     let out = fut.await;
                     drop(permit);
                     out
-                })
+                }))
             }
             Err(_) => {
                 let err = CallError::new(
@@ -81,7 +82,7 @@ where
                         req.target().name()
                     ),
                 );
-                Box::pin(std::future::ready(Err(err)))
+                Either::Right(Box::pin(std::future::ready(Err(err))))
             }
         }
     }

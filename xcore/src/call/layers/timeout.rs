@@ -1,4 +1,5 @@
 use std::{
+    future::Future,
     task::{Context, Poll},
     time::Duration,
 };
@@ -63,16 +64,24 @@ where
         let cx = req.context_mut();
         *cx = cx.clone().with_deadline(deadline);
         let deadline = cx.deadline().unwrap_or(deadline);
-        let what = format!("{}.{}", req.target().name(), req.action());
+        let (target, action) = (req.target().clone(), req.action_arc());
         let limit = self.limit;
         let fut = self.inner.call(req);
         Box::pin(async move {
+            let mut fut = std::pin::pin!(fut);
+            // A handler that answers at once never needs a timer.
+            if let Poll::Ready(out) =
+                std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await
+            {
+                return out;
+            }
             match tokio::time::timeout_at(deadline, fut).await {
                 Ok(out) => out,
                 Err(_) => Err(CallError::new(
                     ErrorCode::Timeout,
                     format!(
-                        "`{what}` did not answer in time (plugin timeout {limit:?}, or the caller's deadline)"
+                        "`{}.{action}` did not answer in time (plugin timeout {limit:?}, or the caller's deadline)",
+                        target.name()
                     ),
                 )),
             }

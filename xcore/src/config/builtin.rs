@@ -1,0 +1,39 @@
+//! The services a config adds to an `Xcore`.
+
+use super::{Config, ConfigError};
+use crate::Service;
+
+/// Adds the services `config` configures, except those already added by hand (same name).
+pub(crate) fn builtin_services(
+    config: &Config,
+    services: &mut Vec<(Box<dyn Service>, &'static str)>,
+) -> Result<(), ConfigError> {
+    let has = |services: &[(Box<dyn Service>, &'static str)], name: &str| {
+        services.iter().any(|(s, _)| s.name() == name)
+    };
+    if !config.services.databases.is_empty() && !has(services, "db") {
+        #[cfg(any(feature = "sqlite", feature = "postgres"))]
+        {
+            let databases = config
+                .services
+                .databases
+                .iter()
+                .map(|(name, options)| (name.clone(), options.clone()));
+            services.push((
+                Box::new(crate::services::db::DatabaseService::new(databases)),
+                "xcore::services::db::DatabaseService",
+            ));
+        }
+        #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+        return Err(ConfigError::Invalid {
+            origin: config.origin().clone(),
+            line: None,
+            key: "services.databases".into(),
+            message: "databases are configured, but this build has neither the `sqlite` nor the \
+                      `postgres` feature of xcore"
+                .into(),
+            hint: "enable one of them, or remove the section",
+        });
+    }
+    Ok(())
+}

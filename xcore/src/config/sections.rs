@@ -1,0 +1,197 @@
+//! The typed sections of the config file.
+
+use std::fmt;
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+
+use super::RawSection;
+use crate::services::{cache::CacheOptions, db::DatabaseOptions};
+
+/// The `app` section.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct AppConfig {
+    /// The application's name (logs, traces). Default `xcore`.
+    pub name: String,
+    /// `development` (default), `staging` or `production`. In production, secrets are checked.
+    pub env: Environment,
+    /// The application's signing secret. Default empty; production needs at least 16
+    /// characters that are not a well-known placeholder.
+    pub secret_key: String,
+    /// The bearer token of the admin API; no token (the default) disables token access.
+    /// Distinct from `secret_key`.
+    pub admin_token: Option<String>,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            name: "xcore".to_owned(),
+            env: Environment::default(),
+            secret_key: String::new(),
+            admin_token: None,
+        }
+    }
+}
+
+/// Secrets never appear in debug output.
+impl fmt::Debug for AppConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redact = |s: &str| if s.is_empty() { "" } else { "<redacted>" };
+        f.debug_struct("AppConfig")
+            .field("name", &self.name)
+            .field("env", &self.env)
+            .field("secret_key", &redact(&self.secret_key))
+            .field("admin_token", &self.admin_token.as_deref().map(redact))
+            .finish()
+    }
+}
+
+/// The deployment environment (`app.env`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    /// Local development (the default).
+    #[default]
+    Development,
+    /// A pre-production environment.
+    Staging,
+    /// Production: secrets must be set and strong.
+    Production,
+}
+
+/// The `services` section.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct ServicesConfig {
+    /// Named databases, in the order of the file: the first is the default database `db`.
+    /// Empty by default.
+    pub databases: IndexMap<String, DatabaseOptions>,
+    /// The cache.
+    pub cache: CacheOptions,
+    /// The scheduler.
+    pub scheduler: SchedulerConfig,
+    /// The background job worker.
+    pub worker: WorkerConfig,
+    /// Each host extension's own section, by extension name; read one with
+    /// [`Config::extension_section`](super::Config::extension_section).
+    pub extensions: IndexMap<String, RawSection>,
+}
+
+/// The `services.scheduler` section.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct SchedulerConfig {
+    /// Whether scheduled jobs run. Default `true`.
+    pub enabled: bool,
+    /// The time zone cron expressions are read in. Default `UTC`.
+    pub timezone: String,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            timezone: "UTC".to_owned(),
+        }
+    }
+}
+
+/// Where background jobs are queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkerBackend {
+    /// In process (the default): jobs are lost on restart.
+    #[default]
+    Memory,
+    /// A Redis queue.
+    Redis,
+    /// A Postgres table.
+    Postgres,
+}
+
+/// The `services.worker` section.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct WorkerConfig {
+    /// `memory` (default), `redis` or `postgres`.
+    pub backend: WorkerBackend,
+    /// Jobs run at once. Default 8; at least 1.
+    pub concurrency: usize,
+    /// Retries of a failing job before it is dead. Default 3.
+    pub max_retries: u32,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            backend: WorkerBackend::default(),
+            concurrency: 8,
+            max_retries: 3,
+        }
+    }
+}
+
+/// The `tenancy` section.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct TenancyConfig {
+    /// Whether requests are resolved to tenants. Default `false`: everything runs as
+    /// `default`.
+    pub enabled: bool,
+    /// The HTTP header naming the tenant. Default `X-Tenant-ID`.
+    pub header: String,
+    /// Whether the first label of the host (`acme.example.com`) names the tenant. Default
+    /// `false`.
+    pub subdomain: bool,
+    /// The tenant of requests that name none. Default `default`.
+    pub default: String,
+}
+
+impl Default for TenancyConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            header: "X-Tenant-ID".to_owned(),
+            subdomain: false,
+            default: "default".to_owned(),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The `observability` section.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct ObservabilityConfig {
+    /// The log filter: `info` (default), `debug`, or directives like `info,xcore=debug`.
+    pub log_level: String,
+    /// `text` (default) or `json`.
+    pub log_format: LogFormat,
+}
+
+impl Default for ObservabilityConfig {
+    fn default() -> Self {
+        Self {
+            log_level: "info".to_owned(),
+            log_format: LogFormat::default(),
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! Alarms: the firings of every job, grouped by the second they fall in, each second armed as
+//! one tokio-cron-scheduler one-shot job.
+//!
+//! tokio-cron-scheduler polls its jobs every 500 ms and stores their instants in whole seconds.
+//! So the one-shot of second `S` is armed to wake one second early (at `S - 1s`, which the
+//! poll reaches at the latest around `S - 0.5s`), and then sleeps with a tokio timer until each
+//! firing's exact instant. A firing is therefore never early, and it is late by the timer's
+//! jitter (about a millisecond) when it was armed at least ~1.5 s ahead, which includes every
+//! firing after the first of a recurring job; a firing armed less than that ahead (the first
+//! one of a job registered just before it, a one-shot a second from now) can be late by up to
+//! the 500 ms poll.
+//!
+//! One tokio-cron-scheduler job per second, not per firing: 10,000 jobs firing on the same
+//! second cost one of its jobs, so its actors (which talk over bounded broadcast channels and
+//! drop messages when they fall behind) never see a burst. A watchdog, every second, fires any
+//! second that tokio-cron-scheduler has not delivered 2 s after it began (counted in the
+//! service's health): a lost wake-up costs lateness, never a firing.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use tokio_cron_scheduler::{Job as TcsJob, JobScheduler};
+use tokio_util::sync::CancellationToken;
+
+use super::{engine::Engine, entry::JobEntry};
+
+/// How early the one-shot of a second wakes.
+const LEAD: TimeDelta = TimeDelta::seconds(1);
+
+/// How late (after its second began) the watchdog fires a second not delivered yet.
+const WATCHDOG_AFTER: i64 = 2;
+
+/// The capacity of tokio-cron-scheduler's broadcast channels.
+pub(crate) const CHANNEL_SIZE: usize = 4096;
+
+/// One planned firing of a job.
+pub(crate) struct Firing {
+    pub(crate) at: DateTime<Utc>,
+    pub(crate) job: Arc<JobEntry>,
+    /// The job's `seq` when this firing was planned; stale if it changed since.
+    pub(crate) seq: u64,
+}
+
+/// The pending firings, by second.
+pub(crate) struct Alarms {
+    slots: Mutex<BTreeMap<i64, Vec<Firing>>>,
+    /// The engine; `None` before the service's `init`. The lock also serialises additions,
+    /// which tokio-cron-scheduler acknowledges over a broadcast channel.
+    tcs: tokio::sync::Mutex<Option<JobScheduler>>,
+    pub(crate) watchdog_fires: AtomicU64,
+}
+
+impl Alarms {
+    pub(crate) fn new(tcs: JobScheduler) -> Self {
+        Self {
+            slots: Mutex::new(BTreeMap::new()),
+            tcs: tokio::sync::Mutex::new(Some(tcs)),
+            watchdog_fires: AtomicU64::new(0),
+        }
+    }
+
+    fn slots(&self) -> MutexGuard<'_, BTreeMap<i64, Vec<Firing>>> {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds a firing; `true` if its second had no alarm yet (the caller arms one).
+    fn insert(&self, firing: Firing) -> bool {
+        let mut slots = self.slots();
+        let slot = slots.entry(firing.at.timestamp()).or_default();
+        slot.push(firing);
+        slot.len() == 1
+    }
+
+    /// Takes the firings of `second`, if no one has.
+    fn take(&self, second: i64) -> Option<Vec<Firing>> {
+        self.slots().remove(&second)
+    }
+
+    /// The seconds before `second` still waiting.
+    fn overdue(&self, second: i64) -> Vec<i64> {
+        self.slots().range(..second).map(|(s, _)| *s).collect()
+    }
+
+    /// How many firings are waiting.
+    pub(crate) fn pending(&self) -> usize {
+        self.slots().values().map(Vec::len).sum()
+    }
+
+    /// Starts tokio-cron-scheduler's poll loop.
+    pub(crate) async fn start(&self) -> Result<(), String> {
+        match self.tcs.lock().await.as_ref() {
+            Some(tcs) => tcs.start().await.map_err(|e| format!("{e:?}")),
+            None => Err("the scheduler has shut down".into()),
+        }
+    }
+
+    /// Stops tokio-cron-scheduler's poll loop and forgets every firing.
+    pub(crate) async fn stop(&self) {
+        let tcs = self.tcs.lock().await.take();
+        if let Some(mut tcs) = tcs
+            && let Err(e) = tcs.shutdown().await
+        {
+            tracing::warn!(error = ?e, "tokio-cron-scheduler did not shut down cleanly");
+        }
+        self.slots().clear();
+    }
+}
+
+impl Engine {
+    /// Plans `firing`: into its second's alarm, arming that second if it is new.
+    pub(crate) async fn arm(self: &Arc<Self>, firing: Firing) {
+        let second = firing.at.timestamp();
+        if self.alarms.insert(firing) {
+            self.arm_second(second).await;
+        }
+    }
+
+    /// Adds the tokio-cron-scheduler one-shot that wakes second `second`.
+    async fn arm_second(self: &Arc<Self>, second: i64) {
+        let Some(start) = DateTime::from_timestamp(second, 0) else {
+            return;
+        };
+        let wake = (start - LEAD - Utc::now()).to_std().unwrap_or_default();
+        let weak = Arc::downgrade(self);
+        let job = TcsJob::new_one_shot_at_instant_async(std::time::Instant::now() + wake, move |_, _| {
+            let weak = weak.clone();
+            Box::pin(async move {
+                if let Some(engine) = weak.upgrade() {
+                    engine.fire_second(second).await;
+                }
+            })
+        });
+        let outcome = match (job, self.alarms.tcs.lock().await.as_ref()) {
+            (Ok(job), Some(tcs)) => tcs.add(job).await.map(drop).map_err(|e| format!("{e:?}")),
+            (Err(e), _) => Err(format!("{e:?}")),
+            (_, None) => return,
+        };
+        if let Err(error) = outcome {
+            tracing::warn!(second, %error, "could not arm a tokio-cron-scheduler job; the watchdog will fire it");
+        }
+    }
+
+    /// Fires the firings of `second`, each at its instant.
+    pub(crate) async fn fire_second(self: Arc<Self>, second: i64) {
+        let Some(mut firings) = self.alarms.take(second) else {
+            return;
+        };
+        firings.sort_by_key(|f| f.at);
+        for firing in firings {
+            if !sleep_until(firing.at, &self.stopping).await {
+                return;
+            }
+            self.dispatch(firing);
+        }
+    }
+
+    /// Every second, fires the seconds tokio-cron-scheduler has not delivered.
+    pub(crate) fn spawn_watchdog(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let stopping = self.stopping.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    () = stopping.cancelled() => return,
+                }
+                let Some(engine) = weak.upgrade() else { return };
+                for second in engine.alarms.overdue(Utc::now().timestamp() - WATCHDOG_AFTER + 1) {
+                    engine.alarms.watchdog_fires.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(second, "tokio-cron-scheduler did not deliver an alarm in time; firing it late");
+                    tokio::spawn(engine.clone().fire_second(second));
+                }
+            }
+        });
+    }
+}
+
+/// Sleeps until `at` (wall clock); `false` if `stopping` was cancelled first.
+async fn sleep_until(at: DateTime<Utc>, stopping: &CancellationToken) -> bool {
+    let Ok(wait) = (at - Utc::now()).to_std() else {
+        return !stopping.is_cancelled();
+    };
+    tokio::select! {
+        () = tokio::time::sleep(wait) => true,
+        () = stopping.cancelled() => false,
+    }
+}

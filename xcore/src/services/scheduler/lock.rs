@@ -1,0 +1,125 @@
+//! [`FiringLock`]: how several instances agree on which one runs a firing.
+//!
+//! Every instance plans the same instants. Before running the firing of job `J` planned for
+//! instant `T`, an instance *claims* it: `SET <prefix>:fire:<J>:<T in ms> <token> NX PX <ttl>`.
+//! The instance that set the key runs the firing; the others count it as run elsewhere. The
+//! claim is never deleted early: it lives its TTL, so an instance that reaches the firing late
+//! (its timer fired after the winner finished) still finds it taken and never runs it twice.
+//!
+//! A job that does not allow overlap also holds a *running* mark,
+//! `<prefix>:run:<J>`, set with the claim (in one Lua script, which claims nothing and
+//! answers "overlap" if the mark is already there) and released after the run by a
+//! compare-and-delete script: an instance deletes the mark only if it still holds its own
+//! token, never one another instance set after it expired.
+
+use chrono::{DateTime, Utc};
+
+use super::{LockOptions, SchedulerError};
+
+/// What an instance holds after winning a firing.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) struct Claim {
+    /// The running mark to release, for a job that does not allow overlap.
+    pub(crate) running_key: Option<String>,
+    pub(crate) token: String,
+}
+
+/// The answer to a claim.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) enum Acquired {
+    /// This instance runs the firing.
+    Won(Claim),
+    /// Another instance claimed it.
+    Lost,
+    /// This instance claimed it, but the job is still running (here or elsewhere): skip.
+    Overlap,
+}
+
+/// The lock backend.
+pub(crate) enum FiringLock {
+    #[cfg(feature = "redis")]
+    Redis(super::lock_redis::RedisLock),
+}
+
+impl FiringLock {
+    /// Connects to the server of `options.url` and checks that it answers.
+    pub(crate) async fn connect(options: &LockOptions, instance: &str) -> Result<Self, SchedulerError> {
+        let scheme = options.url.split_once("://").map_or("", |(s, _)| s);
+        let invalid = |message: String| SchedulerError::InvalidOptions { message };
+        if options.ttl.as_millis() < 1000 {
+            return Err(invalid(format!(
+                "`services.scheduler.lock.ttl` is {:?}; it must be at least 1s",
+                options.ttl
+            )));
+        }
+        match scheme {
+            "redis" | "rediss" => {
+                #[cfg(feature = "redis")]
+                {
+                    super::lock_redis::RedisLock::connect(options, instance)
+                        .await
+                        .map(FiringLock::Redis)
+                }
+                #[cfg(not(feature = "redis"))]
+                {
+                    let _ = instance;
+                    Err(invalid(
+                        "`services.scheduler.lock.url` is a Redis URL, but xcore was built without \
+                         its `redis` feature"
+                            .into(),
+                    ))
+                }
+            }
+            "postgres" | "postgresql" => Err(invalid(
+                "`services.scheduler.lock.url`: a Postgres lock is not implemented; use a Redis URL \
+                 (`redis://host:6379/0`)"
+                    .into(),
+            )),
+            _ => Err(invalid(
+                "`services.scheduler.lock.url` must be a Redis URL (`redis://host:6379/0`)".into(),
+            )),
+        }
+    }
+
+    /// Claims the firing of `job` (a namespaced key) planned for `at`; with `exclusive`, also
+    /// checks and sets the job's running mark.
+    pub(crate) async fn acquire(&self, job: &str, at: DateTime<Utc>, exclusive: bool) -> Result<Acquired, String> {
+        match self {
+            #[cfg(feature = "redis")]
+            FiringLock::Redis(lock) => lock.acquire(job, at, exclusive).await,
+            #[cfg(not(feature = "redis"))]
+            _ => {
+                let _ = (job, at, exclusive);
+                unreachable_backend()
+            }
+        }
+    }
+
+    /// Releases the running mark of `claim`, if it still holds it.
+    pub(crate) async fn release(&self, claim: Claim) -> Result<(), String> {
+        match self {
+            #[cfg(feature = "redis")]
+            FiringLock::Redis(lock) => lock.release(claim).await,
+            #[cfg(not(feature = "redis"))]
+            _ => {
+                let _ = claim;
+                unreachable_backend()
+            }
+        }
+    }
+
+    /// The server, password hidden.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            #[cfg(feature = "redis")]
+            FiringLock::Redis(lock) => lock.describe(),
+            #[cfg(not(feature = "redis"))]
+            _ => String::new(),
+        }
+    }
+}
+
+#[cfg(not(feature = "redis"))]
+fn unreachable_backend<T>() -> Result<T, String> {
+    Err("no lock backend is compiled in".into())
+}

@@ -1,0 +1,189 @@
+//! What a firing does: plan the next one, claim the firing (lock or overlap check), run the
+//! attempts (timeout, panic isolation, retries with backoff), record the outcome.
+
+use std::{panic::AssertUnwindSafe, sync::Arc};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use futures_util::FutureExt;
+
+use super::{
+    RunOutcome, SkipReason,
+    alarm::Firing,
+    engine::Engine,
+    entry::{Counters, JobEntry},
+    lock::{Acquired, Claim},
+};
+use crate::call::layers::catch_panic_message;
+
+impl Engine {
+    /// A firing is due: plans the job's next firing and runs this one in the background.
+    pub(crate) fn dispatch(self: &Arc<Self>, firing: Firing) {
+        if self.stopping.is_cancelled() {
+            return;
+        }
+        let Firing { at, job, seq } = firing;
+        let next = {
+            let mut state = job.state();
+            if state.removed || state.paused || state.seq != seq {
+                return;
+            }
+            // The next instant after this one, unless that is already past (the process was
+            // stalled): missed firings are not caught up, the job goes on from now.
+            let now = Utc::now();
+            let mut next = job.trigger.next_after(at);
+            if next.is_some_and(|n| n <= now) {
+                next = job.trigger.next_after(now);
+            }
+            state.seq += 1;
+            state.next = next;
+            next.map(|at| Firing {
+                at,
+                job: job.clone(),
+                seq: state.seq,
+            })
+        };
+        let engine = self.clone();
+        self.tracker.spawn(async move {
+            if let Some(next) = next {
+                engine.arm(next).await;
+            }
+            engine.run(job, at).await;
+        });
+    }
+
+    /// Runs the firing of `job` planned for `at`, if this instance may.
+    async fn run(&self, job: Arc<JobEntry>, at: DateTime<Utc>) {
+        let Some(claim) = self.claim(&job, at).await else {
+            return;
+        };
+        Counters::bump(&job.counters.runs);
+        let outcome = self.attempts(&job, at).await;
+        {
+            let mut state = job.state();
+            state.running -= 1;
+            state.last_run = Some(at);
+            if matches!(outcome, RunOutcome::Failed { .. }) {
+                Counters::bump(&job.counters.failures);
+            }
+            state.last_outcome = Some(outcome);
+        }
+        if let (Some(lock), Some(claim)) = (&self.lock, claim)
+            && let Err(error) = lock.release(claim).await
+        {
+            tracing::warn!(job = %job.key, %error, "could not release the job's running mark; it expires with its TTL");
+        }
+    }
+
+    /// Whether this instance runs the firing (`Some`, with the lock's claim if any), counting
+    /// a job running here as running.
+    async fn claim(&self, job: &JobEntry, at: DateTime<Utc>) -> Option<Option<Claim>> {
+        let Some(lock) = &self.lock else {
+            let mut state = job.state();
+            if !job.options.allows_overlap() && state.running > 0 {
+                drop(state);
+                self.skip(job, at, SkipReason::Overlap);
+                return None;
+            }
+            state.running += 1;
+            return Some(None);
+        };
+        let ttl = TimeDelta::from_std(self.lock_ttl).unwrap_or(TimeDelta::MAX);
+        if Utc::now() - at > ttl {
+            self.skip(job, at, SkipReason::TooLate);
+            return None;
+        }
+        let acquired = lock.acquire(&job.key, at, !job.options.allows_overlap()).await;
+        let mut error = self.lock_error.lock().unwrap_or_else(|p| p.into_inner());
+        match acquired {
+            Ok(acquired) => {
+                if error.take().is_some() {
+                    tracing::info!("the scheduler lock is available again");
+                }
+                drop(error);
+                match acquired {
+                    Acquired::Won(claim) => {
+                        job.state().running += 1;
+                        Some(Some(claim))
+                    }
+                    Acquired::Lost => {
+                        Counters::bump(&job.counters.elsewhere);
+                        None
+                    }
+                    Acquired::Overlap => {
+                        self.skip(job, at, SkipReason::Overlap);
+                        None
+                    }
+                }
+            }
+            Err(message) => {
+                tracing::error!(job = %job.key, error = %message, "the scheduler lock is unavailable; skipping the firing");
+                *error = Some(message.clone());
+                drop(error);
+                self.skip(job, at, SkipReason::LockUnavailable { error: message });
+                None
+            }
+        }
+    }
+
+    fn skip(&self, job: &JobEntry, at: DateTime<Utc>, reason: SkipReason) {
+        tracing::debug!(job = %job.key, %at, ?reason, "firing skipped");
+        Counters::bump(&job.counters.skips);
+        job.state().last_outcome = Some(RunOutcome::Skipped { reason });
+    }
+
+    /// The attempts of one firing: the first, then the retries after their backoff.
+    async fn attempts(&self, job: &JobEntry, at: DateTime<Utc>) -> RunOutcome {
+        let mut attempt = 1;
+        loop {
+            let error = match self.attempt(job, at, attempt).await {
+                Ok(()) => return RunOutcome::Succeeded { attempts: attempt },
+                Err(error) => error,
+            };
+            let last = attempt > job.options.max_retries() || job.cancel.is_cancelled();
+            tracing::warn!(job = %job.key, %at, attempt, %error, last, "scheduled job failed");
+            if last {
+                return RunOutcome::Failed {
+                    attempts: attempt,
+                    error,
+                };
+            }
+            attempt += 1;
+            tokio::select! {
+                () = tokio::time::sleep(job.options.backoff_before(attempt)) => {}
+                () = job.cancel.cancelled() => {
+                    return RunOutcome::Failed {
+                        attempts: attempt - 1,
+                        error: format!("{error}; cancelled before the retry"),
+                    };
+                }
+            }
+        }
+    }
+
+    /// One attempt: the job's future, under its timeout, with panics caught.
+    async fn attempt(&self, job: &JobEntry, at: DateTime<Utc>, attempt: u32) -> Result<(), String> {
+        let cx = job.context(at, attempt);
+        let future = match std::panic::catch_unwind(AssertUnwindSafe(|| (job.func)(cx))) {
+            Ok(future) => future,
+            Err(panic) => return Err(format!("panicked: {}", catch_panic_message(&*panic))),
+        };
+        let guarded = AssertUnwindSafe(future).catch_unwind();
+        let timed = async {
+            match job.options.attempt_timeout() {
+                Some(limit) => tokio::time::timeout(limit, guarded)
+                    .await
+                    .map_err(|_| format!("timed out after {limit:?}")),
+                None => Ok(guarded.await),
+            }
+        };
+        tokio::select! {
+            outcome = timed => match outcome {
+                Ok(Ok(Ok(()))) => Ok(()),
+                Ok(Ok(Err(error))) => Err(error.to_string()),
+                Ok(Err(panic)) => Err(format!("panicked: {}", catch_panic_message(&*panic))),
+                Err(timeout) => Err(timeout),
+            },
+            () = job.cancel.cancelled() => Err("cancelled: the scheduler or the plugin is stopping".into()),
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! The admin API: plugins, the boot report, health, calls.
+//!
+//! | endpoint | auth | answers |
+//! |---|---|---|
+//! | `GET {admin}/health/live` | none | 200 `{"status":"ok","result":{"live":true}}` |
+//! | `GET {admin}/health/ready` | none | 200 with the health report when not unhealthy, else 503 `unavailable` with the report in `details` |
+//! | `GET {admin}` | token | the endpoints |
+//! | `GET {admin}/plugins` | token | every plugin: name, state, version, wave, routes |
+//! | `GET {admin}/boot` | token | the boot report (503 `not_ready` before boot) |
+//! | `POST {admin}/ipc/<plugin>/<action>` | token | the call's envelope |
+
+mod auth;
+mod ipc;
+mod views;
+
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use serde_json::json;
+
+pub(crate) use self::auth::AdminToken;
+use super::{Body, HttpError, ResponseFuture, layers::ready, ok_response, prefix::Prefix};
+use crate::{HealthStatus, Xcore};
+
+/// The admin API of one `Xcore`, matched before plugin routes.
+#[derive(Debug, Clone)]
+pub(crate) struct Admin {
+    pub(crate) xcore: Xcore,
+    pub(crate) token: Option<AdminToken>,
+    pub(crate) prefix: Prefix,
+    pub(crate) plugin_prefix: Prefix,
+}
+
+/// The endpoints, for `GET {admin}`.
+const ENDPOINTS: [(&str, &str); 6] = [
+    ("GET", ""),
+    ("GET", "/health/live"),
+    ("GET", "/health/ready"),
+    ("GET", "/plugins"),
+    ("GET", "/boot"),
+    ("POST", "/ipc/{plugin}/{action}"),
+];
+
+impl Admin {
+    /// Serves `request`, whose path under the admin prefix is `rest` (`""` or `/…`).
+    pub(crate) fn call(&self, request: Request<Body>, rest: &str) -> ResponseFuture {
+        let rest = match rest.strip_suffix('/') {
+            Some(trimmed) => trimmed,
+            None => rest,
+        };
+        tracing::Span::current().record("route", rest);
+        let method = request.method().clone();
+        match rest {
+            "/health/live" => {
+                return only(&method, Method::GET, || {
+                    ready(ok_response(json!({ "live": true })))
+                });
+            }
+            "/health/ready" => {
+                return only(&method, Method::GET, || {
+                    let xcore = self.xcore.clone();
+                    Box::pin(async move { Ok(readiness(&xcore).await) })
+                });
+            }
+            _ => {}
+        }
+        if let Err(err) = AdminToken::check(self.token.as_ref(), request.headers()) {
+            return ready(err.into_response());
+        }
+        match rest {
+            "" => only(&method, Method::GET, || {
+                ready(ok_response(self.endpoints()))
+            }),
+            "/plugins" => only(&method, Method::GET, || {
+                ready(ok_response(views::plugins(
+                    &self.xcore,
+                    &self.plugin_prefix,
+                )))
+            }),
+            "/boot" => only(&method, Method::GET, || {
+                ready(match self.xcore.boot_report() {
+                    Some(report) => ok_response(views::boot(&report)),
+                    None => HttpError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "not_ready",
+                        "xcore has not booted (or its boot failed)",
+                    )
+                    .into_response(),
+                })
+            }),
+            _ => match ipc_target(rest) {
+                Some((plugin, action)) => {
+                    let (plugin, action) = (plugin.to_owned(), action.to_owned());
+                    let xcore = self.xcore.clone();
+                    only(&method, Method::POST, || {
+                        Box::pin(async move { Ok(ipc::call(xcore, request, plugin, action).await) })
+                    })
+                }
+                None => ready(
+                    HttpError::not_found(format!(
+                        "no admin endpoint `{}{rest}`; see `GET {}`",
+                        self.prefix, self.prefix
+                    ))
+                    .into_response(),
+                ),
+            },
+        }
+    }
+
+    fn endpoints(&self) -> serde_json::Value {
+        let list: Vec<_> = ENDPOINTS
+            .iter()
+            .map(|(method, path)| json!({ "method": method, "path": format!("{}{path}", self.prefix) }))
+            .collect();
+        json!({ "endpoints": list })
+    }
+}
+
+/// `<plugin>/<action>` of `/ipc/<plugin>/<action>`.
+fn ipc_target(rest: &str) -> Option<(&str, &str)> {
+    let (plugin, action) = rest.strip_prefix("/ipc/")?.split_once('/')?;
+    (!plugin.is_empty() && !action.is_empty() && !action.contains('/')).then_some((plugin, action))
+}
+
+/// Serves with `serve` when the method is `allowed`, else 405 with `allow`.
+fn only(
+    method: &Method,
+    allowed: Method,
+    serve: impl FnOnce() -> ResponseFuture,
+) -> ResponseFuture {
+    if *method == allowed {
+        return serve();
+    }
+    let mut response =
+        HttpError::method_not_allowed(format!("{method} is not allowed here; use {allowed}"))
+            .into_response();
+    if let Ok(value) = HeaderValue::from_str(allowed.as_str()) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    ready(response)
+}
+
+/// `GET {admin}/health/ready`.
+async fn readiness(xcore: &Xcore) -> Response<Body> {
+    let report = xcore.health().await;
+    let view = views::health(&report);
+    if report.status() == HealthStatus::Unhealthy {
+        HttpError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "xcore is not ready",
+        )
+        .with_details(view)
+        .into_response()
+    } else {
+        ok_response(view)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipc_targets() {
+        assert_eq!(ipc_target("/ipc/p/a"), Some(("p", "a")));
+        assert_eq!(ipc_target("/ipc/p"), None);
+        assert_eq!(ipc_target("/ipc//a"), None);
+        assert_eq!(ipc_target("/ipc/p/a/b"), None);
+        assert_eq!(ipc_target("/ipcx/p/a"), None);
+    }
+}

@@ -1,0 +1,50 @@
+//! The tower layers every request goes through, whatever the adapter, outermost first:
+//!
+//! | layer | does | rejects with |
+//! |---|---|---|
+//! | [`RequestTraceLayer`] | a `tracing` span per request: method, path, plugin, route, tenant, status | — |
+//! | [`BodyLimitLayer`] | caps the body (declared length and bytes read) | 413 `payload_too_large` |
+//! | [`ResolveTenantLayer`] | puts the [`TenantId`](crate::TenantId) and a [`CallContext`](crate::CallContext) (host caller, tenant, `traceparent`) in the request's extensions | 400 `invalid_tenant` (or the resolver's error) |
+//! | [`ErrorEnvelopeLayer`] | turns empty error responses (a router's bare 404 or 405) into JSON envelopes | — |
+
+mod body_limit;
+mod envelope;
+mod tenant;
+mod trace;
+
+pub(crate) use body_limit::{BodyLimit, BodyLimitLayer};
+pub(crate) use envelope::{ErrorEnvelope, ErrorEnvelopeLayer};
+pub(crate) use tenant::{ResolveTenant, ResolveTenantLayer};
+pub(crate) use trace::{RequestTrace, RequestTraceLayer};
+
+/// What the layers wrap: a service of the web layer's own request and response types.
+pub(crate) trait WebService:
+    tower::Service<
+        http::Request<super::Body>,
+        Response = http::Response<super::Body>,
+        Error = std::convert::Infallible,
+        Future = super::ResponseFuture,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> WebService for S where
+    S: tower::Service<
+            http::Request<super::Body>,
+            Response = http::Response<super::Body>,
+            Error = std::convert::Infallible,
+            Future = super::ResponseFuture,
+        > + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// A response already known.
+pub(crate) fn ready(response: http::Response<super::Body>) -> super::ResponseFuture {
+    Box::pin(std::future::ready(Ok(response)))
+}

@@ -1,0 +1,96 @@
+//! The web layer: plugins' HTTP routes, the admin API, and adapters for web frameworks.
+//!
+//! - A plugin serves HTTP by returning framework-neutral [`Routes`] from
+//!   [`Plugin::routes`](crate::Plugin::routes): a tower service over `http` types, built from
+//!   an axum `Router` or any tower service.
+//! - [`Web`] (from [`Xcore::web`](crate::Xcore::web)) is the one service adapters mount. It
+//!   routes by path, at request time: the admin API under `/xcore` first, then
+//!   `/plugin/<name>/…` to the routes of the **running** plugin `<name>` (prefix stripped;
+//!   a failed or stopped plugin is a 503, an unknown one a 404). Prefixes match whole
+//!   segments: `/plugin/a` never serves `/plugin/ab`.
+//! - Every request goes through the same layers under every adapter: a `tracing` span
+//!   (method, path, plugin, route, tenant, status), a body limit (413), tenant resolution
+//!   (400 `invalid_tenant` for an invalid id, never a fallback), and JSON error envelopes.
+//!   Handlers find the [`TenantId`](crate::TenantId) and a [`CallContext`](crate::CallContext)
+//!   (host caller, tenant, `traceparent` trace) in the request's extensions — with axum,
+//!   as extractors — and pass the context on to the calls they make.
+//! - Errors are [`HttpError`]s answered as `{"status":"error","code":…,"message":…}`;
+//!   a [`CallError`](crate::CallError) keeps its code and status; invalid JSON and failed
+//!   [`Validate`] checks are 422 `invalid_payload` with the field paths.
+//!
+//! | adapter | feature | mounts with |
+//! |---|---|---|
+//! | [`axum`](self::axum) | `axum` (default) | `xcore::web::axum::mount(router, &web)` |
+//! | [`hyper`](self::hyper) | `hyper` | `xcore::web::hyper::serve(listener, web, shutdown)` or its service |
+//! | [`actix`](self::actix) | `actix` | `App::new().configure(xcore::web::actix::configure(web))` |
+//!
+//! The admin API (`/xcore` by default; bearer token from `app.admin_token` or
+//! [`WebBuilder::admin_token`]):
+//!
+//! | endpoint | auth | answers |
+//! |---|---|---|
+//! | `GET /xcore/health/live` | none | 200 |
+//! | `GET /xcore/health/ready` | none | 200 with the health report unless unhealthy, else 503 |
+//! | `GET /xcore` | token | the endpoints |
+//! | `GET /xcore/plugins` | token | every plugin: name, state, version, wave, routes |
+//! | `GET /xcore/boot` | token | the boot report |
+//! | `POST /xcore/ipc/<plugin>/<action>` | token | calls the plugin with the JSON body as payload: `{"status":"ok","plugin":…,"action":…,"result":…}` or the error envelope with the call error's status |
+//!
+//! A plugin with routes, without framework (see [`Routes::from_axum`] for axum):
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use http::{Method, Request, Response};
+//! use xcore::{prelude::*, web::{Body, Routes}};
+//!
+//! #[derive(Default)]
+//! #[plugin(name = "hello", version = "1.0.0")]
+//! struct Hello;
+//!
+//! #[async_trait]
+//! impl Plugin for Hello {
+//!     fn routes(&self, _ctx: &PluginContext) -> Option<Routes> {
+//!         let service = tower::service_fn(|req: Request<Body>| async move {
+//!             let cx = req.extensions().get::<CallContext>().cloned().unwrap_or_default();
+//!             Ok::<_, Infallible>(Response::new(Body::from(format!("hello, {}", cx.tenant()))))
+//!         });
+//!         Some(Routes::from_service(service).endpoint(Method::GET, "/"))
+//!     }
+//! }
+//!
+//! #[actions]
+//! impl Hello {}
+//! ```
+
+#[cfg(feature = "actix")]
+#[cfg_attr(docsrs, doc(cfg(feature = "actix")))]
+pub mod actix;
+mod admin;
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
+mod body;
+mod builder;
+mod dispatch;
+mod error;
+#[cfg(feature = "hyper")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
+pub mod hyper;
+mod json;
+mod layers;
+mod prefix;
+mod routes;
+mod service;
+mod tenant;
+mod traceparent;
+mod validate;
+
+pub use self::body::{Body, BoxError};
+pub use self::builder::{DEFAULT_BODY_LIMIT, WebBuildError, WebBuilder};
+pub use self::error::{HttpError, call_error_response, json_response, ok_response};
+pub use self::json::{BodyLimitInForce, decode_json, decode_valid, is_json, read_body};
+pub(crate) use self::routes::collect_routes;
+pub use self::routes::{Endpoint, ResponseFuture, Routes};
+pub use self::service::Web;
+pub use self::tenant::TenantResolver;
+pub use self::validate::{FieldError, FieldErrors, Validate};

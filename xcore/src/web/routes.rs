@@ -1,0 +1,193 @@
+//! [`Routes`]: a plugin's HTTP routes, independent of any web framework.
+
+use std::{
+    convert::Infallible,
+    fmt,
+    future::Future,
+    marker::PhantomData,
+    panic::AssertUnwindSafe,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use http::{Method, Request, Response};
+use tower::{Service, ServiceExt};
+
+use super::{Body, BoxError};
+use crate::{Plugin, PluginContext};
+
+/// The future of a response from the web layer's services.
+pub type ResponseFuture =
+    Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send + 'static>>;
+
+/// A plugin's HTTP routes: a tower [`Service`] from `http::Request<Body>` to
+/// `http::Response<Body>` that never fails, plus the endpoints it serves (for listings).
+///
+/// Framework-neutral: build it from an axum `Router` ([`Routes::from_axum`], feature `axum`)
+/// or from any tower service ([`Routes::from_service`]); every adapter of
+/// [`xcore::web`](crate::web) serves it unchanged. The service sees paths relative to the
+/// plugin's mount point (`/plugin/<name>/hello` arrives as `/hello`). Cheap to clone.
+///
+/// ```
+/// use std::convert::Infallible;
+/// use http::{Method, Request, Response};
+/// use xcore::web::{Body, Routes};
+///
+/// let routes = Routes::from_service(tower::service_fn(|req: Request<Body>| async move {
+///     Ok::<_, Infallible>(Response::new(Body::from(format!("you asked for {}", req.uri().path()))))
+/// }))
+/// .endpoint(Method::GET, "/hello");
+/// assert_eq!(routes.endpoints()[0].to_string(), "GET /hello");
+/// ```
+#[derive(Clone)]
+pub struct Routes {
+    service: Arc<dyn Erased>,
+    endpoints: Vec<Endpoint>,
+}
+
+impl Routes {
+    /// Routes served by any tower service that never fails and answers with a body of
+    /// [`Bytes`]. List its endpoints with [`endpoint`](Self::endpoint).
+    pub fn from_service<S, B>(service: S) -> Self
+    where
+        S: Service<Request<Body>, Response = Response<B>, Error = Infallible>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        Self {
+            service: Arc::new(ErasedService(service, PhantomData)),
+            endpoints: Vec::new(),
+        }
+    }
+
+    /// Routes served by an axum `Router` (with its state already provided). axum cannot list
+    /// a router's routes: name them with [`endpoint`](Self::endpoint).
+    ///
+    /// ```
+    /// use axum::routing::get;
+    /// use http::Method;
+    /// use xcore::web::Routes;
+    ///
+    /// let routes = Routes::from_axum(axum::Router::new().route("/hello", get(|| async { "hi" })))
+    ///     .endpoint(Method::GET, "/hello");
+    /// assert_eq!(routes.endpoints().len(), 1);
+    /// ```
+    #[cfg(feature = "axum")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+    pub fn from_axum(router: ::axum::Router) -> Self {
+        Self::from_service(router)
+    }
+
+    /// Lists one endpoint: a method and a path relative to the mount point (`/users/{id}`).
+    #[must_use]
+    pub fn endpoint(mut self, method: Method, path: impl Into<String>) -> Self {
+        self.endpoints.push(Endpoint {
+            method,
+            path: path.into(),
+        });
+        self
+    }
+
+    /// The endpoints listed, in order.
+    pub fn endpoints(&self) -> &[Endpoint] {
+        &self.endpoints
+    }
+
+    /// Serves one request (through `&self`: no clone needed).
+    pub fn serve(&self, request: Request<Body>) -> ResponseFuture {
+        self.service.call(request)
+    }
+}
+
+impl fmt::Debug for Routes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Routes")
+            .field("endpoints", &self.endpoints)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Service<Request<Body>> for Routes {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> ResponseFuture {
+        self.serve(request)
+    }
+}
+
+/// One endpoint of [`Routes`]: a method and a path relative to the plugin's mount point.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Endpoint {
+    method: Method,
+    path: String,
+}
+
+impl Endpoint {
+    /// The method.
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// The path, relative to the mount point.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.method, self.path)
+    }
+}
+
+/// A service behind a trait object, called through `&self`.
+trait Erased: Send + Sync + 'static {
+    fn call(&self, request: Request<Body>) -> ResponseFuture;
+}
+
+struct ErasedService<S, B>(S, PhantomData<fn() -> B>);
+
+impl<S, B> Erased for ErasedService<S, B>
+where
+    S: Service<Request<Body>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    fn call(&self, request: Request<Body>) -> ResponseFuture {
+        let call = self.0.clone().oneshot(request);
+        Box::pin(async move {
+            let Ok(response) = call.await;
+            Ok(response.map(Body::new))
+        })
+    }
+}
+
+/// Asks a started plugin for its routes, once; a panic is logged and means no routes.
+pub(crate) fn collect_routes(plugin: &dyn Plugin, ctx: &PluginContext) -> Option<Routes> {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| plugin.routes(ctx))) {
+        Ok(routes) => routes,
+        Err(panic) => {
+            let why = crate::call::layers::catch_panic_message(&*panic);
+            tracing::error!(plugin = ctx.name(), panic = %why, "`routes` panicked; the plugin runs without routes");
+            None
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! Which tenant an HTTP request is for: a resolver of the host's, a header, a subdomain.
+
+use std::{fmt, sync::Arc};
+
+use http::{HeaderName, header, request::Parts};
+
+use super::HttpError;
+use crate::TenantId;
+
+/// A host's way of naming the tenant of a request (from an authenticated principal, say).
+///
+/// `Ok(Some(tenant))` decides; `Ok(None)` lets the header, then the subdomain, then the
+/// default decide; `Err` rejects the request with that error (a 401 or 403, say). Closures
+/// `Fn(&Parts) -> Result<Option<TenantId>, HttpError>` are resolvers.
+///
+/// ```
+/// use xcore::{TenantId, web::{HttpError, TenantResolver}};
+///
+/// fn from_api_key(parts: &http::request::Parts) -> Result<Option<TenantId>, HttpError> {
+///     match parts.headers.get("x-api-key").map(|v| v.as_bytes()) {
+///         Some(b"acme-key") => Ok(Some(TenantId::new("acme")?)),
+///         Some(_) => Err(HttpError::unauthorized("unknown API key")),
+///         None => Ok(None),
+///     }
+/// }
+/// fn takes(_: impl TenantResolver) {}
+/// takes(from_api_key);
+/// ```
+pub trait TenantResolver: Send + Sync + 'static {
+    /// The tenant of a request, if this resolver can tell.
+    fn resolve(&self, parts: &Parts) -> Result<Option<TenantId>, HttpError>;
+}
+
+impl<F> TenantResolver for F
+where
+    F: Fn(&Parts) -> Result<Option<TenantId>, HttpError> + Send + Sync + 'static,
+{
+    fn resolve(&self, parts: &Parts) -> Result<Option<TenantId>, HttpError> {
+        self(parts)
+    }
+}
+
+/// How requests are resolved to tenants: off (everything is `default`), or in order the
+/// host's resolver, the header, the subdomain, the configured default.
+#[derive(Clone)]
+pub(crate) struct TenantResolution {
+    pub(crate) enabled: bool,
+    pub(crate) header: HeaderName,
+    pub(crate) subdomain: bool,
+    pub(crate) default: TenantId,
+    pub(crate) resolver: Option<Arc<dyn TenantResolver>>,
+}
+
+impl Default for TenantResolution {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            header: HeaderName::from_static("x-tenant-id"),
+            subdomain: false,
+            default: TenantId::default(),
+            resolver: None,
+        }
+    }
+}
+
+impl fmt::Debug for TenantResolution {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TenantResolution")
+            .field("enabled", &self.enabled)
+            .field("header", &self.header)
+            .field("subdomain", &self.subdomain)
+            .field("default", &self.default)
+            .field("resolver", &self.resolver.is_some())
+            .finish()
+    }
+}
+
+impl TenantResolution {
+    /// The tenant of a request; an invalid tenant id is an error, never a fallback.
+    pub(crate) fn resolve(&self, parts: &Parts) -> Result<TenantId, HttpError> {
+        if !self.enabled {
+            return Ok(TenantId::default());
+        }
+        if let Some(resolver) = &self.resolver
+            && let Some(tenant) = resolver.resolve(parts)?
+        {
+            return Ok(tenant);
+        }
+        if let Some(value) = parts.headers.get(&self.header) {
+            let value = value.to_str().map_err(|_| {
+                HttpError::new(
+                    http::StatusCode::BAD_REQUEST,
+                    "invalid_tenant",
+                    format!("the `{}` header is not visible ASCII", self.header),
+                )
+            })?;
+            return Ok(TenantId::new(value.trim())?);
+        }
+        if self.subdomain
+            && let Some(label) = subdomain(parts)
+        {
+            return Ok(TenantId::new(&label)?);
+        }
+        Ok(self.default.clone())
+    }
+}
+
+/// The first label of the request's host when it has at least three labels and is not an IP
+/// address (`acme.example.com` → `acme`), lowercased.
+fn subdomain(parts: &Parts) -> Option<String> {
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| parts.uri.host())?;
+    let host = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    if host.starts_with('[') || host.parse::<std::net::Ipv4Addr>().is_ok() {
+        return None;
+    }
+    let mut labels = host.split('.');
+    let first = labels.next()?;
+    (labels.count() >= 2).then(|| first.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use http::Request;
+
+    use super::*;
+
+    fn parts(headers: &[(&str, &str)]) -> Parts {
+        let mut req = Request::builder().uri("/x");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn resolution_order() {
+        let off = TenantResolution::default();
+        assert_eq!(
+            off.resolve(&parts(&[("x-tenant-id", "acme")]))
+                .unwrap()
+                .as_str(),
+            "default"
+        );
+        let on = TenantResolution {
+            enabled: true,
+            subdomain: true,
+            default: TenantId::new("fallback").unwrap(),
+            ..TenantResolution::default()
+        };
+        assert_eq!(
+            on.resolve(&parts(&[("X-Tenant-ID", "acme")]))
+                .unwrap()
+                .as_str(),
+            "acme"
+        );
+        assert_eq!(on.resolve(&parts(&[])).unwrap().as_str(), "fallback");
+        assert_eq!(
+            on.resolve(&parts(&[("host", "Beta.example.com:8080")]))
+                .unwrap()
+                .as_str(),
+            "beta"
+        );
+        assert_eq!(
+            on.resolve(&parts(&[("host", "example.com")]))
+                .unwrap()
+                .as_str(),
+            "fallback"
+        );
+        assert_eq!(
+            on.resolve(&parts(&[("host", "127.0.0.1:80")]))
+                .unwrap()
+                .as_str(),
+            "fallback"
+        );
+        for bad in ["Acme", "a b", "", &"a".repeat(64)] {
+            let err = on.resolve(&parts(&[("x-tenant-id", bad)])).unwrap_err();
+            assert_eq!(err.code(), "invalid_tenant", "{bad}");
+        }
+        let with_resolver = TenantResolution {
+            resolver: Some(Arc::new(|p: &Parts| {
+                if p.headers.contains_key("x-deny") {
+                    return Err(HttpError::unauthorized("denied"));
+                }
+                Ok(p.headers
+                    .contains_key("x-gold")
+                    .then(|| TenantId::new("gold").unwrap()))
+            })),
+            ..on
+        };
+        assert_eq!(
+            with_resolver
+                .resolve(&parts(&[("x-gold", "1"), ("x-tenant-id", "acme")]))
+                .unwrap()
+                .as_str(),
+            "gold"
+        );
+        assert_eq!(
+            with_resolver
+                .resolve(&parts(&[("x-tenant-id", "acme")]))
+                .unwrap()
+                .as_str(),
+            "acme"
+        );
+        assert_eq!(
+            with_resolver
+                .resolve(&parts(&[("x-deny", "1")]))
+                .unwrap_err()
+                .status(),
+            401
+        );
+    }
+}
