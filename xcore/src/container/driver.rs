@@ -22,7 +22,7 @@ use crate::{
 
 /// Emits a kernel event and waits for its handlers.
 async fn kernel_event(shared: &Shared, name: String, payload: Value) {
-    let event = Event::new(name, payload, EventSource::Kernel, TenantId::default(), 0);
+    let event = Event::with_source(name, payload, EventSource::Kernel, TenantId::default(), 0);
     shared.events.emit(event, Dispatch::Sequential).await;
 }
 

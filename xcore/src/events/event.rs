@@ -41,7 +41,7 @@ struct Inner {
 pub struct Event(Arc<Inner>);
 
 impl Event {
-    pub(crate) fn new(
+    pub(crate) fn with_source(
         name: String,
         payload: Value,
         source: EventSource,
@@ -56,6 +56,18 @@ impl Event {
             time: SystemTime::now(),
             trace_id,
         }))
+    }
+
+    /// An event from the host, for tenant `default`, outside any trace: what tests and
+    /// benches hand a handler directly. Emits build their events themselves.
+    pub fn new(name: impl Into<String>, payload: Value) -> Self {
+        Self::with_source(
+            name.into(),
+            payload,
+            EventSource::Host,
+            TenantId::default(),
+            0,
+        )
     }
 
     /// The name (`user.created`).

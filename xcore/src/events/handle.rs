@@ -95,7 +95,7 @@ impl Events {
             Some(p) => EventSource::Plugin(p.name().to_owned()),
             None => EventSource::Host,
         };
-        Ok(Event::new(
+        Ok(Event::with_source(
             name.to_owned(),
             payload,
             source,
