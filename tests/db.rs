@@ -68,7 +68,7 @@ impl Actions for Notes {
                     .bind("body")
                     .execute(db.pool())
                     .await
-                    .map_err(|e| CallError::handler(e))?;
+                    .map_err(CallError::handler)?;
                 Ok(json!(true))
             }
             "insert_then_fail" => {
@@ -109,7 +109,7 @@ impl Actions for Notes {
                 let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
                     .fetch_one(db.pool())
                     .await
-                    .map_err(|e| CallError::handler(e))?;
+                    .map_err(CallError::handler)?;
                 Ok(json!(n))
             }
             other => Err(CallError::unknown_action(

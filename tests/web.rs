@@ -783,6 +783,94 @@ async fn routes_are_asked_for_once_and_withdrawn_when_the_plugin_stops() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_resolver_decides_first_and_can_reject() {
+    let xcore = boot(Arc::default()).await;
+    let web = xcore
+        .web()
+        .tenant_resolver(
+            |parts: &http::request::Parts| match parts.headers.get("x-api-key") {
+                Some(key) if key == "gold-key" => Ok(Some(TenantId::new("gold")?)),
+                Some(_) => Err(xcore::web::HttpError::unauthorized("unknown API key")),
+                None => Ok(None),
+            },
+        )
+        .build()
+        .unwrap();
+    for (adapter, addr) in serve_all(&web).await {
+        let gold = send(
+            addr,
+            Method::GET,
+            "/plugin/shop/hello",
+            &[("x-api-key", "gold-key"), ("X-Tenant-ID", "acme")],
+            "",
+        )
+        .await;
+        assert_eq!(gold.json(), json!({"hello": "gold"}), "{adapter:?}");
+        let header = send(
+            addr,
+            Method::GET,
+            "/plugin/shop/hello",
+            &[("X-Tenant-ID", "acme")],
+            "",
+        )
+        .await;
+        assert_eq!(header.json(), json!({"hello": "acme"}), "{adapter:?}");
+        let denied = send(
+            addr,
+            Method::GET,
+            "/plugin/shop/hello",
+            &[("x-api-key", "stolen")],
+            "",
+        )
+        .await;
+        assert_eq!(denied.status, StatusCode::UNAUTHORIZED, "{adapter:?}");
+        assert_eq!(denied.json()["code"], "unauthorized");
+    }
+    xcore.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hyper_server_shuts_down_gracefully() {
+    let xcore = boot(Arc::default()).await;
+    let web = xcore.web().build().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(xcore::web::hyper::serve(listener, web, async {
+        let _ = stopped.await;
+    }));
+    // A keep-alive connection, idle after its first answer.
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    let connection = tokio::spawn(connection);
+    let request = Request::get("/plugin/shop/hello")
+        .header(header::HOST, "127.0.0.1")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(
+        sender.send_request(request).await.unwrap().status(),
+        StatusCode::OK
+    );
+
+    stop.send(()).unwrap();
+    let served = tokio::time::timeout(Duration::from_secs(5), server).await;
+    assert!(
+        matches!(served, Ok(Ok(Ok(())))),
+        "serve did not return: {served:?}"
+    );
+    // The idle connection was closed, and no new one is accepted.
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), connection)
+            .await
+            .is_ok()
+    );
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    xcore.shutdown().await;
+}
+
 #[tokio::test]
 async fn web_build_errors_are_reported_not_panicked() {
     let xcore = Xcore::builder().without_registered().build().unwrap();

@@ -45,7 +45,7 @@
 //!
 //! | module | concept |
 //! |---|---|
-//! | [`plugin`] | the [`Plugin`] contract, typed [`Actions`], registration, [`PluginContext`] |
+//! | [`plugin`](mod@plugin) | the [`Plugin`] contract, typed [`Actions`], registration, [`PluginContext`] |
 //! | [`container`] | the graph of services and plugins, waves, [`BootReport`] |
 //! | [`call`] | [`CallContext`], [`CallError`], the call pipeline and its layers |
 //! | [`config`] | the config file: [`Config`](config::Config), `${VAR}` interpolation, `XCORE__…` overrides, typed sections |
@@ -56,15 +56,19 @@
 //!
 //! # Feature flags
 //!
-//! The kernel (plugins, container, calls, tenancy) has no optional part yet; features for
-//! databases, caches, the scheduler and web adapters come with those parts.
+//! The kernel — plugins, container, calls, permissions, events, tenancy, config, the memory
+//! cache, the framework-neutral web layer and the admin API — builds with no feature
+//! (`--no-default-features`). Features add backends and adapters:
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | — | — | — |
-//! | `axum` | yes | [`web::axum`]: mount plugins and the admin API into an axum `Router`; extractors ([`CallContext`], [`web::axum::Json`]) |
-//! | `hyper` | no | [`web::hyper`]: a service for hyper-util's server, `serve` with graceful shutdown |
-//! | `actix` | no | [`web::actix`]: mount plugins and the admin API into an actix-web `App` |
+//! | `sqlite` | yes | `services::db` on SQLite (sqlx) |
+//! | `postgres` | no | `services::db` on Postgres (sqlx) |
+//! | `redis` | no | the Redis and tiered backends of `services::cache` (bb8-redis) |
+//! | `scheduler` | yes | `services::scheduler` (tokio-cron-scheduler) |
+//! | `axum` | yes | `web::axum`: mount plugins and the admin API into an axum `Router`; extractors (`CallContext`, `web::axum::Json`) |
+//! | `hyper` | no | `web::hyper`: a service for hyper's server connections, `serve` with graceful shutdown |
+//! | `actix` | no | `web::actix`: mount plugins and the admin API into an actix-web `App` |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -11,7 +11,7 @@ use crate::CallError;
 /// fault (`user.email`, `items[2].qty`, or `.` for the payload itself).
 ///
 /// ```
-/// #[derive(serde::Deserialize)]
+/// #[derive(Debug, serde::Deserialize)]
 /// struct Input { count: u32 }
 ///
 /// let err = xcore::plugin::decode_input::<Input>(serde_json::json!({"count": "three"})).unwrap_err();

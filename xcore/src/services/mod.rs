@@ -7,6 +7,7 @@
 //!
 //! | handle | obtained with | resource | actions |
 //! |---|---|---|---|
+//! | [cache](cache::Cache) | [`PluginContext::cache`](crate::PluginContext::cache) | `cache.<namespace>` | `read` (get, exists, ttl, mget, keys), `write` (set, incr, mset), `delete` (delete, delete_pattern, clear) |
 //! | extension | [`PluginContext::extension`](crate::PluginContext::extension) | `service:<name>` | `use` |
 //! | scheduler | [`PluginContext::scheduler`](crate::PluginContext::scheduler) | `service:scheduler` | `schedule` |
 

@@ -17,7 +17,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body of every request and response of the web layer: empty, a buffer, or any boxed
 /// [`http_body::Body`] of [`Bytes`].
 ///
-/// `Send` but not `Sync` (like axum's body). Empty and buffered bodies are not boxed.
+/// `Send` but not `Sync` (like axum's body). Empty and buffered bodies are not boxed, nor
+/// (with feature `axum`) axum's bodies.
 ///
 /// ```
 /// use http_body_util::BodyExt;
@@ -36,6 +37,9 @@ pub struct Body(Inner);
 enum Inner {
     Full(Option<Bytes>),
     Boxed(UnsyncBoxBody<Bytes, BoxError>),
+    /// An axum body, kept as it is so that axum → xcore → axum costs no boxing.
+    #[cfg(feature = "axum")]
+    Axum(::axum::body::Body),
 }
 
 impl Body {
@@ -50,9 +54,26 @@ impl Body {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        match try_downcast::<Body, B>(body) {
-            Ok(body) => body,
-            Err(body) => Self(Inner::Boxed(body.map_err(Into::into).boxed_unsync())),
+        let body = match try_downcast::<Body, B>(body) {
+            Ok(body) => return body,
+            Err(body) => body,
+        };
+        #[cfg(feature = "axum")]
+        let body = match try_downcast::<::axum::body::Body, B>(body) {
+            Ok(body) => return Self(Inner::Axum(body)),
+            Err(body) => body,
+        };
+        Self(Inner::Boxed(body.map_err(Into::into).boxed_unsync()))
+    }
+
+    /// The body as an axum body (not boxed again if it came from axum).
+    #[cfg(feature = "axum")]
+    pub(crate) fn into_axum(self) -> ::axum::body::Body {
+        match self.0 {
+            Inner::Axum(body) => body,
+            Inner::Full(None) => ::axum::body::Body::empty(),
+            Inner::Full(Some(bytes)) => ::axum::body::Body::from(bytes),
+            Inner::Boxed(body) => ::axum::body::Body::new(body),
         }
     }
 }
@@ -84,6 +105,8 @@ impl fmt::Debug for Body {
             Inner::Full(None) => f.write_str("Body(empty)"),
             Inner::Full(Some(b)) => write!(f, "Body({} bytes)", b.len()),
             Inner::Boxed(_) => f.write_str("Body(stream)"),
+            #[cfg(feature = "axum")]
+            Inner::Axum(_) => f.write_str("Body(axum)"),
         }
     }
 }
@@ -129,6 +152,10 @@ impl http_body::Body for Body {
         match &mut self.get_mut().0 {
             Inner::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Inner::Boxed(body) => Pin::new(body).poll_frame(cx),
+            #[cfg(feature = "axum")]
+            Inner::Axum(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map_err(|e| Box::new(e) as BoxError),
         }
     }
 
@@ -136,6 +163,8 @@ impl http_body::Body for Body {
         match &self.0 {
             Inner::Full(bytes) => bytes.is_none(),
             Inner::Boxed(body) => body.is_end_stream(),
+            #[cfg(feature = "axum")]
+            Inner::Axum(body) => body.is_end_stream(),
         }
     }
 
@@ -145,6 +174,8 @@ impl http_body::Body for Body {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
             Inner::Boxed(body) => body.size_hint(),
+            #[cfg(feature = "axum")]
+            Inner::Axum(body) => body.size_hint(),
         }
     }
 }

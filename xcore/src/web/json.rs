@@ -64,7 +64,7 @@ pub fn is_json(headers: &HeaderMap) -> bool {
 /// `invalid_payload` naming the field path (`user.email`, `items[2].qty`, `.` for the body).
 ///
 /// ```
-/// #[derive(serde::Deserialize)]
+/// #[derive(Debug, serde::Deserialize)]
 /// struct Order { qty: u32 }
 ///
 /// let err = xcore::web::decode_json::<Order>(br#"{"qty": "two"}"#).unwrap_err();

@@ -20,9 +20,9 @@
 //!
 //! | adapter | feature | mounts with |
 //! |---|---|---|
-//! | [`axum`](self::axum) | `axum` (default) | `xcore::web::axum::mount(router, &web)` |
-//! | [`hyper`](self::hyper) | `hyper` | `xcore::web::hyper::serve(listener, web, shutdown)` or its service |
-//! | [`actix`](self::actix) | `actix` | `App::new().configure(xcore::web::actix::configure(web))` |
+//! | `xcore::web::axum` | `axum` (default) | `xcore::web::axum::mount(router, &web)` |
+//! | `xcore::web::hyper` | `hyper` | `xcore::web::hyper::serve(listener, web, shutdown)` or its service |
+//! | `xcore::web::actix` | `actix` | `App::new().configure(xcore::web::actix::configure(web))` |
 //!
 //! The admin API (`/xcore` by default; bearer token from `app.admin_token` or
 //! [`WebBuilder::admin_token`]):
@@ -36,7 +36,7 @@
 //! | `GET /xcore/boot` | token | the boot report |
 //! | `POST /xcore/ipc/<plugin>/<action>` | token | calls the plugin with the JSON body as payload: `{"status":"ok","plugin":…,"action":…,"result":…}` or the error envelope with the call error's status |
 //!
-//! A plugin with routes, without framework (see [`Routes::from_axum`] for axum):
+//! A plugin with routes, without framework (see `Routes::from_axum`, feature `axum`, for axum):
 //!
 //! ```
 //! use std::convert::Infallible;

@@ -25,7 +25,7 @@ pub type ResponseFuture =
 /// A plugin's HTTP routes: a tower [`Service`] from `http::Request<Body>` to
 /// `http::Response<Body>` that never fails, plus the endpoints it serves (for listings).
 ///
-/// Framework-neutral: build it from an axum `Router` ([`Routes::from_axum`], feature `axum`)
+/// Framework-neutral: build it from an axum `Router` (`Routes::from_axum`, feature `axum`)
 /// or from any tower service ([`Routes::from_service`]); every adapter of
 /// [`xcore::web`](crate::web) serves it unchanged. The service sees paths relative to the
 /// plugin's mount point (`/plugin/<name>/hello` arrives as `/hello`). Cheap to clone.
@@ -82,7 +82,7 @@ impl Routes {
     #[cfg(feature = "axum")]
     #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
     pub fn from_axum(router: ::axum::Router) -> Self {
-        Self::from_service(router)
+        Self::from_service(AxumRoutes(router))
     }
 
     /// Lists one endpoint: a method and a path relative to the mount point (`/users/{id}`).
@@ -125,6 +125,26 @@ impl Service<Request<Body>> for Routes {
 
     fn call(&mut self, request: Request<Body>) -> ResponseFuture {
         self.serve(request)
+    }
+}
+
+/// An axum router taking the web layer's requests, their bodies passed as they are.
+#[cfg(feature = "axum")]
+#[derive(Clone)]
+struct AxumRoutes(::axum::Router);
+
+#[cfg(feature = "axum")]
+impl Service<Request<Body>> for AxumRoutes {
+    type Response = Response<::axum::body::Body>;
+    type Error = Infallible;
+    type Future = <::axum::Router as Service<Request<::axum::body::Body>>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Service::<Request<::axum::body::Body>>::poll_ready(&mut self.0, cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        self.0.call(request.map(Body::into_axum))
     }
 }
 

@@ -30,8 +30,8 @@ type Stack = RequestTrace<BodyLimit<ResolveTenant<ErrorEnvelope<Dispatch>>>>;
 /// layers — tracing, body limit, tenant resolution, JSON error envelopes.
 ///
 /// A tower [`Service`] over `http` types (any body of [`Bytes`]) that never fails; cheap to
-/// clone. Adapters mount it into a framework ([`axum`](super::axum),
-/// [`hyper`](super::hyper), [`actix`](super::actix)); tests can call it directly.
+/// clone. Adapters mount it into a framework (`xcore::web::axum`, `xcore::web::hyper`,
+/// `xcore::web::actix`); tests can call it directly.
 ///
 /// ```
 /// use http::{Request, StatusCode};

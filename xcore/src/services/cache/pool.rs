@@ -45,17 +45,14 @@ impl ManageConnection for Manager {
 
     async fn connect(&self) -> Result<Conn, RedisError> {
         let epoch = self.epoch.load(Ordering::Acquire);
-        match self.inner.connect().await {
-            Ok(inner) => Ok(Conn {
-                inner,
-                epoch,
-                broken: false,
-            }),
-            Err(e) => {
-                *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
-                Err(e)
-            }
-        }
+        let outcome = self.inner.connect().await;
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) =
+            outcome.as_ref().err().map(ToString::to_string);
+        outcome.map(|inner| Conn {
+            inner,
+            epoch,
+            broken: false,
+        })
     }
 
     async fn is_valid(&self, conn: &mut Conn) -> Result<(), RedisError> {
@@ -192,7 +189,7 @@ impl RedisPool {
                 self.url,
                 self.connect_timeout,
                 last.map_or_else(
-                    || "all connections busy".to_owned(),
+                    || "every connection was busy or still being opened".to_owned(),
                     |e| format!("last error: {e}")
                 ),
             ),

@@ -72,8 +72,9 @@ impl RedisBackend {
     }
 
     /// Every key matching `pattern`, through `SCAN` (each step under the command timeout),
-    /// sorted and without duplicates.
-    pub(crate) async fn scan(&self, pattern: &str) -> Result<Vec<String>, CacheError> {
+    /// sorted and without duplicates, as bytes (another client may have written keys that are
+    /// not UTF-8 under the prefix).
+    pub(crate) async fn scan(&self, pattern: &str) -> Result<Vec<Vec<u8>>, CacheError> {
         let mut cursor: u64 = 0;
         let mut keys = Vec::new();
         loop {
@@ -83,7 +84,7 @@ impl RedisBackend {
                 .arg(pattern)
                 .arg("COUNT")
                 .arg(SCAN_COUNT);
-            let (next, batch): (u64, Vec<String>) = self.pool.query("SCAN", &cmd, true).await?;
+            let (next, batch): (u64, Vec<Vec<u8>>) = self.pool.query("SCAN", &cmd, true).await?;
             keys.extend(batch);
             if next == 0 {
                 break;
@@ -99,7 +100,7 @@ impl RedisBackend {
     /// last batch's pipeline (a `PUBLISH`, say).
     pub(crate) async fn delete_keys(
         &self,
-        keys: &[String],
+        keys: &[Vec<u8>],
         also: Option<Cmd>,
     ) -> Result<u64, CacheError> {
         let mut deleted = 0;
@@ -202,7 +203,7 @@ impl Backend for RedisBackend {
     }
 
     async fn keys(&self, pattern: &str) -> Result<Vec<String>, CacheError> {
-        self.scan(pattern).await
+        Ok(utf8_keys(self.scan(pattern).await?))
     }
 
     async fn delete_pattern(&self, pattern: &str) -> Result<u64, CacheError> {
@@ -230,6 +231,13 @@ impl Backend for RedisBackend {
             ..CacheStats::default()
         }
     }
+}
+
+/// The keys that are UTF-8 (the others cannot be named through the handle).
+pub(crate) fn utf8_keys(keys: Vec<Vec<u8>>) -> Vec<String> {
+    keys.into_iter()
+        .filter_map(|k| String::from_utf8(k).ok())
+        .collect()
 }
 
 /// An `INCRBY` failure: error replies about the value become `NotAnInteger` / `Overflow`.

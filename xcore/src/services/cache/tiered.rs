@@ -31,7 +31,7 @@ use super::{
     invalidation::{self, Kind},
     lru::Blob,
     memory::{MemoryBackend, deadline},
-    redis::{RedisBackend, add_mset, incr_failure, set_cmd},
+    redis::{RedisBackend, add_mset, incr_failure, set_cmd, utf8_keys},
 };
 
 /// The L1 of a tiered cache, shared with its subscriber task.
@@ -348,7 +348,7 @@ impl Backend for TieredBackend {
     }
 
     async fn keys(&self, pattern: &str) -> Result<Vec<String>, CacheError> {
-        self.l2.scan(pattern).await
+        Ok(utf8_keys(self.l2.scan(pattern).await?))
     }
 
     async fn delete_pattern(&self, pattern: &str) -> Result<u64, CacheError> {

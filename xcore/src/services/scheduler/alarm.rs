@@ -70,12 +70,19 @@ impl Alarms {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds a firing; `true` if its second had no alarm yet (the caller arms one).
-    fn insert(&self, firing: Firing) -> bool {
+    /// Adds firings; returns the seconds that had no alarm yet (the caller arms them).
+    fn insert(&self, firings: impl IntoIterator<Item = Firing>) -> Vec<i64> {
+        let mut fresh = Vec::new();
         let mut slots = self.slots();
-        let slot = slots.entry(firing.at.timestamp()).or_default();
-        slot.push(firing);
-        slot.len() == 1
+        for firing in firings {
+            let second = firing.at.timestamp();
+            let slot = slots.entry(second).or_default();
+            if slot.is_empty() {
+                fresh.push(second);
+            }
+            slot.push(firing);
+        }
+        fresh
     }
 
     /// Takes the firings of `second`, if no one has.
@@ -116,9 +123,23 @@ impl Alarms {
 impl Engine {
     /// Plans `firing`: into its second's alarm, arming that second if it is new.
     pub(crate) async fn arm(self: &Arc<Self>, firing: Firing) {
-        let second = firing.at.timestamp();
-        if self.alarms.insert(firing) {
+        self.arm_all([firing]).await;
+    }
+
+    /// Plans `firings` (one lock for all), arming the seconds that are new.
+    async fn arm_all(self: &Arc<Self>, firings: impl IntoIterator<Item = Firing>) {
+        for second in self.alarms.insert(firings) {
             self.arm_second(second).await;
+        }
+    }
+
+    /// Plans `firings` from a firing: the same, the new seconds armed by a background task.
+    /// (Not `async`: a firing's future cannot contain the arming's, which contains the
+    /// firing's.)
+    pub(crate) fn arm_from_firing(self: &Arc<Self>, firings: Vec<Firing>) {
+        for second in self.alarms.insert(firings) {
+            let engine = self.clone();
+            tokio::spawn(async move { engine.arm_second(second).await });
         }
     }
 
@@ -129,14 +150,15 @@ impl Engine {
         };
         let wake = (start - LEAD - Utc::now()).to_std().unwrap_or_default();
         let weak = Arc::downgrade(self);
-        let job = TcsJob::new_one_shot_at_instant_async(std::time::Instant::now() + wake, move |_, _| {
-            let weak = weak.clone();
-            Box::pin(async move {
-                if let Some(engine) = weak.upgrade() {
-                    engine.fire_second(second).await;
-                }
-            })
-        });
+        let job =
+            TcsJob::new_one_shot_at_instant_async(std::time::Instant::now() + wake, move |_, _| {
+                let weak = weak.clone();
+                Box::pin(async move {
+                    if let Some(engine) = weak.upgrade() {
+                        engine.fire_second(second).await;
+                    }
+                })
+            });
         let outcome = match (job, self.alarms.tcs.lock().await.as_ref()) {
             (Ok(job), Some(tcs)) => tcs.add(job).await.map(drop).map_err(|e| format!("{e:?}")),
             (Err(e), _) => Err(format!("{e:?}")),
@@ -153,11 +175,16 @@ impl Engine {
             return;
         };
         firings.sort_by_key(|f| f.at);
-        for firing in firings {
-            if !sleep_until(firing.at, &self.stopping).await {
+        let mut firings = firings.into_iter().peekable();
+        while let Some(at) = firings.peek().map(|f| f.at) {
+            if !sleep_until(at, &self.stopping).await {
                 return;
             }
-            self.dispatch(firing);
+            let mut group = Vec::new();
+            while let Some(firing) = firings.next_if(|f| f.at == at) {
+                group.push(firing);
+            }
+            self.fire_group(at, group);
         }
     }
 
@@ -174,9 +201,15 @@ impl Engine {
                     () = stopping.cancelled() => return,
                 }
                 let Some(engine) = weak.upgrade() else { return };
-                for second in engine.alarms.overdue(Utc::now().timestamp() - WATCHDOG_AFTER + 1) {
+                for second in engine
+                    .alarms
+                    .overdue(Utc::now().timestamp() - WATCHDOG_AFTER + 1)
+                {
                     engine.alarms.watchdog_fires.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(second, "tokio-cron-scheduler did not deliver an alarm in time; firing it late");
+                    tracing::warn!(
+                        second,
+                        "tokio-cron-scheduler did not deliver an alarm in time; firing it late"
+                    );
                     tokio::spawn(engine.clone().fire_second(second));
                 }
             }

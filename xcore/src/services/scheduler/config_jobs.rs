@@ -48,8 +48,16 @@ pub(crate) fn check(index: usize, job: &ConfigJob) -> Result<CheckedJob, Schedul
         },
         (None, Some(every), None) => Trigger::every(every),
         (None, None, Some(instant)) => Trigger::at_rfc3339(instant),
-        (None, None, None) => return Err(invalid("it has no trigger; give one of `cron`, `every`, `at`".into())),
-        _ => return Err(invalid("it has several triggers; give only one of `cron`, `every`, `at`".into())),
+        (None, None, None) => {
+            return Err(invalid(
+                "it has no trigger; give one of `cron`, `every`, `at`".into(),
+            ));
+        }
+        _ => {
+            return Err(invalid(
+                "it has several triggers; give only one of `cron`, `every`, `at`".into(),
+            ));
+        }
     }
     .map_err(|e| invalid(e.to_string()))?;
     if job.timezone.is_some() && job.cron.is_none() {
@@ -72,7 +80,10 @@ pub(crate) fn check(index: usize, job: &ConfigJob) -> Result<CheckedJob, Schedul
 
 /// Registers the config jobs. One whose trigger has no instant left (an `at` in the past) is
 /// logged and left out.
-pub(crate) async fn register(engine: &Arc<Engine>, jobs: &[CheckedJob]) -> Result<(), SchedulerError> {
+pub(crate) async fn register(
+    engine: &Arc<Engine>,
+    jobs: &[CheckedJob],
+) -> Result<(), SchedulerError> {
     for job in jobs {
         let spec = Spec {
             key: job_key(&Owner::Host, &job.tenant, &job.id),
@@ -97,12 +108,15 @@ pub(crate) async fn register(engine: &Arc<Engine>, jobs: &[CheckedJob]) -> Resul
 
 /// The job's code: calls `plugin.action(payload)` as the host, for the job's tenant.
 fn call(engine: Weak<Engine>, job: &CheckedJob) -> super::job::JobFn {
-    let target: Arc<(String, String, Value)> = Arc::new((job.plugin.clone(), job.action.clone(), job.payload.clone()));
+    let target: Arc<(String, String, Value)> =
+        Arc::new((job.plugin.clone(), job.action.clone(), job.payload.clone()));
     job_fn(move |cx: JobContext| {
         let engine = engine.clone();
         let target = target.clone();
         async move {
-            let engine = engine.upgrade().ok_or_else(|| JobError::msg("the scheduler has shut down"))?;
+            let engine = engine
+                .upgrade()
+                .ok_or_else(|| JobError::msg("the scheduler has shut down"))?;
             let shared = engine.host().ok_or_else(|| {
                 JobError::msg(
                     "the scheduler does not know its Xcore yet: obtain a handle once \

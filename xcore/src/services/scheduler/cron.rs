@@ -50,7 +50,9 @@ impl CronSpec {
             n => return Err(invalid(format!("it has {n} fields"))),
         };
         if normalised.contains('@') {
-            return Err(invalid("`@` is only allowed in a nickname such as `@daily`".into()));
+            return Err(invalid(
+                "`@` is only allowed in a nickname such as `@daily`".into(),
+            ));
         }
         let cron = CronParser::builder()
             .seconds(Seconds::Required)
@@ -102,14 +104,23 @@ impl CronSpec {
 
     /// The earliest of the next few occurrences from `start` (in `zone`) that is after
     /// `after`.
-    fn first_from(&self, zone: &Tz, start: DateTime<Utc>, inclusive: bool, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    fn first_from(
+        &self,
+        zone: &Tz,
+        start: DateTime<Utc>,
+        inclusive: bool,
+        after: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
         let local = start.with_timezone(zone);
         let iter = if inclusive {
             self.cron.iter_from(local, croner::Direction::Forward)
         } else {
             self.cron.iter_after(local)
         };
-        iter.take(4).map(|d| d.with_timezone(&Utc)).filter(|d| *d > after).min()
+        iter.take(4)
+            .map(|d| d.with_timezone(&Utc))
+            .filter(|d| *d > after)
+            .min()
     }
 }
 
@@ -137,4 +148,51 @@ fn fall_back_near(zone: &Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         }
     }
     Some(hi.with_nanosecond(0).unwrap_or(hi))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap()
+    }
+
+    #[test]
+    fn normalisation() {
+        assert_eq!(
+            CronSpec::parse("5 4 * * *").unwrap().normalised(),
+            "0 5 4 * * *"
+        );
+        assert_eq!(
+            CronSpec::parse("  1  5 4 * * * ").unwrap().normalised(),
+            "1 5 4 * * *"
+        );
+        assert_eq!(
+            CronSpec::parse("@HOURLY").unwrap().normalised(),
+            "0 0 * * * *"
+        );
+        assert!(CronSpec::parse("0 @daily * * *").is_err());
+    }
+
+    #[test]
+    fn the_fall_back_instant_is_found_from_either_side() {
+        let paris = Tz::Europe__Paris;
+        // 2026-10-25 01:00 UTC: 03:00 CEST becomes 02:00 CET.
+        let change = utc(2026, 10, 25, 1, 0, 0);
+        assert_eq!(
+            fall_back_near(&paris, utc(2026, 10, 24, 23, 30, 0)),
+            Some(change)
+        );
+        assert_eq!(
+            fall_back_near(&paris, utc(2026, 10, 25, 2, 59, 0)),
+            Some(change)
+        );
+        assert_eq!(fall_back_near(&paris, utc(2026, 10, 25, 6, 0, 0)), None);
+        // Spring forward is not a fall back.
+        assert_eq!(fall_back_near(&paris, utc(2026, 3, 29, 0, 30, 0)), None);
+        assert_eq!(fall_back_near(&Tz::UTC, change), None);
+    }
 }

@@ -41,7 +41,10 @@ pub(crate) struct Engine {
 
 impl Engine {
     /// Connects the lock (if any) and creates tokio-cron-scheduler's job scheduler.
-    pub(crate) async fn create(options: &SchedulerOptions, default_zone: Tz) -> Result<Arc<Self>, SchedulerError> {
+    pub(crate) async fn create(
+        options: &SchedulerOptions,
+        default_zone: Tz,
+    ) -> Result<Arc<Self>, SchedulerError> {
         let instance = format!("{:016x}", fastrand::u64(..));
         let lock = match &options.lock {
             Some(lock) => Some(FiringLock::connect(lock, &instance).await?),
@@ -51,7 +54,9 @@ impl Engine {
         let failed = |e| SchedulerError::Unavailable {
             reason: format!("tokio-cron-scheduler could not start: {e:?}"),
         };
-        let mut tcs = JobScheduler::new_with_channel_size(CHANNEL_SIZE).await.map_err(failed)?;
+        let mut tcs = JobScheduler::new_with_channel_size(CHANNEL_SIZE)
+            .await
+            .map_err(failed)?;
         tcs.init().await.map_err(failed)?;
         Ok(Arc::new(Self {
             jobs: RwLock::new(HashMap::new()),
@@ -75,9 +80,12 @@ impl Engine {
             tracing::info!("the scheduler is disabled: jobs are registered, none fires");
             return Ok(());
         }
-        self.alarms.start().await.map_err(|reason| SchedulerError::Unavailable {
-            reason: format!("tokio-cron-scheduler could not start: {reason}"),
-        })?;
+        self.alarms
+            .start()
+            .await
+            .map_err(|reason| SchedulerError::Unavailable {
+                reason: format!("tokio-cron-scheduler could not start: {reason}"),
+            })?;
         self.spawn_watchdog();
         Ok(())
     }
@@ -138,7 +146,9 @@ impl Engine {
 
     /// Pauses a job: its planned firing is dropped; a run in progress goes on.
     pub(crate) fn pause(&self, key: &str) -> bool {
-        let Some(job) = self.get(key) else { return false };
+        let Some(job) = self.get(key) else {
+            return false;
+        };
         let mut state = job.state();
         state.paused = true;
         state.seq += 1;
@@ -151,7 +161,9 @@ impl Engine {
         if self.stopping.is_cancelled() {
             return Err(SchedulerError::Stopped);
         }
-        let Some(job) = self.get(key) else { return Ok(false) };
+        let Some(job) = self.get(key) else {
+            return Ok(false);
+        };
         let firing = {
             let mut state = job.state();
             if !state.paused {
@@ -185,7 +197,12 @@ impl Engine {
 
     /// The jobs `select` keeps, sorted by tenant and id.
     pub(crate) fn list(&self, select: impl Fn(&JobEntry) -> bool) -> Vec<JobInfo> {
-        let mut jobs: Vec<JobInfo> = self.read().values().filter(|j| select(j)).map(|j| j.info()).collect();
+        let mut jobs: Vec<JobInfo> = self
+            .read()
+            .values()
+            .filter(|j| select(j))
+            .map(|j| j.info())
+            .collect();
         jobs.sort_by(|a, b| (&a.plugin, &a.tenant, &a.id).cmp(&(&b.plugin, &b.tenant, &b.id)));
         jobs
     }
@@ -195,7 +212,11 @@ impl Engine {
     pub(crate) async fn stop_plugin(&self, plugin: &str) {
         let gone: Vec<Arc<JobEntry>> = {
             let mut jobs = self.write();
-            let keys: Vec<Arc<str>> = jobs.values().filter(|j| j.belongs_to(plugin)).map(|j| j.key.clone()).collect();
+            let keys: Vec<Arc<str>> = jobs
+                .values()
+                .filter(|j| j.belongs_to(plugin))
+                .map(|j| j.key.clone())
+                .collect();
             keys.iter().filter_map(|k| jobs.remove(k)).collect()
         };
         if gone.is_empty() {
@@ -204,7 +225,11 @@ impl Engine {
         for job in &gone {
             retire(job);
         }
-        tracing::debug!(plugin, jobs = gone.len(), "removed the jobs of a stopping plugin");
+        tracing::debug!(
+            plugin,
+            jobs = gone.len(),
+            "removed the jobs of a stopping plugin"
+        );
         let running = || gone.iter().any(|j| j.state().running > 0);
         if wait_while(running, self.grace).await {
             return;
@@ -226,7 +251,10 @@ impl Engine {
             retire(job);
         }
         self.tracker.close();
-        if tokio::time::timeout(self.grace, self.tracker.wait()).await.is_err() {
+        if tokio::time::timeout(self.grace, self.tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!(grace = ?self.grace, "scheduled jobs still running at shutdown; cancelling them");
             self.runs.cancel();
             let _ = tokio::time::timeout(Duration::from_secs(1), self.tracker.wait()).await;
@@ -238,7 +266,8 @@ impl Engine {
         if self.stopping.is_cancelled() {
             return Health::unhealthy("the scheduler has shut down");
         }
-        let (mut jobs, mut paused, mut running, mut runs, mut failures, mut skips) = (0, 0, 0, 0, 0, 0);
+        let (mut jobs, mut paused, mut running, mut runs, mut failures, mut skips) =
+            (0, 0, 0, 0, 0, 0);
         for job in self.read().values() {
             let state = job.state();
             jobs += 1;
@@ -263,8 +292,15 @@ impl Engine {
         if !self.enabled {
             return Health::healthy_with(format!("disabled (nothing fires): {summary}"));
         }
-        match self.lock_error.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            Some(error) => Health::degraded(format!("the lock is unavailable ({error}): firings are skipped; {summary}")),
+        match self
+            .lock_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            Some(error) => Health::degraded(format!(
+                "the lock is unavailable ({error}): firings are skipped; {summary}"
+            )),
             None => Health::healthy_with(summary),
         }
     }

@@ -34,7 +34,9 @@ pub enum TriggerError {
         reason: &'static str,
     },
     /// The instant is not an RFC 3339 date-time.
-    #[error("invalid instant `{instant}`: {reason}; write it as RFC 3339, e.g. `2026-06-01T08:00:00Z`")]
+    #[error(
+        "invalid instant `{instant}`: {reason}; write it as RFC 3339, e.g. `2026-06-01T08:00:00Z`"
+    )]
     InvalidInstant {
         /// The instant, as given.
         instant: String,
@@ -106,13 +108,13 @@ pub enum SchedulerError {
 impl From<SchedulerError> for CallError {
     fn from(err: SchedulerError) -> Self {
         let code = match err {
-            SchedulerError::Trigger(_) | SchedulerError::InvalidJobId { .. } | SchedulerError::NeverFires { .. } => {
-                ErrorCode::InvalidPayload
-            }
+            SchedulerError::Trigger(_)
+            | SchedulerError::InvalidJobId { .. }
+            | SchedulerError::NeverFires { .. } => ErrorCode::InvalidPayload,
             SchedulerError::UnknownJob { .. } => ErrorCode::NotFound,
-            SchedulerError::Stopped | SchedulerError::Unavailable { .. } | SchedulerError::Lock { .. } => {
-                ErrorCode::Unavailable
-            }
+            SchedulerError::Stopped
+            | SchedulerError::Unavailable { .. }
+            | SchedulerError::Lock { .. } => ErrorCode::Unavailable,
             SchedulerError::InvalidOptions { .. } => ErrorCode::Internal,
         };
         CallError::new(code, err.to_string())

@@ -118,7 +118,12 @@ impl Scheduler {
     }
 
     /// Registers job `id` with the default [`JobOptions`]; see [`add_with`](Self::add_with).
-    pub async fn add<F, Fut>(&self, id: &str, trigger: Trigger, job: F) -> Result<(), SchedulerError>
+    pub async fn add<F, Fut>(
+        &self,
+        id: &str,
+        trigger: Trigger,
+        job: F,
+    ) -> Result<(), SchedulerError>
     where
         F: Fn(JobContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), JobError>> + Send + 'static,
@@ -162,7 +167,8 @@ impl Scheduler {
     pub fn list(&self) -> Vec<JobInfo> {
         let owner = &self.owner;
         let tenant = &self.tenant;
-        self.engine.list(|j| j.owner.same(owner) && &j.tenant == tenant)
+        self.engine
+            .list(|j| j.owner.same(owner) && &j.tenant == tenant)
     }
 
     /// For the host's handle, every job of the scheduler; for a plugin's, its jobs in every
@@ -183,7 +189,11 @@ impl Scheduler {
     /// Pauses job `id`: no firing until [`resume`](Self::resume); a run in progress goes on.
     pub fn pause(&self, id: &str) -> Result<(), SchedulerError> {
         let key = self.key(id)?;
-        if self.engine.pause(&key) { Ok(()) } else { Err(self.unknown(id)) }
+        if self.engine.pause(&key) {
+            Ok(())
+        } else {
+            Err(self.unknown(id))
+        }
     }
 
     /// Resumes job `id` from now (firings missed while paused are not run). Resuming a job
@@ -200,6 +210,10 @@ impl Scheduler {
     /// Removes job `id`: it never fires again; a run in progress goes on.
     pub fn remove(&self, id: &str) -> Result<(), SchedulerError> {
         let key = self.key(id)?;
-        if self.engine.remove(&key) { Ok(()) } else { Err(self.unknown(id)) }
+        if self.engine.remove(&key) {
+            Ok(())
+        } else {
+            Err(self.unknown(id))
+        }
     }
 }

@@ -8,7 +8,8 @@ use futures_util::future::BoxFuture;
 use crate::{CallContext, TenantId};
 
 /// A job's code, type-erased.
-pub(crate) type JobFn = Arc<dyn Fn(JobContext) -> BoxFuture<'static, Result<(), JobError>> + Send + Sync>;
+pub(crate) type JobFn =
+    Arc<dyn Fn(JobContext) -> BoxFuture<'static, Result<(), JobError>> + Send + Sync>;
 
 /// Boxes an async closure as a [`JobFn`].
 pub(crate) fn job_fn<F, Fut>(job: F) -> JobFn
@@ -112,7 +113,9 @@ impl JobOptions {
     /// The wait before attempt `attempt` (2 for the first retry).
     pub fn backoff_before(&self, attempt: u32) -> Duration {
         let doublings = attempt.saturating_sub(2).min(31);
-        self.backoff.saturating_mul(1 << doublings).min(self.max_backoff)
+        self.backoff
+            .saturating_mul(1 << doublings)
+            .min(self.max_backoff)
     }
 }
 

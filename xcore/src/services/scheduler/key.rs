@@ -56,7 +56,10 @@ pub(crate) fn check_id(id: &str) -> Result<(), SchedulerError> {
         "it is empty"
     } else if id.len() > MAX_JOB_ID_LEN {
         "it is longer than 128 characters"
-    } else if !id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')) {
+    } else if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    {
         "it holds a character other than a letter, a digit, `_`, `-` and `.`"
     } else {
         return Ok(());
@@ -83,8 +86,14 @@ mod tests {
             assert!(check_id(ok).is_ok(), "{ok}");
         }
         for bad in ["", "a:b", "a b", "é", "a/b", &"x".repeat(129)] {
-            assert!(matches!(check_id(bad), Err(SchedulerError::InvalidJobId { .. })), "{bad}");
+            assert!(
+                matches!(check_id(bad), Err(SchedulerError::InvalidJobId { .. })),
+                "{bad}"
+            );
         }
-        assert_eq!(job_key(&Owner::Host, &TenantId::default(), "x"), "@host:default:x");
+        assert_eq!(
+            job_key(&Owner::Host, &TenantId::default(), "x"),
+            "@host:default:x"
+        );
     }
 }

@@ -43,7 +43,10 @@ pub(crate) enum FiringLock {
 
 impl FiringLock {
     /// Connects to the server of `options.url` and checks that it answers.
-    pub(crate) async fn connect(options: &LockOptions, instance: &str) -> Result<Self, SchedulerError> {
+    pub(crate) async fn connect(
+        options: &LockOptions,
+        instance: &str,
+    ) -> Result<Self, SchedulerError> {
         let scheme = options.url.split_once("://").map_or("", |(s, _)| s);
         let invalid = |message: String| SchedulerError::InvalidOptions { message };
         if options.ttl.as_millis() < 1000 {
@@ -83,7 +86,12 @@ impl FiringLock {
 
     /// Claims the firing of `job` (a namespaced key) planned for `at`; with `exclusive`, also
     /// checks and sets the job's running mark.
-    pub(crate) async fn acquire(&self, job: &str, at: DateTime<Utc>, exclusive: bool) -> Result<Acquired, String> {
+    pub(crate) async fn acquire(
+        &self,
+        job: &str,
+        at: DateTime<Utc>,
+        exclusive: bool,
+    ) -> Result<Acquired, String> {
         match self {
             #[cfg(feature = "redis")]
             FiringLock::Redis(lock) => lock.acquire(job, at, exclusive).await,

@@ -42,11 +42,15 @@ pub(crate) struct RedisLock {
 }
 
 impl RedisLock {
-    pub(crate) async fn connect(options: &LockOptions, instance: &str) -> Result<Self, SchedulerError> {
+    pub(crate) async fn connect(
+        options: &LockOptions,
+        instance: &str,
+    ) -> Result<Self, SchedulerError> {
         let url = redact(&options.url);
-        let client = Client::open(options.url.as_str()).map_err(|e| SchedulerError::InvalidOptions {
-            message: format!("`services.scheduler.lock.url` `{url}` is not a Redis URL: {e}"),
-        })?;
+        let client =
+            Client::open(options.url.as_str()).map_err(|e| SchedulerError::InvalidOptions {
+                message: format!("`services.scheduler.lock.url` `{url}` is not a Redis URL: {e}"),
+            })?;
         let lock = Self {
             client,
             conn: Mutex::new(None),
@@ -77,10 +81,20 @@ impl RedisLock {
         if let Some(conn) = slot.as_ref() {
             return Ok(conn.clone());
         }
-        let conn = match tokio::time::timeout(self.timeout, self.client.get_multiplexed_async_connection()).await {
+        let conn = match tokio::time::timeout(
+            self.timeout,
+            self.client.get_multiplexed_async_connection(),
+        )
+        .await
+        {
             Ok(Ok(conn)) => conn,
             Ok(Err(e)) => return Err(format!("cannot connect to {}: {e}", self.url)),
-            Err(_) => return Err(format!("no connection to {} within {:?}", self.url, self.timeout)),
+            Err(_) => {
+                return Err(format!(
+                    "no connection to {} within {:?}",
+                    self.url, self.timeout
+                ));
+            }
         };
         *slot = Some(conn.clone());
         Ok(conn)
@@ -103,12 +117,19 @@ impl RedisLock {
         }
     }
 
-    pub(crate) async fn acquire(&self, job: &str, at: DateTime<Utc>, exclusive: bool) -> Result<Acquired, String> {
+    pub(crate) async fn acquire(
+        &self,
+        job: &str,
+        at: DateTime<Utc>,
+        exclusive: bool,
+    ) -> Result<Acquired, String> {
         let token = format!("{}:{:016x}", self.instance, fastrand::u64(..));
         let fire_key = format!("{}:fire:{job}:{}", self.prefix, at.timestamp_millis());
         let running_key = exclusive.then(|| format!("{}:run:{job}", self.prefix));
         let mut cmd = redis::cmd("EVAL");
-        cmd.arg(ACQUIRE).arg(if exclusive { 2 } else { 1 }).arg(&fire_key);
+        cmd.arg(ACQUIRE)
+            .arg(if exclusive { 2 } else { 1 })
+            .arg(&fire_key);
         if let Some(key) = &running_key {
             cmd.arg(key);
         }
@@ -158,7 +179,10 @@ mod tests {
 
     #[test]
     fn passwords_are_hidden() {
-        assert_eq!(redact("redis://:secret@host:6379/0"), "redis://:***@host:6379/0");
+        assert_eq!(
+            redact("redis://:secret@host:6379/0"),
+            "redis://:***@host:6379/0"
+        );
         assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
     }
 }

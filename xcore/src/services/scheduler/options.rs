@@ -87,7 +87,10 @@ pub struct LockOptions {
     #[serde(default = "default_prefix")]
     pub prefix: String,
     /// How long one command (connect included) may take. Default 2 s.
-    #[serde(default = "default_command_timeout", with = "crate::services::serde_duration")]
+    #[serde(
+        default = "default_command_timeout",
+        with = "crate::services::serde_duration"
+    )]
     pub command_timeout: Duration,
 }
 
@@ -180,7 +183,8 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_errors() {
-        let err = serde_json::from_value::<SchedulerOptions>(json!({ "timezon": "UTC" })).unwrap_err();
+        let err =
+            serde_json::from_value::<SchedulerOptions>(json!({ "timezon": "UTC" })).unwrap_err();
         assert!(err.to_string().contains("timezon"), "{err}");
         let err = serde_json::from_value::<SchedulerOptions>(json!({
             "jobs": [{ "id": "a", "plugin": "p", "action": "x", "crom": "* * * * *" }],

@@ -104,9 +104,13 @@ impl SchedulerService {
 
     /// The engine, once `init` has run.
     pub(crate) fn engine(&self) -> Result<&Arc<Engine>, SchedulerError> {
-        self.inner.engine.get().ok_or_else(|| SchedulerError::Unavailable {
-            reason: "the scheduler service has not been initialised (boot the Xcore first)".into(),
-        })
+        self.inner
+            .engine
+            .get()
+            .ok_or_else(|| SchedulerError::Unavailable {
+                reason: "the scheduler service has not been initialised (boot the Xcore first)"
+                    .into(),
+            })
     }
 
     /// Tells the service which `Xcore` it belongs to (config jobs call its plugins).
@@ -136,7 +140,9 @@ impl Service for SchedulerService {
 
     async fn init(&mut self, _ctx: &ServiceContext) -> Result<(), ServiceError> {
         if self.inner.engine.get().is_some() {
-            return Err(ServiceError::msg("this scheduler service has already been initialised"));
+            return Err(ServiceError::msg(
+                "this scheduler service has already been initialised",
+            ));
         }
         let engine = Engine::create(&self.inner.options, self.inner.zone)
             .await

@@ -57,8 +57,13 @@ pub struct Trigger {
 
 #[derive(Clone, PartialEq)]
 enum Kind {
-    Cron { spec: Box<CronSpec>, zone: Option<Tz> },
-    Every { period_ms: i64 },
+    Cron {
+        spec: Box<CronSpec>,
+        zone: Option<Tz>,
+    },
+    Every {
+        period_ms: i64,
+    },
     At(DateTime<Utc>),
 }
 
@@ -99,7 +104,9 @@ impl Trigger {
 
     /// Once, at `instant`.
     pub fn at(instant: DateTime<Utc>) -> Self {
-        Self { kind: Kind::At(instant) }
+        Self {
+            kind: Kind::At(instant),
+        }
     }
 
     /// Once, at an RFC 3339 instant (`2026-06-01T08:00:00Z`, `2026-06-01T10:00:00+02:00`).
@@ -116,7 +123,11 @@ impl Trigger {
     /// by several instances, give them one instant with [`at`](Self::at).)
     pub fn after(delay: Duration) -> Self {
         let delay = TimeDelta::from_std(delay).unwrap_or(TimeDelta::MAX);
-        Self::at(Utc::now().checked_add_signed(delay).unwrap_or(DateTime::<Utc>::MAX_UTC))
+        Self::at(
+            Utc::now()
+                .checked_add_signed(delay)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+        )
     }
 
     /// The first firing strictly after `after`, or `None` if there is none (a one-shot at or
@@ -125,7 +136,10 @@ impl Trigger {
         match &self.kind {
             Kind::Cron { spec, zone } => spec.next_after(&zone.unwrap_or(Tz::UTC), after),
             Kind::Every { period_ms } => {
-                let k = after.timestamp_millis().div_euclid(*period_ms).checked_add(1)?;
+                let k = after
+                    .timestamp_millis()
+                    .div_euclid(*period_ms)
+                    .checked_add(1)?;
                 DateTime::from_timestamp_millis(k.checked_mul(*period_ms)?)
             }
             Kind::At(at) => (*at > after).then_some(*at),
@@ -143,7 +157,9 @@ impl Trigger {
     /// The time zone of a cron trigger, if it names one.
     pub fn timezone(&self) -> Option<&'static str> {
         match &self.kind {
-            Kind::Cron { zone: Some(zone), .. } => Some(zone.name()),
+            Kind::Cron {
+                zone: Some(zone), ..
+            } => Some(zone.name()),
             _ => None,
         }
     }
@@ -164,9 +180,25 @@ impl Trigger {
         }
     }
 
+    /// Whether `other` fires at the same instants (a cheap check: the same normalised
+    /// expression and zone, period, or instant).
+    pub(crate) fn same_schedule(&self, other: &Trigger) -> bool {
+        match (&self.kind, &other.kind) {
+            (Kind::Cron { spec: a, zone: za }, Kind::Cron { spec: b, zone: zb }) => {
+                za == zb && a.normalised() == b.normalised()
+            }
+            (Kind::Every { period_ms: a }, Kind::Every { period_ms: b }) => a == b,
+            (Kind::At(a), Kind::At(b)) => a == b,
+            _ => false,
+        }
+    }
+
     /// The same trigger, a cron trigger that names no zone taking `zone`.
     pub(crate) fn with_default_zone(mut self, default: Tz) -> Self {
-        if let Kind::Cron { zone: zone @ None, .. } = &mut self.kind {
+        if let Kind::Cron {
+            zone: zone @ None, ..
+        } = &mut self.kind
+        {
             *zone = Some(default);
         }
         self
@@ -185,7 +217,11 @@ impl fmt::Display for Trigger {
                 }
             }
             Kind::Every { .. } => write!(f, "every {:?}", self.period().unwrap_or_default()),
-            Kind::At(at) => write!(f, "once at {}", at.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
+            Kind::At(at) => write!(
+                f,
+                "once at {}",
+                at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+            ),
         }
     }
 }

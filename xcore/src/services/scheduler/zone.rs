@@ -7,14 +7,18 @@ use super::TriggerError;
 
 /// The zone named `name` (`UTC`, `Europe/Paris`; case-sensitive, as in the IANA database).
 pub(crate) fn parse_zone(name: &str) -> Result<Tz, TriggerError> {
-    name.trim().parse::<Tz>().map_err(|_| TriggerError::UnknownTimezone {
-        zone: name.chars().take(80).collect(),
-    })
+    name.trim()
+        .parse::<Tz>()
+        .map_err(|_| TriggerError::UnknownTimezone {
+            zone: name.chars().take(80).collect(),
+        })
 }
 
 /// The UTC offset of `zone` at `at`, in seconds.
 pub(crate) fn offset_at(zone: &Tz, at: DateTime<Utc>) -> i32 {
-    zone.offset_from_utc_datetime(&at.naive_utc()).fix().local_minus_utc()
+    zone.offset_from_utc_datetime(&at.naive_utc())
+        .fix()
+        .local_minus_utc()
 }
 
 #[cfg(test)]

@@ -21,13 +21,21 @@
 mod extract;
 mod json;
 
-use ::axum::{
-    Router,
-    response::{IntoResponse, Response},
+use std::{
+    convert::Infallible,
+    task::{Context, Poll},
 };
 
+use ::axum::{
+    Router,
+    extract::Request,
+    response::{IntoResponse, Response},
+};
+use futures_util::{FutureExt, future::Map};
+use tower::Service;
+
 pub use self::json::{Json, Valid};
-use super::{HttpError, Web};
+use super::{Body, HttpError, ResponseFuture, Web};
 use crate::CallError;
 
 /// Adds the web layer to a host's router: every path under the admin prefix and under the
@@ -42,14 +50,38 @@ pub fn mount<S>(router: Router<S>, web: &Web) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
+    let service = AxumWeb(web.clone());
     let mut router = router;
     for prefix in [web.admin_prefix(), web.plugin_prefix()] {
         router = router
-            .route_service(prefix, web.clone())
-            .route_service(&format!("{prefix}/"), web.clone())
-            .route_service(&format!("{prefix}/{{*rest}}"), web.clone());
+            .route_service(prefix, service.clone())
+            .route_service(&format!("{prefix}/"), service.clone())
+            .route_service(&format!("{prefix}/{{*rest}}"), service.clone());
     }
     router
+}
+
+/// [`Web`] answering with axum bodies (an axum body that went through is not boxed again).
+#[derive(Clone)]
+struct AxumWeb(Web);
+
+impl Service<Request> for AxumWeb {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Map<
+        ResponseFuture,
+        fn(Result<http::Response<Body>, Infallible>) -> Result<Response, Infallible>,
+    >;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        self.0
+            .handle(request)
+            .map(|r| r.map(|response| response.map(Body::into_axum)))
+    }
 }
 
 /// A router serving only the web layer (merge it, or serve it as it is).
