@@ -30,6 +30,17 @@ const TAGS: &[Migration] = &[
     Migration::new(2, "seed", "INSERT INTO tags (id, label) VALUES (0, 'seed')"),
 ];
 
+const HOST_V1: &[Migration] = &[Migration::new(
+    1,
+    "host notes",
+    "CREATE TABLE host_notes (id BIGINT)",
+)];
+const HOST_V1_EDITED: &[Migration] = &[Migration::new(
+    1,
+    "host notes",
+    "CREATE TABLE host_notes (id BIGINT, x TEXT)",
+)];
+
 /// A plugin that keeps notes in the database.
 struct Notes {
     migrations: &'static [Migration],
@@ -258,42 +269,17 @@ async fn suite(url: &str) {
     drop(held);
     assert!(db.ping().await.is_ok());
 
-    let edited = [Migration::new(
-        1,
-        "create notes",
-        "CREATE TABLE notes (id BIGINT)",
-    )];
-    let notes_db = Db::clone(&db);
-    let err = migrate_as(&app, "notes", &edited).await;
+    // An applied migration that changed since is refused (the host's own history, here).
+    db.migrate(HOST_V1).await.unwrap();
+    let err = db.migrate(HOST_V1_EDITED).await.unwrap_err();
     assert!(
         err.to_string().contains("was changed after it was applied"),
         "{err}"
     );
-    drop(notes_db);
 
     let health = app.xcore().health().await;
     assert_eq!(health.status(), xcore::HealthStatus::Healthy, "{health:?}");
     app.shutdown().await;
-}
-
-/// Runs migrations under another plugin's name through a plugin-less path: the host handle
-/// tracks migrations as `host`, so use a fresh plugin to re-run `notes`' history.
-async fn migrate_as(app: &TestApp, _plugin: &str, migrations: &[Migration]) -> DbError {
-    let db = app.xcore().database("default").unwrap();
-    // The host's own history: apply version 1, then present an edited version 1.
-    let original = [Migration::new(
-        1,
-        "create notes",
-        "CREATE TABLE host_notes (id BIGINT)",
-    )];
-    db.migrate(&original).await.unwrap();
-    let _ = migrations;
-    let edited = [Migration::new(
-        1,
-        "create notes",
-        "CREATE TABLE host_notes (id BIGINT, x TEXT)",
-    )];
-    db.migrate(&edited).await.unwrap_err()
 }
 
 #[tokio::test]
@@ -431,4 +417,108 @@ async fn bad_urls_are_clear_errors() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("unsupported URL"), "{err}");
+}
+
+/// Tenants `acme` and `globex` on one connection: neither sees the other's rows, through any
+/// way of running a query; migrations reach tenants provisioned later.
+async fn tenant_isolation(url: &str) {
+    let app = TestApp::builder()
+        .service(DatabaseService::new([("default", options(url))]))
+        .plugin(
+            plugin("notes", &["db.default: read, write"]),
+            Notes::new(NOTES, "notes"),
+        )
+        .boot()
+        .await
+        .unwrap();
+    let main = app.xcore().database("default").unwrap();
+    let acme_id = xcore::TenantId::new("acme").unwrap();
+    let globex_id = xcore::TenantId::new("globex").unwrap();
+    let acme = main.for_tenant(&acme_id).await.unwrap();
+    let globex = main.for_tenant(&globex_id).await.unwrap();
+    assert_eq!(acme.tenant(), &acme_id);
+
+    // Provisioned on first use with the migrations applied so far (the seed row included).
+    let count = |db: &Db| {
+        let db = db.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM notes")
+                .fetch_one(db.pool())
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(count(&acme).await, 1);
+    assert_eq!(count(&globex).await, 1);
+
+    // acme writes through the pool, a transaction and an acquired connection.
+    sqlx::query("INSERT INTO notes VALUES (100, 'acme pool')")
+        .execute(acme.pool())
+        .await
+        .unwrap();
+    acme.transaction(|tx| {
+        Box::pin(async move {
+            sqlx::query("INSERT INTO notes VALUES (101, 'acme tx')")
+                .execute(&mut **tx)
+                .await?;
+            Ok::<_, DbError>(())
+        })
+    })
+    .await
+    .unwrap();
+    let mut conn = acme.acquire().await.unwrap();
+    sqlx::query("INSERT INTO notes VALUES (102, 'acme conn')")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    drop(conn);
+
+    assert_eq!(count(&acme).await, 4);
+    assert_eq!(count(&globex).await, 1, "globex sees none of acme's rows");
+    assert_eq!(count(&main).await, 1, "nor does the main database");
+    let mut tx = globex.begin().await.unwrap();
+    let seen: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM notes WHERE id >= 100")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(seen, 0, "not through a transaction either");
+    drop(tx);
+    let read_only = app.xcore().database("default").unwrap();
+    assert_eq!(
+        count(&read_only.for_tenant(&acme_id).await.unwrap()).await,
+        4
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn sqlite_tenants_are_isolated() {
+    tenant_isolation("sqlite::memory:").await;
+    let dir = tempfile::tempdir().unwrap();
+    tenant_isolation(&format!("sqlite://{}/app.db", dir.path().display())).await;
+    assert!(
+        dir.path().join("app.tenant-acme.db").exists(),
+        "a file per tenant"
+    );
+}
+
+#[tokio::test]
+async fn postgres_tenants_are_isolated() {
+    let Ok(server) = PostgresServer::start().await else {
+        return;
+    };
+    let url = server.database().await.unwrap();
+    tenant_isolation(&url).await;
+    // One schema per tenant.
+    let pool = xcore::services::db::sqlx::any::AnyPoolOptions::new()
+        .connect(&url)
+        .await
+        .unwrap();
+    let schemas: Vec<String> = sqlx::query_scalar(
+        "SELECT schema_name::text FROM information_schema.schemata WHERE schema_name LIKE 'tenant_%' ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(schemas, ["tenant_acme", "tenant_globex"]);
 }

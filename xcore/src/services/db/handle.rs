@@ -3,8 +3,11 @@ use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
 use sqlx::{Any, AnyPool, Transaction, pool::PoolConnection};
 use tokio::time::Instant;
 
-use super::{Backend, DbError, Migration, MigrationReport, migrate, service::Connection};
-use crate::PluginContext;
+use super::{
+    Backend, DbError, Migration, MigrationReport, migrate,
+    service::{Connection, Pools, tenant_schema},
+};
+use crate::{PluginContext, TenantId};
 
 /// The future of the work done in [`Db::transaction`].
 pub type TxFuture<'t, T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 't>>;
@@ -46,6 +49,8 @@ pub type TxFuture<'t, T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send +
 #[derive(Clone)]
 pub struct Db {
     conn: Arc<Connection>,
+    pools: Arc<Pools>,
+    tenant: TenantId,
     read_only: bool,
     plugin: Arc<str>,
 }
@@ -55,6 +60,7 @@ impl fmt::Debug for Db {
         f.debug_struct("Db")
             .field("connection", &self.conn.name)
             .field("backend", &self.conn.backend)
+            .field("tenant", &self.tenant)
             .field("read_only", &self.read_only)
             .field("plugin", &self.plugin)
             .finish()
@@ -64,10 +70,36 @@ impl fmt::Debug for Db {
 impl Db {
     pub(crate) fn new(conn: Arc<Connection>, read_only: bool, plugin: &str) -> Self {
         Self {
+            pools: conn.base.clone(),
             conn,
+            tenant: TenantId::default(),
             read_only,
             plugin: Arc::from(plugin),
         }
+    }
+
+    /// The same handle for another tenant: its own schema `tenant_<id>` on Postgres (every
+    /// connection's `search_path`, and `SET LOCAL search_path` in every transaction), its own
+    /// file beside the main one on SQLite. The tenant's database is provisioned on first use,
+    /// with every migration applied so far through this connection. Tenant `default` is the
+    /// main database.
+    pub async fn for_tenant(&self, tenant: &TenantId) -> Result<Db, DbError> {
+        if *tenant == self.tenant {
+            return Ok(self.clone());
+        }
+        let pools = self.conn.tenant_pools(tenant).await?;
+        Ok(Self {
+            conn: self.conn.clone(),
+            pools,
+            tenant: tenant.clone(),
+            read_only: self.read_only,
+            plugin: self.plugin.clone(),
+        })
+    }
+
+    /// The tenant this handle works for.
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
     }
 
     /// The connection's name.
@@ -88,9 +120,9 @@ impl Db {
     /// The pool to run queries on (read-only connections for a read-only handle).
     pub fn pool(&self) -> &AnyPool {
         if self.read_only {
-            &self.conn.ro
+            &self.pools.ro
         } else {
-            &self.conn.rw
+            &self.pools.rw
         }
     }
 
@@ -110,9 +142,20 @@ impl Db {
         self.pool().acquire().await.map_err(|e| self.map(e))
     }
 
-    /// Begins a transaction. It rolls back when dropped without `commit`.
+    /// Begins a transaction. It rolls back when dropped without `commit`. For a tenant other
+    /// than `default` on Postgres, it starts with `SET LOCAL search_path` to the tenant's
+    /// schema.
     pub async fn begin(&self) -> Result<Transaction<'static, Any>, DbError> {
-        self.pool().begin().await.map_err(|e| self.map(e))
+        let mut tx = self.pool().begin().await.map_err(|e| self.map(e))?;
+        if self.conn.backend == Backend::Postgres && self.tenant.as_str() != "default" {
+            let schema = tenant_schema(&self.tenant);
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SET LOCAL search_path TO {schema}"
+            )))
+            .execute(&mut *tx)
+            .await?;
+        }
+        Ok(tx)
     }
 
     /// Runs `work` in a transaction: commits if its future returns `Ok`, rolls back if it
@@ -139,8 +182,12 @@ impl Db {
 
     /// Applies the plugin's migrations that are not applied yet, tracked per plugin in the
     /// table `xcore_migrations` (so two plugins' versions never collide). Each migration
-    /// runs in its own transaction. Needs a read-write handle.
-    pub async fn migrate(&self, migrations: &[Migration]) -> Result<MigrationReport, DbError> {
+    /// runs in its own transaction. Needs a read-write handle. The migrations are remembered:
+    /// tenants provisioned later get them too.
+    pub async fn migrate(
+        &self,
+        migrations: &'static [Migration],
+    ) -> Result<MigrationReport, DbError> {
         if self.read_only {
             return Err(DbError::ReadOnly {
                 plugin: self.plugin.to_string(),
@@ -148,8 +195,9 @@ impl Db {
                 operation: "run migrations",
             });
         }
+        self.conn.register_migrations(&self.plugin, migrations);
         migrate::run(
-            &self.conn.rw,
+            self.pool(),
             &self.conn.migrate_lock,
             &self.plugin,
             migrations,

@@ -10,6 +10,12 @@
 //! | `read` | read-only: its connections run with SQLite's `query_only` or in Postgres read-only transactions, so a write fails |
 //! | `write` (with or without `read`) | read-write |
 //!
+//! **Tenants**: [`Db::for_tenant`] gives the same handle for another tenant — a schema
+//! `tenant_<id>` on Postgres (the `search_path` of every connection of its own pools, and
+//! `SET LOCAL search_path` in every transaction), a file beside the main one on SQLite —,
+//! provisioned on first use with the migrations applied so far. Tenant `default` is the main
+//! database.
+//!
 //! Queries go through sqlx's `Any` driver, so the same plugin code runs on SQLite (embedded)
 //! and on Postgres (production): use `$1`-style placeholders, which both accept.
 

@@ -1,4 +1,5 @@
 use std::{
+    collections::HashMap,
     fmt,
     path::Path,
     str::FromStr,
@@ -12,8 +13,8 @@ use sqlx::{
     any::{AnyConnectOptions, AnyPoolOptions},
 };
 
-use super::{DatabaseOptions, Db, DbError, error::redact};
-use crate::{Health, Service, ServiceContext, ServiceError};
+use super::{DatabaseOptions, Db, DbError, Migration, error::redact, migrate};
+use crate::{Health, Service, ServiceContext, ServiceError, TenantId};
 
 /// Which server a connection talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -61,8 +62,13 @@ impl Backend {
 pub(crate) struct Connection {
     pub(crate) name: String,
     pub(crate) backend: Backend,
-    pub(crate) rw: AnyPool,
-    pub(crate) ro: AnyPool,
+    /// The URL as opened (SQLite: rewritten, see `sqlite_url`).
+    url: String,
+    options: DatabaseOptions,
+    /// The main database: tenant `default`.
+    pub(crate) base: Arc<Pools>,
+    tenants: tokio::sync::Mutex<HashMap<TenantId, Arc<Pools>>>,
+    migrations: std::sync::Mutex<Vec<(String, &'static [Migration])>>,
     pub(crate) acquire_timeout: Duration,
     pub(crate) migrate_lock: tokio::sync::Mutex<()>,
 }
@@ -101,6 +107,74 @@ fn sqlite_url(url: &str) -> Result<String, String> {
     Ok(format!("{url}{sep}mode=rwc"))
 }
 
+/// A read-write pool and a read-only pool on one database (or one tenant's schema or file).
+pub(crate) struct Pools {
+    pub(crate) rw: AnyPool,
+    pub(crate) ro: AnyPool,
+}
+
+impl Pools {
+    pub(crate) async fn close(&self) {
+        self.ro.close().await;
+        self.rw.close().await;
+    }
+}
+
+/// Builds the pools of `url`; `search_path` (Postgres) is set on every connection.
+async fn pools(
+    url: &str,
+    options: &DatabaseOptions,
+    backend: Backend,
+    search_path: Option<String>,
+) -> Result<Pools, DbError> {
+    let mut connect = AnyConnectOptions::from_str(url)?;
+    if !options.log_statements {
+        connect = connect.disable_statement_logging();
+    }
+    let memory = url.contains("mode=memory");
+    let pool = |min: u32| {
+        let search_path = search_path.clone();
+        AnyPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .min_connections(min)
+            .acquire_timeout(options.acquire_timeout)
+            // An in-memory database lives as long as one of its connections.
+            .idle_timeout(if memory { None } else { options.idle_timeout })
+            .max_lifetime(if memory { None } else { options.max_lifetime })
+            .after_connect(move |conn, _meta| {
+                let search_path = search_path.clone();
+                Box::pin(async move {
+                    if let Some(path) = search_path {
+                        conn.execute(sqlx::AssertSqlSafe(format!("SET search_path TO {path}")))
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+    };
+    let rw = pool(if memory { 1 } else { options.min_connections })
+        .connect_with(connect.clone())
+        .await?;
+    let read_only = backend.read_only_statement();
+    let ro = pool(0)
+        .after_connect({
+            let search_path = search_path.clone();
+            move |conn, _meta| {
+                let search_path = search_path.clone();
+                Box::pin(async move {
+                    if let Some(path) = search_path {
+                        conn.execute(sqlx::AssertSqlSafe(format!("SET search_path TO {path}")))
+                            .await?;
+                    }
+                    conn.execute(read_only).await?;
+                    Ok(())
+                })
+            }
+        })
+        .connect_lazy_with(connect);
+    Ok(Pools { rw, ro })
+}
+
 async fn open(name: &str, options: &DatabaseOptions) -> Result<Connection, DbError> {
     sqlx::any::install_default_drivers();
     let backend = Backend::of(name, &options.url)?;
@@ -112,40 +186,100 @@ async fn open(name: &str, options: &DatabaseOptions) -> Result<Connection, DbErr
         })?,
         Backend::Postgres => options.url.clone(),
     };
-    let mut connect = AnyConnectOptions::from_str(&url)?;
-    if !options.log_statements {
-        connect = connect.disable_statement_logging();
-    }
-    let memory = url.contains("mode=memory");
-    let pool = |min: u32| {
-        AnyPoolOptions::new()
-            .max_connections(options.max_connections.max(1))
-            .min_connections(min)
-            .acquire_timeout(options.acquire_timeout)
-            // An in-memory database lives as long as one of its connections.
-            .idle_timeout(if memory { None } else { options.idle_timeout })
-            .max_lifetime(if memory { None } else { options.max_lifetime })
-    };
-    let rw = pool(if memory { 1 } else { options.min_connections })
-        .connect_with(connect.clone())
-        .await?;
-    let read_only = backend.read_only_statement();
-    let ro = pool(0)
-        .after_connect(move |conn, _meta| {
-            Box::pin(async move {
-                conn.execute(read_only).await?;
-                Ok(())
-            })
-        })
-        .connect_lazy_with(connect);
+    let base = pools(&url, options, backend, None).await?;
     Ok(Connection {
         name: name.to_owned(),
         backend,
-        rw,
-        ro,
+        url,
+        options: options.clone(),
+        base: Arc::new(base),
+        tenants: tokio::sync::Mutex::new(HashMap::new()),
+        migrations: std::sync::Mutex::new(Vec::new()),
         acquire_timeout: options.acquire_timeout,
         migrate_lock: tokio::sync::Mutex::new(()),
     })
+}
+
+impl Connection {
+    /// The pools of `tenant`, provisioned on first use: a schema `tenant_<id>` (Postgres) or a
+    /// file beside the main one (SQLite), with every migration registered so far applied.
+    /// Tenant `default` is the main database.
+    pub(crate) async fn tenant_pools(&self, tenant: &TenantId) -> Result<Arc<Pools>, DbError> {
+        if tenant.as_str() == "default" {
+            return Ok(self.base.clone());
+        }
+        let mut tenants = self.tenants.lock().await;
+        if let Some(pools) = tenants.get(tenant) {
+            return Ok(pools.clone());
+        }
+        let created = match self.backend {
+            Backend::Postgres => {
+                let schema = tenant_schema(tenant);
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "CREATE SCHEMA IF NOT EXISTS {schema}"
+                )))
+                .execute(&self.base.rw)
+                .await?;
+                pools(&self.url, &self.options, self.backend, Some(schema)).await?
+            }
+            Backend::Sqlite => {
+                pools(
+                    &tenant_sqlite_url(&self.url, tenant),
+                    &self.options,
+                    self.backend,
+                    None,
+                )
+                .await?
+            }
+        };
+        let created = Arc::new(created);
+        let registered: Vec<(String, &'static [Migration])> = self
+            .migrations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for (plugin, migrations) in registered {
+            migrate::run(&created.rw, &self.migrate_lock, &plugin, migrations).await?;
+        }
+        tracing::info!(connection = %self.name, %tenant, "tenant database provisioned");
+        tenants.insert(tenant.clone(), created.clone());
+        Ok(created)
+    }
+
+    /// Remembers a plugin's migrations, so tenants provisioned later get them too.
+    pub(crate) fn register_migrations(&self, plugin: &str, migrations: &'static [Migration]) {
+        let mut registered = self.migrations.lock().unwrap_or_else(|p| p.into_inner());
+        registered.retain(|(p, _)| p != plugin);
+        registered.push((plugin.to_owned(), migrations));
+    }
+
+    pub(crate) async fn close(&self) {
+        for pools in self.tenants.lock().await.values() {
+            pools.close().await;
+        }
+        self.base.close().await;
+    }
+}
+
+/// The Postgres schema of a tenant, quoted (tenant ids are validated: no quote can appear).
+pub(crate) fn tenant_schema(tenant: &TenantId) -> String {
+    format!("\"tenant_{}\"", tenant.as_str())
+}
+
+/// The SQLite URL of a tenant's database, beside the main one.
+fn tenant_sqlite_url(url: &str, tenant: &TenantId) -> String {
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let path = match path.rsplit_once('.') {
+        Some((stem, ext)) if !ext.contains('/') && !stem.ends_with(':') => {
+            format!("{stem}.tenant-{}.{ext}", tenant.as_str())
+        }
+        _ => format!("{path}-tenant-{}", tenant.as_str()),
+    };
+    if query.is_empty() {
+        path
+    } else {
+        format!("{path}?{query}")
+    }
 }
 
 /// The database service (`db`): every connection of `services.databases`, by name.
@@ -224,7 +358,7 @@ impl Service for DatabaseService {
                 Ok(conn) => opened.push(Arc::new(conn)),
                 Err(err) => {
                     for conn in &opened {
-                        conn.rw.close().await;
+                        conn.close().await;
                     }
                     return Err(ServiceError::msg(match err {
                         DbError::UnsupportedUrl { .. } => err.to_string(),
@@ -267,8 +401,7 @@ impl Service for DatabaseService {
     async fn shutdown(&self) -> Result<(), ServiceError> {
         if let Some(connections) = self.connections.get() {
             for conn in connections {
-                conn.ro.close().await;
-                conn.rw.close().await;
+                conn.close().await;
             }
         }
         Ok(())
