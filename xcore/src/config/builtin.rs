@@ -35,5 +35,11 @@ pub(crate) fn builtin_services(
             hint: "enable one of them, or remove the section",
         });
     }
+    if !has(services, "cache") {
+        services.push((
+            Box::new(crate::services::cache::CacheService::new(config.services.cache.clone())),
+            "xcore::services::cache::CacheService",
+        ));
+    }
     Ok(())
 }

@@ -1,0 +1,341 @@
+//! An example host on axum: two plugins — `notes` and `audit` — with databases, the cache,
+//! HTTP routes, a plugin-to-plugin call and tenancy, plus the admin API.
+//!
+//! ```text
+//! cargo run --example notes
+//! curl -s -X POST localhost:8080/plugin/notes/notes -H 'X-Tenant-ID: acme' \
+//!      -H 'content-type: application/json' -d '{"title": "hello", "body": "first note"}'
+//! curl -s localhost:8080/plugin/notes/notes -H 'X-Tenant-ID: acme'
+//! curl -s localhost:8080/plugin/notes/notes -H 'X-Tenant-ID: globex'     # sees nothing of acme
+//! curl -s localhost:8080/xcore/health/ready
+//! curl -s -H "Authorization: Bearer $XCORE_ADMIN_TOKEN" localhost:8080/xcore/plugins
+//! ```
+//!
+//! It listens on `XCORE_ADDR` (default `127.0.0.1:8080`); the admin token comes from
+//! `XCORE_ADMIN_TOKEN`, or a random one is printed at start-up. Ctrl-C shuts down gracefully.
+
+use std::net::SocketAddr;
+
+use axum::{Router, extract::State, http::StatusCode, routing::get};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use xcore::{
+    config::Config,
+    prelude::*,
+    services::{
+        cache::{Cache, Ttl},
+        db::{DatabaseOptions, Db, Migration, sqlx},
+    },
+    web::{
+        FieldErrors, Routes, Validate,
+        axum::{Json, Valid},
+    },
+};
+
+const NOTES_MIGRATIONS: &[Migration] = &[Migration::new(
+    1,
+    "create notes",
+    "CREATE TABLE notes (id BIGINT PRIMARY KEY, title TEXT NOT NULL, body TEXT NOT NULL)",
+)];
+
+const AUDIT_MIGRATIONS: &[Migration] = &[Migration::new(
+    1,
+    "create audit",
+    "CREATE TABLE audit_log (id BIGINT PRIMARY KEY, what TEXT NOT NULL)",
+)];
+
+// ---------------------------------------------------------------------------------------------
+// `audit`: keeps a log per tenant; other plugins call `record`.
+
+#[derive(Default)]
+#[plugin(
+    name = "audit",
+    version = "1.0.0",
+    description = "An audit log per tenant",
+    services = ["db"],
+    permissions = ["db.default: read, write"],
+    allowed_callers = ["notes"],
+)]
+struct Audit {
+    db: Option<Db>,
+}
+
+#[async_trait]
+impl Plugin for Audit {
+    async fn on_load(&mut self, ctx: &PluginContext) -> Result<(), PluginError> {
+        let db = ctx.db("default")?;
+        db.migrate(AUDIT_MIGRATIONS).await?;
+        self.db = Some(db);
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+struct Record {
+    what: String,
+}
+
+#[actions]
+impl Audit {
+    async fn tenant_db(&self, cx: &CallContext) -> Result<Db, CallError> {
+        let db = self
+            .db
+            .as_ref()
+            .ok_or_else(|| CallError::internal("audit is not loaded"))?;
+        Ok(db.for_tenant(cx.tenant()).await?)
+    }
+
+    #[action]
+    async fn record(&self, cx: &CallContext, input: Record) -> Result<i64, CallError> {
+        let db = self.tenant_db(cx).await?;
+        let next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM audit_log")
+            .fetch_one(db.pool())
+            .await
+            .map_err(CallError::handler)?;
+        sqlx::query("INSERT INTO audit_log (id, what) VALUES ($1, $2)")
+            .bind(next)
+            .bind(input.what)
+            .execute(db.pool())
+            .await
+            .map_err(CallError::handler)?;
+        Ok(next)
+    }
+
+    #[action]
+    async fn recent(&self, cx: &CallContext) -> Result<Vec<String>, CallError> {
+        let db = self.tenant_db(cx).await?;
+        sqlx::query_scalar("SELECT what FROM audit_log ORDER BY id DESC LIMIT 10")
+            .fetch_all(db.pool())
+            .await
+            .map_err(CallError::handler)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// `notes`: notes per tenant over HTTP, a cached count, every creation audited.
+
+#[derive(Default)]
+#[plugin(
+    name = "notes",
+    version = "1.0.0",
+    description = "Notes per tenant, over HTTP",
+    services = ["db", "cache"],
+    requires = ["audit@^1"],
+    permissions = ["db.default: read, write", "cache.notes: *", "plugin:audit: record, recent"],
+)]
+struct Notes {
+    state: Option<NotesState>,
+}
+
+/// What the route handlers share.
+#[derive(Clone)]
+struct NotesState {
+    db: Db,
+    cache: Cache,
+    ctx: PluginContext,
+}
+
+#[derive(Deserialize)]
+struct NewNote {
+    title: String,
+    body: String,
+}
+
+impl Validate for NewNote {
+    fn validate(&self) -> Result<(), FieldErrors> {
+        FieldErrors::new()
+            .check(!self.title.trim().is_empty(), "title", "must not be empty")
+            .check(
+                self.title.len() <= 200,
+                "title",
+                "must be at most 200 characters",
+            )
+            .check(
+                self.body.len() <= 10_000,
+                "body",
+                "must be at most 10,000 characters",
+            )
+            .into_result()
+    }
+}
+
+#[derive(Serialize)]
+struct Note {
+    id: i64,
+    title: String,
+    body: String,
+}
+
+impl NotesState {
+    async fn count(&self, cx: &CallContext) -> Result<i64, CallError> {
+        let db = self.db.for_tenant(cx.tenant()).await?;
+        let cache = self.cache.for_call(cx);
+        Ok(cache
+            .get_or_set("count", Ttl::Default, || async move {
+                sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM notes")
+                    .fetch_one(db.pool())
+                    .await
+            })
+            .await?)
+    }
+}
+
+async fn list(State(state): State<NotesState>, cx: CallContext) -> Result<Json<Value>, CallError> {
+    let db = state.db.for_tenant(cx.tenant()).await?;
+    let rows: Vec<(i64, String, String)> =
+        sqlx::query_as("SELECT id, title, body FROM notes ORDER BY id")
+            .fetch_all(db.pool())
+            .await
+            .map_err(CallError::handler)?;
+    let notes: Vec<Note> = rows
+        .into_iter()
+        .map(|(id, title, body)| Note { id, title, body })
+        .collect();
+    Ok(Json(
+        json!({ "tenant": cx.tenant().as_str(), "notes": notes }),
+    ))
+}
+
+async fn create(
+    State(state): State<NotesState>,
+    cx: CallContext,
+    Valid(note): Valid<NewNote>,
+) -> Result<(StatusCode, Json<Value>), CallError> {
+    let db = state.db.for_tenant(cx.tenant()).await?;
+    let id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM notes")
+        .fetch_one(db.pool())
+        .await
+        .map_err(CallError::handler)?;
+    sqlx::query("INSERT INTO notes (id, title, body) VALUES ($1, $2, $3)")
+        .bind(id)
+        .bind(&note.title)
+        .bind(&note.body)
+        .execute(db.pool())
+        .await
+        .map_err(CallError::handler)?;
+    state.cache.for_call(&cx).delete("count").await?;
+    state
+        .ctx
+        .plugin("audit")
+        .call(
+            &cx,
+            "record",
+            json!({ "what": format!("note {id} created: {}", note.title) }),
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": id, "title": note.title })),
+    ))
+}
+
+async fn count(State(state): State<NotesState>, cx: CallContext) -> Result<Json<Value>, CallError> {
+    Ok(Json(json!({ "count": state.count(&cx).await? })))
+}
+
+async fn history(
+    State(state): State<NotesState>,
+    cx: CallContext,
+) -> Result<Json<Value>, CallError> {
+    let recent = state
+        .ctx
+        .plugin("audit")
+        .call(&cx, "recent", json!(null))
+        .await?;
+    Ok(Json(json!({ "recent": recent })))
+}
+
+#[async_trait]
+impl Plugin for Notes {
+    async fn on_load(&mut self, ctx: &PluginContext) -> Result<(), PluginError> {
+        let db = ctx.db("default")?;
+        db.migrate(NOTES_MIGRATIONS).await?;
+        self.state = Some(NotesState {
+            db,
+            cache: ctx.cache("notes")?,
+            ctx: ctx.clone(),
+        });
+        Ok(())
+    }
+
+    fn routes(&self, _ctx: &PluginContext) -> Option<Routes> {
+        let state = self.state.clone()?;
+        let router = Router::new()
+            .route("/notes", get(list).post(create))
+            .route("/notes/count", get(count))
+            .route("/history", get(history))
+            .with_state(state);
+        Some(
+            Routes::from_axum(router)
+                .endpoint(axum::http::Method::GET, "/notes")
+                .endpoint(axum::http::Method::POST, "/notes")
+                .endpoint(axum::http::Method::GET, "/notes/count")
+                .endpoint(axum::http::Method::GET, "/history"),
+        )
+    }
+}
+
+#[actions]
+impl Notes {
+    #[action]
+    async fn count(&self, cx: &CallContext) -> Result<i64, CallError> {
+        let state = self
+            .state
+            .as_ref()
+            .ok_or_else(|| CallError::internal("notes is not loaded"))?;
+        state.count(cx).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let addr: SocketAddr = std::env::var("XCORE_ADDR")
+        .unwrap_or_else(|_| "127.0.0.1:8080".into())
+        .parse()?;
+    let token = std::env::var("XCORE_ADMIN_TOKEN").unwrap_or_else(|_| {
+        let token = format!("{:032x}", fastrand_u128());
+        println!("admin token (set XCORE_ADMIN_TOKEN to choose one): {token}");
+        token
+    });
+
+    let mut config = Config::default();
+    config
+        .services
+        .databases
+        .insert("default".into(), DatabaseOptions::default());
+    config.tenancy.enabled = true;
+
+    let xcore = Xcore::builder()
+        .only_registered(["notes", "audit"])
+        .config(config.clone())
+        .build()?;
+    println!("{}", xcore.plan());
+    let report = xcore.boot().await?;
+    println!("{report}");
+
+    let web = xcore.web().config(&config).admin_token(&token).build()?;
+    let app = xcore::web::axum::mount(Router::new(), &web);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    let stopped = xcore.shutdown().await;
+    println!("shut down (clean: {})", stopped.is_clean());
+    Ok(())
+}
+
+/// A random value for the admin token, from the OS-seeded hasher of the standard library.
+fn fastrand_u128() -> u128 {
+    use std::hash::{BuildHasher, Hasher};
+    let state = std::collections::hash_map::RandomState::new();
+    let mut a = state.build_hasher();
+    a.write_u8(1);
+    let mut b = state.build_hasher();
+    b.write_u8(2);
+    (u128::from(a.finish()) << 64) | u128::from(b.finish())
+}
