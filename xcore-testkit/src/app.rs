@@ -6,7 +6,10 @@ use xcore::{
     ShutdownReport, Xcore, XcoreBuilder,
 };
 
-use crate::FakePlugin;
+use crate::{FakePlugin, TestClient};
+
+/// The admin token of [`TestApp::client`].
+pub const TEST_ADMIN_TOKEN: &str = "test-admin-token";
 
 /// Builds a [`TestApp`]. Unlike [`Xcore::builder`], it starts with **no** registered plugin
 /// (choose them with [`plugins`](Self::plugins)), so tests in one binary do not see each
@@ -131,6 +134,25 @@ impl TestApp {
         payload: Value,
     ) -> Result<Value, CallError> {
         self.xcore.call_with(cx, plugin, action, payload).await
+    }
+
+    /// A client of the web layer (no socket), with tenancy on (`X-Tenant-ID`) and the admin
+    /// API guarded by the token `test-admin-token`.
+    ///
+    /// # Panics
+    ///
+    /// If the web layer cannot be built (a bug in the test).
+    pub fn client(&self) -> TestClient {
+        let mut tenancy = xcore::config::TenancyConfig::default();
+        tenancy.enabled = true;
+        let web = self
+            .xcore
+            .web()
+            .tenancy(&tenancy)
+            .admin_token(TEST_ADMIN_TOKEN)
+            .build()
+            .unwrap_or_else(|e| panic!("building the web layer failed: {e}"));
+        TestClient::new(web)
     }
 
     /// Shuts down.

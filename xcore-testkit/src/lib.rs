@@ -40,13 +40,17 @@
 #![forbid(unsafe_code)]
 
 mod app;
+mod events;
 mod fake;
+mod http;
 mod log;
 mod postgres;
 mod redis;
 mod server;
 
-pub use app::{TestApp, TestAppBuilder};
+pub use app::{TEST_ADMIN_TOKEN, TestApp, TestAppBuilder};
+pub use events::EventRecorder;
+pub use http::{TestClient, TestResponse};
 pub use fake::{Behavior, FakePlugin, FakeService};
 pub use log::HookLog;
 pub use postgres::PostgresServer;
