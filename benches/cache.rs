@@ -10,10 +10,17 @@
 //!   plus a tiered `get` served by L1. It starts a throwaway `redis-server` (or uses
 //!   `XCORE_TEST_REDIS_URL`) and is skipped with a note if none can be had.
 //!
-//! Run with `cargo bench --bench cache`; the figures to compare are the handle's time over
-//! the raw time of the same group.
+//! Run with `cargo bench --bench cache`. Beside criterion's figures, each group ends with a
+//! *paired* line: raw and handle run alternately in rounds, and the median of the per-round
+//! ratios handle / raw is printed. That ratio is the figure to read on a busy machine, where
+//! load drifts between two criterion measurements taken one after the other.
 
-use std::{cell::Cell, hint::black_box, sync::Arc, time::Duration};
+use std::{
+    cell::Cell,
+    hint::black_box,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
@@ -49,6 +56,50 @@ impl Keys {
             .set(if i + 1 == self.keys.len() { 0 } else { i + 1 });
         &self.keys[i]
     }
+}
+
+/// Rounds of the paired comparison.
+const ROUNDS: usize = 15;
+
+/// Runs `raw` and `handle` alternately, `n` calls each per round, and prints the median time
+/// per call of each and the median of the per-round ratios handle / raw. Alternating makes the
+/// ratio robust to load that drifts during the run (criterion measures one function after the
+/// other).
+fn paired(
+    rt: &Runtime,
+    label: &str,
+    n: u32,
+    mut raw: impl AsyncFnMut(),
+    mut handle: impl AsyncFnMut(),
+) {
+    let (mut raws, mut handles, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    rt.block_on(async {
+        for _ in 0..ROUNDS {
+            let started = Instant::now();
+            for _ in 0..n {
+                raw().await;
+            }
+            let r = started.elapsed() / n;
+            let started = Instant::now();
+            for _ in 0..n {
+                handle().await;
+            }
+            let h = started.elapsed() / n;
+            raws.push(r);
+            handles.push(h);
+            ratios.push(h.as_secs_f64() / r.as_secs_f64());
+        }
+    });
+    raws.sort();
+    handles.sort();
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "{label}: raw {:?}, handle {:?} per call (medians of {ROUNDS} alternating rounds of {n}); \
+         handle / raw = {:.3}",
+        raws[ROUNDS / 2],
+        handles[ROUNDS / 2],
+        ratios[ROUNDS / 2],
+    );
 }
 
 fn cache_memory(c: &mut Criterion) {
@@ -95,6 +146,18 @@ fn cache_memory(c: &mut Criterion) {
             .iter(|| async { black_box(cache.set(cold.next(), &value, Ttl::Default).await) });
     });
     group.finish();
+
+    paired(
+        &rt,
+        "paired cache_memory/get_hot",
+        200_000,
+        async || {
+            black_box(raw.get(hot_full.next()));
+        },
+        async || {
+            black_box(cache.get::<u64>(hot.next()).await.ok());
+        },
+    );
 }
 
 fn cache_redis(c: &mut Criterion) {
@@ -191,6 +254,46 @@ fn cache_redis(c: &mut Criterion) {
             .iter(|| async { black_box(near.get::<u64>("hot").await) });
     });
     group.finish();
+
+    let mut get_conn = conn.clone();
+    paired(
+        &rt,
+        "paired cache_redis/get",
+        2_000,
+        async || {
+            black_box(
+                redis::cmd("GET")
+                    .arg(&full)
+                    .query_async::<Option<Vec<u8>>>(&mut get_conn)
+                    .await
+                    .ok(),
+            );
+        },
+        async || {
+            black_box(cache.get::<u64>("hot").await.ok());
+        },
+    );
+    let mut set_conn = conn.clone();
+    paired(
+        &rt,
+        "paired cache_redis/set",
+        2_000,
+        async || {
+            black_box(
+                redis::cmd("SET")
+                    .arg(&full)
+                    .arg(&bytes)
+                    .arg("PX")
+                    .arg(300_000)
+                    .query_async::<()>(&mut set_conn)
+                    .await
+                    .ok(),
+            );
+        },
+        async || {
+            black_box(cache.set("hot", &value, Ttl::Default).await.ok());
+        },
+    );
     rt.block_on(async {
         let _ = cache.clear().await;
         let _ = near.clear().await;

@@ -763,7 +763,7 @@ async fn grants_isolate_namespaces_and_actions() {
     // A bad namespace is refused before any grant is looked at.
     assert!(matches!(
         ctx.cache("sessions.x"),
-        Err(AccessError::Unavailable { .. })
+        Err(AccessError::InvalidArgument { .. })
     ));
     app.shutdown().await;
 }

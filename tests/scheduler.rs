@@ -471,7 +471,10 @@ async fn align(offset: Duration) {
 
 /// Scheduled instants and how late each firing started.
 #[derive(Clone, Default)]
-struct Record(Arc<Mutex<Vec<(DateTime<Utc>, Duration)>>>);
+struct Record(Arc<Mutex<Vec<Firing>>>);
+
+/// A firing's planned instant, and how late it started.
+type Firing = (DateTime<Utc>, Duration);
 
 impl Record {
     fn note(&self, scheduled: DateTime<Utc>) {
@@ -479,11 +482,11 @@ impl Record {
         self.0.lock().unwrap().push((scheduled, late));
     }
 
-    fn get(&self) -> Vec<(DateTime<Utc>, Duration)> {
+    fn get(&self) -> Vec<Firing> {
         self.0.lock().unwrap().clone()
     }
 
-    fn check(&self, what: &str) -> Vec<(DateTime<Utc>, Duration)> {
+    fn check(&self, what: &str) -> Vec<Firing> {
         let got = self.get();
         for (at, late) in &got {
             assert!(
@@ -1419,20 +1422,22 @@ async fn an_unreachable_or_unsupported_lock_fails_the_boot() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("scheduler"), "{err}");
+    // A Postgres lock is refused when the service is built.
     let options = SchedulerOptions {
         lock: Some(LockOptions::new("postgres://localhost/app")),
         ..SchedulerOptions::default()
     };
-    let service = SchedulerService::new(options).unwrap();
-    let err = TestApp::builder()
-        .service(service)
-        .boot()
-        .await
-        .unwrap_err();
-    assert!(
-        format!("{err:?}").contains("Postgres lock is not implemented"),
-        "{err:?}"
-    );
+    let err = SchedulerService::new(options).unwrap_err().to_string();
+    assert!(err.contains("Postgres lock is not implemented"), "{err}");
+    let options = SchedulerOptions {
+        lock: Some(LockOptions {
+            ttl: Duration::from_millis(10),
+            ..LockOptions::new("redis://127.0.0.1/0")
+        }),
+        ..SchedulerOptions::default()
+    };
+    let err = SchedulerService::new(options).unwrap_err().to_string();
+    assert!(err.contains("services.scheduler.lock.ttl"), "{err}");
 }
 
 fn fastrand_u64() -> u64 {

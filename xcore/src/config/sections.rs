@@ -1,6 +1,6 @@
 //! The typed sections of the config file.
 
-use std::fmt;
+use std::{fmt, time::Duration};
 
 use indexmap::IndexMap;
 use serde::Deserialize;
@@ -114,7 +114,10 @@ pub enum WorkerBackend {
     Postgres,
 }
 
-/// The `services.worker` section.
+/// The `services.worker` section: the task worker
+/// ([`WorkerService`](crate::services::worker::WorkerService)).
+///
+/// Durations are written as in manifests (`"250ms"`, `"5s"`, `"7d"`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
@@ -125,6 +128,41 @@ pub struct WorkerConfig {
     pub concurrency: usize,
     /// Retries of a failing job before it is dead. Default 3.
     pub max_retries: u32,
+    /// The wait before the first retry; each next one waits twice as long. Default 1 s.
+    #[serde(with = "crate::services::serde_duration")]
+    pub backoff: Duration,
+    /// The longest wait between two attempts. Default 5 min.
+    #[serde(with = "crate::services::serde_duration")]
+    pub max_backoff: Duration,
+    /// How long one attempt may run before it counts as failed. Default 5 min.
+    #[serde(with = "crate::services::serde_duration")]
+    pub timeout: Duration,
+    /// How long shutdown (and a stopping plugin) waits for running tasks before interrupting
+    /// them; interrupted tasks go back to the queue. Default 5 s.
+    #[serde(with = "crate::services::serde_duration")]
+    pub shutdown_timeout: Duration,
+    /// `memory`: the most tasks queued, delayed or running at once; a send beyond it is
+    /// refused at once (`queue_full`). Default 10000.
+    pub queue_capacity: usize,
+    /// `memory`: how many succeeded tasks (and their results) are kept for `status`, and how
+    /// many dead letters; the oldest go first. Default 10000 each.
+    pub keep_finished: usize,
+    /// `postgres`: the connection of `services.databases` that holds the table `xcore_tasks`.
+    /// Default: the first one (unless `url` is set).
+    pub database: Option<String>,
+    /// `postgres`: a server of the worker's own, instead of `database`.
+    pub url: Option<String>,
+    /// `postgres`: how often an idle worker looks for due tasks. Default 250 ms.
+    #[serde(with = "crate::services::serde_duration")]
+    pub poll_interval: Duration,
+    /// `postgres`: the lease of a claimed task, renewed while it runs; a task whose instance
+    /// stopped renewing it is delivered again when it expires. Default 30 s.
+    #[serde(with = "crate::services::serde_duration")]
+    pub lease: Duration,
+    /// `postgres`: succeeded tasks are deleted this long after they finish (so idempotency
+    /// keys are remembered this long). Default 7 days.
+    #[serde(with = "crate::services::serde_duration")]
+    pub retention: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -133,6 +171,17 @@ impl Default for WorkerConfig {
             backend: WorkerBackend::default(),
             concurrency: 8,
             max_retries: 3,
+            backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(300),
+            timeout: Duration::from_secs(300),
+            shutdown_timeout: Duration::from_secs(5),
+            queue_capacity: 10_000,
+            keep_finished: 10_000,
+            database: None,
+            url: None,
+            poll_interval: Duration::from_millis(250),
+            lease: Duration::from_secs(30),
+            retention: Duration::from_secs(7 * 86_400),
         }
     }
 }

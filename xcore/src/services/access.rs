@@ -38,6 +38,14 @@ pub enum AccessError {
         /// Why.
         reason: String,
     },
+    /// An argument of the request is invalid (a malformed cache namespace, say).
+    #[error("invalid argument for the service `{service}`: {reason}")]
+    InvalidArgument {
+        /// The service.
+        service: String,
+        /// What is wrong, and the rule.
+        reason: String,
+    },
     /// The service exists but is not of the type asked for.
     #[error("the service `{service}` is not a `{expected}`")]
     WrongType {
@@ -53,6 +61,7 @@ impl From<AccessError> for CallError {
         let code = match err {
             AccessError::PermissionDenied { .. } => ErrorCode::PermissionDenied,
             AccessError::NotDeclared { .. } | AccessError::WrongType { .. } => ErrorCode::Internal,
+            AccessError::InvalidArgument { .. } => ErrorCode::InvalidPayload,
             AccessError::Unavailable { .. } => ErrorCode::Unavailable,
         };
         CallError::new(code, err.to_string())

@@ -10,6 +10,7 @@
 //! | [cache](cache::Cache) | [`PluginContext::cache`](crate::PluginContext::cache) | `cache.<namespace>` | `read` (get, exists, ttl, mget, keys), `write` (set, incr, mset), `delete` (delete, delete_pattern, clear) |
 //! | extension | [`PluginContext::extension`](crate::PluginContext::extension) | `service:<name>` | `use` |
 //! | scheduler | [`PluginContext::scheduler`](crate::PluginContext::scheduler) | `service:scheduler` | `schedule` |
+//! | [worker](worker::Worker) | [`PluginContext::worker`](crate::PluginContext::worker) | `service:worker` | `execute` |
 
 mod access;
 pub mod cache;
@@ -17,6 +18,7 @@ pub mod db;
 mod extension;
 pub mod scheduler;
 pub(crate) mod serde_duration;
+pub mod worker;
 
 pub use access::AccessError;
 pub(crate) use access::{check_declared, grant_mask};

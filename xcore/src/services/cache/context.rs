@@ -12,11 +12,11 @@ impl PluginContext {
     /// The plugin must declare the service (`services = ["cache"]`) and hold a grant on
     /// `cache.<namespace>` for at least one of `read`, `write`, `delete`; each operation of the
     /// handle is checked against those grants again (see [`Cache`]). A namespace is 1 to 64
-    /// ASCII letters, digits, `_` and `-`; another one is refused as unavailable, naming the
-    /// rule.
+    /// ASCII letters, digits, `_` and `-`; another one is refused with
+    /// [`AccessError::InvalidArgument`], naming the rule.
     pub fn cache(&self, namespace: &str) -> Result<Cache, AccessError> {
         let (shared, service) = self.declared_service("cache")?;
-        check_namespace(namespace).map_err(|e| AccessError::Unavailable {
+        check_namespace(namespace).map_err(|e| AccessError::InvalidArgument {
             service: "cache".into(),
             reason: e.to_string(),
         })?;

@@ -10,7 +10,7 @@ use super::{
     CacheError, KeyTtl, Ttl,
     backend::{Backend, Store},
     flight::{self, Flights, Join},
-    key::{check_key, check_pattern, escape_glob, scope},
+    key::{FullKey, check_key, check_pattern, escape_glob, scope},
     lru::Blob,
 };
 use crate::{
@@ -202,8 +202,14 @@ impl Cache {
         }
     }
 
-    /// The stored key of `key`, validated.
+    /// The stored key of `key`, validated, for a single-key operation.
     #[inline]
+    fn key(&self, key: &str) -> Result<FullKey, CacheError> {
+        check_key(key)?;
+        Ok(FullKey::new(&self.scope, key))
+    }
+
+    /// The stored key of `key`, validated, owned (for multi-key operations).
     fn full(&self, key: &str) -> Result<String, CacheError> {
         check_key(key)?;
         let mut full = String::with_capacity(self.scope.len() + key.len());
@@ -243,7 +249,7 @@ impl Cache {
     #[inline]
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, CacheError> {
         self.allow(READ)?;
-        let full = self.full(key)?;
+        let full = self.key(key)?;
         match self.core.store.get(&full).await? {
             Some(blob) => decode(key, &blob).map(Some),
             None => Ok(None),
@@ -260,7 +266,7 @@ impl Cache {
         ttl: Ttl,
     ) -> Result<(), CacheError> {
         self.allow(WRITE)?;
-        let full = self.full(key)?;
+        let full = self.key(key)?;
         let ttl = self.resolve(ttl)?;
         let blob = encode(key, value)?;
         self.core.store.set(&full, blob, ttl).await
@@ -269,14 +275,14 @@ impl Cache {
     /// Deletes `key`; whether it existed. Needs `delete`.
     pub async fn delete(&self, key: &str) -> Result<bool, CacheError> {
         self.allow(DELETE)?;
-        let full = self.full(key)?;
+        let full = self.key(key)?;
         self.core.store.delete(&full).await
     }
 
     /// Whether `key` holds a value. Needs `read`.
     pub async fn exists(&self, key: &str) -> Result<bool, CacheError> {
         self.allow(READ)?;
-        let full = self.full(key)?;
+        let full = self.key(key)?;
         self.core.store.exists(&full).await
     }
 
@@ -288,7 +294,7 @@ impl Cache {
     /// `i64` range.
     pub async fn incr(&self, key: &str, by: i64) -> Result<i64, CacheError> {
         self.allow(WRITE)?;
-        let full = self.full(key)?;
+        let full = self.key(key)?;
         self.core
             .store
             .incr(&full, by)
@@ -299,7 +305,7 @@ impl Cache {
     /// How long `key` has left. Needs `read`.
     pub async fn ttl(&self, key: &str) -> Result<KeyTtl, CacheError> {
         self.allow(READ)?;
-        let full = self.full(key)?;
+        let full = self.key(key)?;
         self.core.store.ttl(&full).await
     }
 
@@ -389,7 +395,7 @@ impl Cache {
     {
         self.allow(READ)?;
         self.allow(WRITE)?;
-        let full = self.full(key)?;
+        let full = self.key(key)?;
         let ttl = self.resolve(ttl)?;
         let mut factory = Some(factory);
         loop {

@@ -87,6 +87,48 @@ pub(crate) fn scope(prefix: &str, tenant: &TenantId, namespace: &str) -> String 
     s
 }
 
+/// How long a stored key may be and still be built on the stack.
+const INLINE: usize = 112;
+
+/// A stored key, `<scope><key>`, built without a heap allocation when it is short (the hot
+/// path of `get`).
+pub(crate) enum FullKey {
+    Inline { buf: [u8; INLINE], len: usize },
+    Heap(String),
+}
+
+impl FullKey {
+    /// `scope` followed by `key`.
+    #[inline]
+    pub(crate) fn new(scope: &str, key: &str) -> Self {
+        let len = scope.len() + key.len();
+        if len <= INLINE {
+            let mut buf = [0u8; INLINE];
+            buf[..scope.len()].copy_from_slice(scope.as_bytes());
+            buf[scope.len()..len].copy_from_slice(key.as_bytes());
+            FullKey::Inline { buf, len }
+        } else {
+            let mut s = String::with_capacity(len);
+            s.push_str(scope);
+            s.push_str(key);
+            FullKey::Heap(s)
+        }
+    }
+}
+
+impl std::ops::Deref for FullKey {
+    type Target = str;
+
+    #[inline]
+    fn deref(&self) -> &str {
+        match self {
+            // Two `str`s end to end are UTF-8: this never falls back.
+            FullKey::Inline { buf, len } => std::str::from_utf8(&buf[..*len]).unwrap_or_default(),
+            FullKey::Heap(s) => s,
+        }
+    }
+}
+
 /// `text` with the glob metacharacters (`*`, `?`, `[`, `]`, `\`) escaped, so that it matches
 /// itself only.
 pub(crate) fn escape_glob(text: &str) -> String {
@@ -143,6 +185,17 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn full_keys() {
+        let short = FullKey::new("xcore:default:ns:", "k");
+        assert!(matches!(short, FullKey::Inline { .. }));
+        assert_eq!(&*short, "xcore:default:ns:k");
+        let long_key = "ü".repeat(100);
+        let long = FullKey::new("xcore:default:ns:", &long_key);
+        assert!(matches!(long, FullKey::Heap(_)));
+        assert_eq!(&*long, format!("xcore:default:ns:{long_key}"));
     }
 
     #[test]

@@ -15,6 +15,9 @@
 //!   [`KeyTtl`] (how long an entry has left);
 //! - [`CacheError`], which converts into a [`CallError`](crate::CallError).
 //!
+//! Memory TTLs follow tokio's clock, so a test can pause and advance time
+//! (`#[tokio::test(start_paused = true)]`, `tokio::time::advance`) instead of sleeping.
+//!
 //! Keys are stored as `<prefix>:<tenant>:<namespace>:<key>` by every operation. Values are
 //! stored as JSON, so they come back with the type they were written with. Listing and
 //! deleting by pattern use Redis glob rules on every backend, and on Redis walk the keyspace

@@ -41,46 +41,53 @@ pub(crate) enum FiringLock {
     Redis(super::lock_redis::RedisLock),
 }
 
+/// Checks `services.scheduler.lock` without connecting: a Redis URL (with the `redis`
+/// feature), a TTL of at least 1 s.
+pub(crate) fn check(options: &LockOptions) -> Result<(), SchedulerError> {
+    let invalid = |message: String| Err(SchedulerError::InvalidOptions { message });
+    if options.ttl.as_millis() < 1000 {
+        return invalid(format!(
+            "`services.scheduler.lock.ttl` is {:?}; it must be at least 1s",
+            options.ttl
+        ));
+    }
+    match options.url.split_once("://").map_or("", |(s, _)| s) {
+        "redis" | "rediss" if cfg!(feature = "redis") => Ok(()),
+        "redis" | "rediss" => invalid(
+            "`services.scheduler.lock.url` is a Redis URL, but xcore was built without its \
+             `redis` feature"
+                .into(),
+        ),
+        "postgres" | "postgresql" => invalid(
+            "`services.scheduler.lock.url`: a Postgres lock is not implemented; use a Redis URL \
+             (`redis://host:6379/0`)"
+                .into(),
+        ),
+        _ => invalid(
+            "`services.scheduler.lock.url` must be a Redis URL (`redis://host:6379/0`)".into(),
+        ),
+    }
+}
+
 impl FiringLock {
     /// Connects to the server of `options.url` and checks that it answers.
     pub(crate) async fn connect(
         options: &LockOptions,
         instance: &str,
     ) -> Result<Self, SchedulerError> {
-        let scheme = options.url.split_once("://").map_or("", |(s, _)| s);
-        let invalid = |message: String| SchedulerError::InvalidOptions { message };
-        if options.ttl.as_millis() < 1000 {
-            return Err(invalid(format!(
-                "`services.scheduler.lock.ttl` is {:?}; it must be at least 1s",
-                options.ttl
-            )));
+        check(options)?;
+        #[cfg(feature = "redis")]
+        {
+            super::lock_redis::RedisLock::connect(options, instance)
+                .await
+                .map(FiringLock::Redis)
         }
-        match scheme {
-            "redis" | "rediss" => {
-                #[cfg(feature = "redis")]
-                {
-                    super::lock_redis::RedisLock::connect(options, instance)
-                        .await
-                        .map(FiringLock::Redis)
-                }
-                #[cfg(not(feature = "redis"))]
-                {
-                    let _ = instance;
-                    Err(invalid(
-                        "`services.scheduler.lock.url` is a Redis URL, but xcore was built without \
-                         its `redis` feature"
-                            .into(),
-                    ))
-                }
-            }
-            "postgres" | "postgresql" => Err(invalid(
-                "`services.scheduler.lock.url`: a Postgres lock is not implemented; use a Redis URL \
-                 (`redis://host:6379/0`)"
-                    .into(),
-            )),
-            _ => Err(invalid(
-                "`services.scheduler.lock.url` must be a Redis URL (`redis://host:6379/0`)".into(),
-            )),
+        #[cfg(not(feature = "redis"))]
+        {
+            let _ = instance;
+            Err(SchedulerError::InvalidOptions {
+                message: "no lock backend is compiled in".into(),
+            })
         }
     }
 

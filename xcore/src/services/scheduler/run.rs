@@ -87,7 +87,7 @@ impl Engine {
             state.last_outcome = Some(outcome);
         }
         if let (Some(lock), Some(claim)) = (&self.lock, claim)
-            && let Err(error) = lock.release(claim).await
+            && let Err(error) = Box::pin(lock.release(claim)).await
         {
             tracing::warn!(job = %job.key, %error, "could not release the job's running mark; it expires with its TTL");
         }
@@ -111,9 +111,8 @@ impl Engine {
             self.skip(job, at, SkipReason::TooLate);
             return None;
         }
-        let acquired = lock
-            .acquire(&job.key, at, !job.options.allows_overlap())
-            .await;
+        // Boxed: the lock's futures are large, and would otherwise size every run's task.
+        let acquired = Box::pin(lock.acquire(&job.key, at, !job.options.allows_overlap())).await;
         let mut error = self.lock_error.lock().unwrap_or_else(|p| p.into_inner());
         match acquired {
             Ok(acquired) => {

@@ -8,6 +8,7 @@ use super::{
     SchedulerError, SchedulerOptions,
     config_jobs::{self, CheckedJob},
     engine::Engine,
+    lock,
     zone::parse_zone,
 };
 use crate::{Health, Service, ServiceContext, ServiceError, async_trait, xcore::Shared};
@@ -81,6 +82,9 @@ impl SchedulerService {
         let zone = parse_zone(&options.timezone).map_err(|e| SchedulerError::InvalidOptions {
             message: format!("`services.scheduler.timezone`: {e}"),
         })?;
+        if let Some(lock) = &options.lock {
+            lock::check(lock)?;
+        }
         let jobs = options
             .jobs
             .iter()

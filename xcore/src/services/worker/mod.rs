@@ -1,0 +1,144 @@
+//! The task worker: named background tasks of plugins and of the host, with typed payloads,
+//! retries with exponential backoff, dead letters, a concurrency limit, in process or shared
+//! by several instances through Postgres.
+//!
+//! The pieces:
+//! - [`WorkerService`], the `worker` service a host registers, built from [`WorkerOptions`]
+//!   (the `services.worker` section of the config, [`WorkerConfig`](crate::config::WorkerConfig));
+//! - [`Worker`], the handle a plugin gets with
+//!   [`PluginContext::worker`](crate::PluginContext::worker) (it declares
+//!   `services = ["worker"]` and holds `service:worker: execute`) and the host with
+//!   [`Xcore::worker`](crate::Xcore::worker): `register`, `send`, `send_with`, `status`,
+//!   `result`, `wait`, `dead_letters`, `redrive`, `for_tenant`, `for_call`;
+//! - [`TaskContext`] (what a handler receives besides its payload), [`TaskError`] (what it
+//!   returns), [`SendOptions`], [`TaskId`], [`TaskStatus`], [`TaskInfo`], [`WorkerError`].
+//!
+//! ```
+//! use std::time::Duration;
+//! use serde::{Deserialize, Serialize};
+//! use xcore::prelude::*;
+//! use xcore::services::worker::{SendOptions, TaskError, WorkerOptions, WorkerService};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Welcome {
+//!     email: String,
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let options = WorkerOptions::memory().backoff(Duration::from_millis(10), Duration::from_secs(1));
+//! let xcore = Xcore::builder().without_registered().service(WorkerService::new(options)?).build()?;
+//! xcore.boot().await?;
+//! let worker = xcore.worker()?;
+//! worker.register("send_welcome", |task, w: Welcome| async move {
+//!     if task.attempt() < 2 {
+//!         return Err(TaskError::msg("smtp server busy")); // retried after the backoff
+//!     }
+//!     Ok(format!("welcomed {}", w.email))
+//! })?;
+//! let welcome = Welcome { email: "ada@example.com".into() };
+//! let once = SendOptions::new().idempotency_key("welcome:ada");
+//! let id = worker.send_with("send_welcome", &welcome, once.clone()).await?;
+//! assert_eq!(worker.send_with("send_welcome", &welcome, once).await?, id); // deduplicated
+//! assert!(worker.wait(id, Duration::from_secs(5)).await?.is_finished());
+//! assert_eq!(worker.result::<String>(id).await?.as_deref(), Some("welcomed ada@example.com"));
+//! xcore.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Names and tenants
+//!
+//! Task names are namespaced by plugin: a plugin registers and sends `send_welcome`, queued
+//! as `mailer.send_welcome`; the host's own tasks are `@host.<name>`, and the host's handle
+//! reaches any plugin's task by its full name. A task runs for the tenant of the handle that
+//! sent it ([`Worker::for_tenant`], or [`Worker::for_call`] to take the tenant and the trace
+//! of the call being served); its handler sees it in [`TaskContext::tenant`] and in the
+//! [`CallContext`](crate::CallContext) it calls other plugins with.
+//!
+//! # Retries and dead letters
+//!
+//! An attempt fails when its handler returns an error, panics, or runs longer than the
+//! worker's timeout (5 min by default). A failed attempt is retried after
+//! `backoff × 2^(attempt − 1)`, at most `max_backoff` (1 s, 2 s, 4 s, … up to 5 min by
+//! default), until the task's `max_attempts` (by default `max_retries + 1` = 4). A task whose
+//! last attempt failed, or that failed [permanently](TaskError::permanent) — including a
+//! payload its handler cannot read, which no retry fixes — becomes a **dead letter**: listed by
+//! [`Worker::dead_letters`], sent back with its attempts reset by [`Worker::redrive`]. A
+//! panicking handler only fails its attempt; the worker goes on.
+//!
+//! # Concurrency, the in-process queue, shutdown
+//!
+//! At most `concurrency` attempts run at once per worker service (per process). The
+//! in-process queue (the default) is **bounded**: `queue_capacity` tasks queued, delayed or
+//! running. A send to a full queue fails at once with [`WorkerError::QueueFull`] (mapped to
+//! the call error `overloaded`): it never waits and never drops a task silently; the sender
+//! decides (retry later, shed the request). Finished tasks are kept for `status` up to
+//! `keep_finished` succeeded ones and as many dead letters (the oldest are forgotten first),
+//! so memory stays bounded. Everything in it is lost when the process ends.
+//!
+//! `shutdown` stops claiming tasks, waits for the attempts in flight at most
+//! `shutdown_timeout`, then interrupts the rest and puts them back in the queue with their
+//! attempt not counted. When a plugin stops, its handlers are unregistered and its attempts in
+//! flight drained the same way; **its queued tasks stay queued**: they run when a handler of
+//! that name is registered again — in this process, or in another instance of a durable queue.
+//!
+//! # The durable queue (Postgres)
+//!
+//! With the backend `postgres` (feature `postgres`), tasks live in the table `xcore_tasks`
+//! (created if missing: id, plugin, name, tenant, payload as JSON text, status, attempts,
+//! max_attempts, run_at, locked_by, locked_until, last_error, result, idempotency_key, trace,
+//! created_at, updated_at; times in milliseconds on the database server's clock). Every
+//! instance pointed at the same database shares one queue: each claims due tasks of the names
+//! it has handlers for with `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED)`, so no
+//! two instances claim the same task, and a task sent before a restart runs after it.
+//!
+//! A claim takes a **lease** (`lease`, 30 s by default), renewed every third of it while the
+//! attempt runs. When an instance dies, its leases expire and its tasks are delivered again
+//! (the interrupted attempt counts; if it was the last one, the task becomes a dead letter). An
+//! attempt that lost its lease cannot record its outcome any more (its updates are fenced by
+//! instance and attempt). Idle instances poll every `poll_interval` (250 ms); a send wakes the
+//! sending instance at once. Succeeded tasks are deleted `retention` (7 days) after they finish.
+//!
+//! # Delivery guarantee and idempotency
+//!
+//! Delivery is **at least once**. A task runs to success once in the common case, but it can
+//! run again: after a failed attempt (by design), and on a durable queue when the instance
+//! running it dies or loses the database before recording the outcome (its lease expires and
+//! another instance runs it). The in-process queue never re-delivers across a crash: its
+//! tasks are lost with the process. So:
+//!
+//! - **Handlers should be idempotent**: use [`TaskContext::id`] (stable across attempts and
+//!   re-deliveries) as the key of their side effects (`INSERT … ON CONFLICT (task_id) DO
+//!   NOTHING`, an idempotency header to a payment API).
+//! - **Sends are deduplicated by idempotency key** ([`SendOptions::idempotency_key`]): a send
+//!   with a key already known for the same task name and tenant returns the existing task's id
+//!   and queues nothing, as long as the queue remembers that task (in process: while it is kept;
+//!   durable: a unique index, until `retention` deletes the succeeded task).
+
+mod access;
+mod engine;
+mod error;
+mod handle;
+mod id;
+mod name;
+#[cfg(feature = "postgres")]
+mod open_postgres;
+mod options;
+mod queue;
+mod registry;
+mod run;
+mod send;
+mod service;
+mod status;
+mod task;
+
+pub use error::{TaskError, WorkerError};
+pub use handle::{DEAD_LETTERS_PAGE, Worker};
+pub use id::TaskId;
+pub use name::MAX_TASK_NAME_LEN;
+pub use options::{PostgresQueue, QueueBackend, WorkerOptions};
+pub use send::{MAX_IDEMPOTENCY_KEY_LEN, SendOptions};
+pub use service::WorkerService;
+pub use status::{TaskInfo, TaskStatus};
+pub use task::TaskContext;

@@ -1,0 +1,334 @@
+//! The durable queue: the table `xcore_tasks` of a Postgres database, claimed with
+//! `SELECT … FOR UPDATE SKIP LOCKED`, shared by every instance that uses the database.
+
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use serde_json::Value;
+use sqlx::{AnyPool, Row, any::AnyRow};
+
+use super::{Claim, Claimed, Counts, NewTask, Outcome, Queue, Scope, Wake, sql};
+use crate::{
+    TenantId, TraceContext, async_trait,
+    services::worker::{TaskId, TaskInfo, TaskStatus, WorkerError, name::FullName, registry::Names},
+};
+
+/// The durable queue.
+pub(crate) struct PgQueue {
+    pool: AnyPool,
+    /// Whether the pool is the queue's own (closed with it) or the `db` service's.
+    owned: bool,
+    /// This instance's mark on the tasks it claims.
+    instance: String,
+    lease: Duration,
+    retention: Duration,
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn time(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+fn id_of(id: i64) -> TaskId {
+    TaskId::new(u64::try_from(id).unwrap_or(0))
+}
+
+fn count(n: i32) -> u32 {
+    u32::try_from(n).unwrap_or(0)
+}
+
+/// A trace as stored: `<trace id>-<span id>` in hex.
+fn trace_text(trace: &TraceContext) -> String {
+    format!("{:032x}-{:016x}", trace.trace_id(), trace.span_id())
+}
+
+fn parse_trace(text: &str) -> Option<(u128, u64)> {
+    let (trace, span) = text.split_once('-')?;
+    Some((
+        u128::from_str_radix(trace, 16).ok()?,
+        u64::from_str_radix(span, 16).ok()?,
+    ))
+}
+
+fn namespace_of<'a>(scope: &Scope<'a>) -> &'a str {
+    scope.namespace.unwrap_or("")
+}
+
+fn tenant_of<'a>(scope: &Scope<'a>) -> &'a str {
+    scope.tenant.map_or("", TenantId::as_str)
+}
+
+fn info(row: &AnyRow) -> Result<TaskInfo, WorkerError> {
+    let bad = |what: &str| WorkerError::Backend {
+        message: format!("a row of xcore_tasks holds an invalid {what}"),
+    };
+    let name: String = row.try_get("name")?;
+    let name = FullName::parse(&name).map_err(|_| bad("name"))?;
+    let tenant: String = row.try_get("tenant")?;
+    let tenant = TenantId::new(&tenant).map_err(|_| bad("tenant"))?;
+    let payload: String = row.try_get("payload")?;
+    let attempts = count(row.try_get("attempts")?);
+    let error = || -> Result<String, WorkerError> {
+        Ok(row
+            .try_get::<Option<String>, _>("last_error")?
+            .unwrap_or_default())
+    };
+    let status: String = row.try_get("status")?;
+    let status = match status.as_str() {
+        "queued" if attempts > 0 => match row.try_get::<Option<String>, _>("last_error")? {
+            Some(error) => TaskStatus::Failed { error, attempts },
+            None => TaskStatus::Queued,
+        },
+        "queued" => TaskStatus::Queued,
+        "running" => TaskStatus::Running { attempt: attempts },
+        "succeeded" => {
+            let result: Option<String> = row.try_get("result")?;
+            TaskStatus::Succeeded {
+                result: result
+                    .map(|r| serde_json::from_str(&r).map_err(|_| bad("result")))
+                    .transpose()?
+                    .unwrap_or(Value::Null),
+                attempts,
+            }
+        }
+        "dead" => TaskStatus::Dead {
+            error: error()?,
+            attempts,
+        },
+        _ => return Err(bad("status")),
+    };
+    Ok(TaskInfo {
+        id: id_of(row.try_get("id")?),
+        name: name.local().to_owned(),
+        plugin: name.plugin().map(str::to_owned),
+        tenant,
+        payload: serde_json::from_str(&payload).unwrap_or(Value::String(payload)),
+        status,
+        attempts,
+        max_attempts: count(row.try_get("max_attempts")?),
+        created_at: time(row.try_get("created_at")?),
+        updated_at: time(row.try_get("updated_at")?),
+        run_at: time(row.try_get("run_at")?),
+    })
+}
+
+impl PgQueue {
+    /// The queue on `pool`; creates the table if missing (under an advisory lock, so that
+    /// instances starting together do not race).
+    pub(crate) async fn open(
+        pool: AnyPool,
+        owned: bool,
+        lease: Duration,
+        retention: Duration,
+    ) -> Result<Self, WorkerError> {
+        let mut tx = pool.begin().await?;
+        sqlx::query(sql::LOCK_SCHEMA)
+            .bind(sql::SCHEMA_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::raw_sql(sql::SCHEMA).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(Self {
+            pool,
+            owned,
+            instance: format!("{:016x}", fastrand::u64(..)),
+            lease,
+            retention,
+        })
+    }
+
+    fn claimed(row: &AnyRow) -> Result<Claimed, WorkerError> {
+        let name: String = row.try_get("name")?;
+        let tenant: String = row.try_get("tenant")?;
+        let payload: String = row.try_get("payload")?;
+        let trace: Option<String> = row.try_get("trace")?;
+        Ok(Claimed {
+            id: id_of(row.try_get("id")?),
+            name: Arc::from(name),
+            tenant: TenantId::new(&tenant).unwrap_or_default(),
+            payload: serde_json::from_str(&payload)
+                .map_err(|e| format!("the stored payload is not JSON: {e}")),
+            attempt: count(row.try_get("attempts")?),
+            max_attempts: count(row.try_get("max_attempts")?),
+            trace: trace.as_deref().and_then(parse_trace),
+        })
+    }
+}
+
+#[async_trait]
+impl Queue for PgQueue {
+    async fn push(&self, task: NewTask) -> Result<TaskId, WorkerError> {
+        let inserted: Option<i64> = sqlx::query_scalar(sql::INSERT)
+            .bind(task.name.namespace().to_owned())
+            .bind(task.name.full.to_string())
+            .bind(task.tenant.as_str().to_owned())
+            .bind(task.payload.to_string())
+            .bind(i32::try_from(task.max_attempts).unwrap_or(i32::MAX))
+            .bind(ms(task.delay))
+            .bind(task.key.clone())
+            .bind(task.trace.as_ref().map(trace_text))
+            .fetch_optional(&self.pool)
+            .await?;
+        if let Some(id) = inserted {
+            return Ok(id_of(id));
+        }
+        // The key is known: the task it belongs to.
+        let existing: i64 = sqlx::query_scalar(sql::BY_KEY)
+            .bind(task.name.full.to_string())
+            .bind(task.tenant.as_str().to_owned())
+            .bind(task.key.unwrap_or_default())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(id_of(existing))
+    }
+
+    async fn claim(&self, names: &Names, max: usize) -> Result<Vec<Claimed>, WorkerError> {
+        if names.list.is_empty() || max == 0 {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(sql::CLAIM)
+            .bind(names.joined.clone())
+            .bind(i64::try_from(max).unwrap_or(i64::MAX))
+            .bind(self.instance.clone())
+            .bind(ms(self.lease))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(Self::claimed).collect()
+    }
+
+    async fn finish(&self, claim: Claim, outcome: Outcome) -> Result<bool, WorkerError> {
+        let id = i64::try_from(claim.id.get()).unwrap_or(i64::MAX);
+        let attempt = i32::try_from(claim.attempt).unwrap_or(i32::MAX);
+        let query = match outcome {
+            Outcome::Succeeded(result) => sqlx::query(sql::SUCCEED).bind(result.to_string()),
+            Outcome::Retry { error, after } => sqlx::query(sql::RETRY).bind(error).bind(ms(after)),
+            Outcome::Dead(error) => sqlx::query(sql::DEAD).bind(error),
+        };
+        let done = query
+            .bind(id)
+            .bind(self.instance.clone())
+            .bind(attempt)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn release(&self, claim: Claim) -> Result<(), WorkerError> {
+        sqlx::query(sql::RELEASE)
+            .bind(i64::try_from(claim.id.get()).unwrap_or(i64::MAX))
+            .bind(self.instance.clone())
+            .bind(i32::try_from(claim.attempt).unwrap_or(i32::MAX))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn info(&self, id: TaskId, scope: Scope<'_>) -> Result<Option<TaskInfo>, WorkerError> {
+        let Ok(id) = i64::try_from(id.get()) else {
+            return Ok(None);
+        };
+        let row = sqlx::query(sql::INFO)
+            .bind(id)
+            .bind(namespace_of(&scope).to_owned())
+            .bind(tenant_of(&scope).to_owned())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(info).transpose()
+    }
+
+    async fn dead(&self, scope: Scope<'_>, limit: usize) -> Result<Vec<TaskInfo>, WorkerError> {
+        let rows = sqlx::query(sql::DEAD_LETTERS)
+            .bind(namespace_of(&scope).to_owned())
+            .bind(tenant_of(&scope).to_owned())
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(info).collect()
+    }
+
+    async fn redrive(&self, id: TaskId, scope: Scope<'_>) -> Result<(), WorkerError> {
+        let done = sqlx::query(sql::REDRIVE)
+            .bind(i64::try_from(id.get()).unwrap_or(i64::MAX))
+            .bind(namespace_of(&scope).to_owned())
+            .bind(tenant_of(&scope).to_owned())
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 1 {
+            return Ok(());
+        }
+        match self.info(id, scope).await? {
+            Some(task) => Err(WorkerError::NotDead {
+                id,
+                status: task.status.label(),
+            }),
+            None => Err(WorkerError::UnknownTask { id }),
+        }
+    }
+
+    async fn counts(&self) -> Result<Counts, WorkerError> {
+        let row = sqlx::query(sql::COUNTS).fetch_one(&self.pool).await?;
+        let n = |i: usize| -> Result<u64, WorkerError> {
+            Ok(u64::try_from(row.try_get::<i64, _>(i)?).unwrap_or(0))
+        };
+        Ok(Counts {
+            ready: n(0)?,
+            delayed: n(1)?,
+            running: n(2)?,
+            dead: n(3)?,
+        })
+    }
+
+    fn wake(&self, _names: &Names) -> Wake {
+        Wake::Poll
+    }
+
+    fn maintenance_interval(&self) -> Option<Duration> {
+        Some(self.lease / 3)
+    }
+
+    async fn maintain(&self) -> Result<(), WorkerError> {
+        sqlx::query(sql::EXTEND)
+            .bind(ms(self.lease))
+            .bind(self.instance.clone())
+            .execute(&self.pool)
+            .await?;
+        let reaped = sqlx::query(sql::REAP).execute(&self.pool).await?;
+        if reaped.rows_affected() > 0 {
+            tracing::warn!(
+                tasks = reaped.rows_affected(),
+                "tasks whose last attempt lost its lease became dead letters"
+            );
+        }
+        sqlx::query(sql::PURGE)
+            .bind(ms(self.retention))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        if self.owned {
+            self.pool.close().await;
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn traces_round_trip() {
+        let trace = crate::TraceContext::new_root();
+        let back = super::parse_trace(&super::trace_text(&trace)).unwrap();
+        assert_eq!(back, (trace.trace_id(), trace.span_id()));
+        assert!(super::parse_trace("nonsense").is_none());
+    }
+}

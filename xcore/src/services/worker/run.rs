@@ -1,0 +1,107 @@
+//! One attempt of a task: its context, the handler under a timeout and panic isolation, the
+//! outcome (success, retry after the backoff, dead letter) written back to the queue.
+
+use std::{panic::AssertUnwindSafe, sync::Arc};
+
+use futures_util::FutureExt;
+
+use super::{
+    TaskContext, TaskError,
+    engine::{Engine, Stats},
+    name::Owner,
+    queue::{Claimed, Outcome},
+    registry::Registered,
+};
+use crate::{CallContext, TraceContext, call::layers::catch_panic_message};
+
+impl Engine {
+    /// What the handler receives.
+    fn context(&self, task: &Claimed, handler: &Registered) -> TaskContext {
+        let call = match &handler.owner {
+            Owner::Host => CallContext::host(),
+            Owner::Plugin(identity) => CallContext::root(identity.clone()),
+        };
+        let trace = match task.trace {
+            Some((trace_id, span_id)) => TraceContext::from_parts(trace_id, span_id),
+            None => TraceContext::new_root(),
+        };
+        let local = task.name.split_once('.').map_or(&*task.name, |(_, local)| local);
+        TaskContext {
+            id: task.id,
+            name: Arc::from(local),
+            plugin: handler.owner.plugin().map(Arc::from),
+            attempt: task.attempt,
+            max_attempts: task.max_attempts,
+            call: call
+                .with_tenant(task.tenant.clone())
+                .with_trace(trace)
+                .with_timeout(self.options.timeout),
+        }
+    }
+
+    /// Runs one attempt of `task` and records how it ended.
+    pub(crate) async fn attempt(&self, task: Claimed) {
+        let claim = task.claim();
+        let Some(handler) = self.registry.get(&task.name) else {
+            // Unregistered between the claim and now: back to the queue.
+            if let Err(error) = self.queue.release(claim).await {
+                self.backend_failed(&error);
+            }
+            return;
+        };
+        let cx = self.context(&task, &handler);
+        let result = match task.payload {
+            Err(why) => Err(TaskError::permanent(why)),
+            Ok(payload) => {
+                let run = AssertUnwindSafe((handler.run)(cx, payload)).catch_unwind();
+                match tokio::time::timeout(self.options.timeout, run).await {
+                    Ok(Ok(result)) => result,
+                    Ok(Err(panic)) => {
+                        Stats::bump(&self.stats.panicked);
+                        Err(TaskError::msg(format!(
+                            "the handler panicked: {}",
+                            catch_panic_message(&*panic)
+                        )))
+                    }
+                    Err(_) => Err(TaskError::msg(format!(
+                        "the attempt did not finish within {:?}",
+                        self.options.timeout
+                    ))),
+                }
+            }
+        };
+        let outcome = match result {
+            Ok(value) => {
+                Stats::bump(&self.stats.succeeded);
+                Outcome::Succeeded(value)
+            }
+            Err(error) if error.is_permanent() || task.attempt >= task.max_attempts => {
+                Stats::bump(&self.stats.dead);
+                tracing::error!(task = %task.id, name = %task.name, attempt = task.attempt, %error, "task failed for good: it is now a dead letter");
+                Outcome::Dead(error.to_string())
+            }
+            Err(error) => {
+                Stats::bump(&self.stats.retried);
+                let after = self.options.backoff_after(task.attempt);
+                tracing::warn!(task = %task.id, name = %task.name, attempt = task.attempt, %error, retry_in = ?after, "task attempt failed");
+                Outcome::Retry {
+                    error: error.to_string(),
+                    after,
+                }
+            }
+        };
+        match self.queue.finish(claim, outcome).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                task = %task.id,
+                name = %task.name,
+                "the attempt lost its claim on the task (its lease expired): its outcome is \
+                 dropped, and the task is (or was) delivered again"
+            ),
+            Err(error) => {
+                tracing::warn!(task = %task.id, %error, "could not record the outcome of an attempt; the task is delivered again when its lease expires");
+                self.backend_failed(&error);
+            }
+        }
+    }
+}
