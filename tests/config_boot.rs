@@ -4,8 +4,8 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 use xcore::{
-    Actions, CallContext, CallError, Manifest, NodeState, Plugin, PluginContext, PluginError, Service,
-    ServiceContext, ServiceError, Xcore, async_trait,
+    Actions, CallContext, CallError, Manifest, NodeState, Plugin, PluginContext, PluginError,
+    Service, ServiceContext, ServiceError, Xcore, async_trait,
     config::{Config, ConfigLoader, Format},
 };
 
@@ -115,15 +115,29 @@ services:
         .build()
         .unwrap();
     let report = xcore.boot().await.unwrap();
-    assert_eq!(report.service("db").unwrap().state(), NodeState::Started, "{report}");
-    assert_eq!(report.service("email").unwrap().state(), NodeState::Started, "{report}");
-    assert_eq!(*seen.lock().unwrap(), Some(("smtp.example.com".to_owned(), 2525)));
+    assert_eq!(
+        report.service("db").unwrap().state(),
+        NodeState::Started,
+        "{report}"
+    );
+    assert_eq!(
+        report.service("email").unwrap().state(),
+        NodeState::Started,
+        "{report}"
+    );
+    assert_eq!(
+        *seen.lock().unwrap(),
+        Some(("smtp.example.com".to_owned(), 2525))
+    );
     assert_eq!(
         xcore.call("users", "get", json!({})).await.unwrap(),
         json!({"max_users": 25, "banner": "welcome"}),
         "the env var reached the typed section"
     );
-    assert_eq!(xcore.call("unconfigured", "get", json!({})).await.unwrap()["max_users"], 0);
+    assert_eq!(
+        xcore.call("unconfigured", "get", json!({})).await.unwrap()["max_users"],
+        0
+    );
     let broken = report.plugin("broken").unwrap();
     assert_eq!(broken.state(), NodeState::Failed);
     let reason = broken.reason().unwrap();
@@ -134,7 +148,10 @@ services:
 
 #[tokio::test]
 async fn a_bad_extension_section_fails_that_extension() {
-    let config = load("services:\n  extensions:\n    email: { host: 1, port: 25 }\n", &[]);
+    let config = load(
+        "services:\n  extensions:\n    email: { host: 1, port: 25 }\n",
+        &[],
+    );
     let err = Xcore::builder()
         .without_registered()
         .config(config)
@@ -153,22 +170,36 @@ fn an_insecure_production_config_does_not_build() {
     let mut config = Config::default();
     config.app.env = xcore::config::Environment::Production;
     config.app.secret_key = "change-me".into();
-    let err = Xcore::builder().without_registered().config(config).build().unwrap_err();
+    let err = Xcore::builder()
+        .without_registered()
+        .config(config)
+        .build()
+        .unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("app.secret_key"), "{msg}");
 
     // The loader refuses it already.
     let err = ConfigLoader::new()
         .env(Vec::<(String, String)>::new())
-        .load_str("app:\n  env: production\n  secret_key: \"\"\n", Format::Yaml)
+        .load_str(
+            "app:\n  env: production\n  secret_key: \"\"\n",
+            Format::Yaml,
+        )
         .unwrap_err();
     assert!(err.to_string().contains("secret_key"), "{err}");
 }
 
 #[tokio::test]
 async fn the_default_config_runs_with_no_server() {
-    let xcore = Xcore::builder().without_registered().config(Config::default()).build().unwrap();
+    let xcore = Xcore::builder()
+        .without_registered()
+        .config(Config::default())
+        .build()
+        .unwrap();
     let report = xcore.boot().await.unwrap();
-    assert!(report.service("db").is_none(), "no database unless configured");
+    assert!(
+        report.service("db").is_none(),
+        "no database unless configured"
+    );
     xcore.shutdown().await;
 }

@@ -50,8 +50,8 @@ mod server;
 
 pub use app::{TEST_ADMIN_TOKEN, TestApp, TestAppBuilder};
 pub use events::EventRecorder;
-pub use http::{TestClient, TestResponse};
 pub use fake::{Behavior, FakePlugin, FakeService};
+pub use http::{TestClient, TestResponse};
 pub use log::HookLog;
 pub use postgres::PostgresServer;
 pub use redis::RedisServer;

@@ -12,14 +12,14 @@ use tower::{Layer, ServiceExt};
 use tracing::Instrument;
 
 use crate::{
-    Health, HealthStatus,
-    health::{HealthReport, NodeHealth},
-    BootError, BootOptions, BootReport, CallContext, CallError, ErrorCode, Manifest, ManifestError, NodeId,
-    NodeState, OnFailure, Plan, Plugin, PluginContext, PluginIdentity, Service, ShutdownReport,
+    BootError, BootOptions, BootReport, CallContext, CallError, ErrorCode, Health, HealthStatus,
+    Manifest, ManifestError, NodeId, NodeState, OnFailure, Plan, Plugin, PluginContext,
+    PluginIdentity, Service, ShutdownReport,
     call::{BoxCallService, CallRequest, HostLayer, host_layer},
     config::{Config, ConfigError},
     container::{self, NodeSpec, Nodes},
     events::{EventBus, Events},
+    health::{HealthReport, NodeHealth},
     permissions::{Audit, audit::DEFAULT_AUDIT_CAPACITY},
     plugin::registered,
 };
@@ -57,7 +57,11 @@ pub(crate) struct LivePlugin {
 }
 
 impl LivePlugin {
-    pub(crate) fn new(identity: PluginIdentity, instance: Arc<dyn Plugin>, pipeline: BoxCallService) -> Self {
+    pub(crate) fn new(
+        identity: PluginIdentity,
+        instance: Arc<dyn Plugin>,
+        pipeline: BoxCallService,
+    ) -> Self {
         Self {
             identity,
             instance,
@@ -153,7 +157,10 @@ impl Shared {
     }
 
     pub(crate) fn go_dark(&self, name: &str) {
-        self.live.write().unwrap_or_else(|p| p.into_inner()).remove(name);
+        self.live
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
     }
 
     /// Sends a call through the target's pipeline.
@@ -180,7 +187,12 @@ impl Shared {
     /// A running plugin (for its HTTP routes), or why it is not running: `not_found`,
     /// `not_ready` or `unavailable`, as for calls.
     pub(crate) fn running(&self, name: &str) -> Result<Arc<LivePlugin>, CallError> {
-        let live = self.live.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned();
+        let live = self
+            .live
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned();
         live.ok_or_else(|| self.absent(name))
     }
 
@@ -192,10 +204,15 @@ impl Shared {
                 ErrorCode::NotReady,
                 format!("cannot call `{target}`: xcore has not finished booting"),
             ),
-            Lifecycle::ShuttingDown | Lifecycle::Stopped | Lifecycle::Failed if known => CallError::new(
-                ErrorCode::NotReady,
-                format!("cannot call `{target}`: xcore is {}", self.lifecycle().describe()),
-            ),
+            Lifecycle::ShuttingDown | Lifecycle::Stopped | Lifecycle::Failed if known => {
+                CallError::new(
+                    ErrorCode::NotReady,
+                    format!(
+                        "cannot call `{target}`: xcore is {}",
+                        self.lifecycle().describe()
+                    ),
+                )
+            }
             _ if !known => {
                 let mut names: Vec<&str> = self
                     .plan
@@ -299,8 +316,15 @@ impl Xcore {
     }
 
     /// Calls `plugin.action` as the host, for the tenant `default`.
-    pub async fn call(&self, plugin: &str, action: &str, payload: Value) -> Result<Value, CallError> {
-        self.shared.dispatch(plugin, action, payload, CallContext::host()).await
+    pub async fn call(
+        &self,
+        plugin: &str,
+        action: &str,
+        payload: Value,
+    ) -> Result<Value, CallError> {
+        self.shared
+            .dispatch(plugin, action, payload, CallContext::host())
+            .await
     }
 
     /// Calls `plugin.action` with an explicit context (tenant, trace, deadline).
@@ -364,7 +388,10 @@ impl Xcore {
         plugins.sort_by(|a, b| a.identity.name().cmp(b.identity.name()));
         let mut checks = Vec::new();
         for (name, service) in services {
-            checks.push(timed(NodeId::service(&name), Box::pin(async move { service.health().await })));
+            checks.push(timed(
+                NodeId::service(&name),
+                Box::pin(async move { service.health().await }),
+            ));
         }
         for plugin in &plugins {
             let instance = plugin.instance.clone();
@@ -388,7 +415,11 @@ impl Xcore {
         }
         let running = self.shared.lifecycle() == Lifecycle::Running;
         let status = nodes.iter().fold(
-            if running { HealthStatus::Healthy } else { HealthStatus::Unhealthy },
+            if running {
+                HealthStatus::Healthy
+            } else {
+                HealthStatus::Unhealthy
+            },
             |worst, n| {
                 let status = match (n.node.kind(), n.health.status()) {
                     (crate::NodeKind::Plugin, HealthStatus::Unhealthy) => HealthStatus::Degraded,
@@ -459,7 +490,9 @@ pub enum BuildError {
         type_name: &'static str,
     },
     /// Two plugins have the same name.
-    #[error("two plugins are named `{name}`: `{first}` and `{second}`; plugin names must be unique")]
+    #[error(
+        "two plugins are named `{name}`: `{first}` and `{second}`; plugin names must be unique"
+    )]
     DuplicatePlugin {
         /// The name.
         name: String,
@@ -469,7 +502,9 @@ pub enum BuildError {
         second: &'static str,
     },
     /// Two services have the same name.
-    #[error("two services are named `{name}`: `{first}` and `{second}`; service names must be unique")]
+    #[error(
+        "two services are named `{name}`: `{first}` and `{second}`; service names must be unique"
+    )]
     DuplicateService {
         /// The name.
         name: String,
@@ -487,7 +522,9 @@ pub enum BuildError {
         type_name: &'static str,
     },
     /// `only_registered` names a plugin that is not registered.
-    #[error("`only_registered` names `{name}`, but no plugin of that name is registered; registered: {available}")]
+    #[error(
+        "`only_registered` names `{name}`, but no plugin of that name is registered; registered: {available}"
+    )]
     UnknownPlugin {
         /// The name asked for.
         name: String,
@@ -548,7 +585,8 @@ impl fmt::Debug for XcoreBuilder {
 impl XcoreBuilder {
     /// Adds a service.
     pub fn service<S: Service>(mut self, service: S) -> Self {
-        self.services.push((Box::new(service), std::any::type_name::<S>()));
+        self.services
+            .push((Box::new(service), std::any::type_name::<S>()));
         self
     }
 
@@ -651,7 +689,11 @@ impl XcoreBuilder {
     pub fn call_layer<L>(mut self, layer: L) -> Self
     where
         L: Layer<BoxCallService> + Send + Sync + 'static,
-        L::Service: tower::Service<CallRequest, Response = Value, Error = CallError> + Clone + Send + Sync + 'static,
+        L::Service: tower::Service<CallRequest, Response = Value, Error = CallError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
         <L::Service as tower::Service<CallRequest>>::Future: Send + 'static,
     {
         self.layers.push(host_layer(layer));
@@ -674,7 +716,8 @@ impl XcoreBuilder {
         if let Selection::Only(names) = &self.selection {
             for name in names {
                 if !manifests.iter().any(|(m, _)| m.name() == name) {
-                    let mut available: Vec<&str> = manifests.iter().map(|(m, _)| m.name()).collect();
+                    let mut available: Vec<&str> =
+                        manifests.iter().map(|(m, _)| m.name()).collect();
                     available.sort_unstable();
                     return Err(BuildError::UnknownPlugin {
                         name: name.clone(),
@@ -726,7 +769,8 @@ impl XcoreBuilder {
         }
         let mut service_names: HashMap<String, &'static str> = HashMap::new();
         for (s, type_name) in &services {
-            xcore_manifest::validate_name(s.name()).map_err(|source| BuildError::ServiceName { source, type_name })?;
+            xcore_manifest::validate_name(s.name())
+                .map_err(|source| BuildError::ServiceName { source, type_name })?;
             if let Some(first) = service_names.insert(s.name().to_owned(), type_name) {
                 return Err(BuildError::DuplicateService {
                     name: s.name().to_owned(),

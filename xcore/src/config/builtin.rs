@@ -37,9 +37,24 @@ pub(crate) fn builtin_services(
     }
     if !has(services, "cache") {
         services.push((
-            Box::new(crate::services::cache::CacheService::new(config.services.cache.clone())),
+            Box::new(crate::services::cache::CacheService::new(
+                config.services.cache.clone(),
+            )),
             "xcore::services::cache::CacheService",
         ));
+    }
+    // The task worker: in process by default, so that plugins declaring `worker` run with
+    // no server; `backend: postgres` makes it durable.
+    if !has(services, crate::services::worker::WorkerService::NAME) {
+        let worker = crate::services::worker::WorkerService::from_config(&config.services.worker)
+            .map_err(|e| ConfigError::Invalid {
+            origin: config.origin().clone(),
+            line: None,
+            key: "services.worker".into(),
+            message: e.to_string(),
+            hint: "see `services.worker` in xcore.example.yaml",
+        })?;
+        services.push((Box::new(worker), "xcore::services::worker::WorkerService"));
     }
     Ok(())
 }
