@@ -89,6 +89,8 @@ pub(crate) struct Shared {
     pub(crate) audit: Arc<Audit>,
     pub(crate) events: Arc<EventBus>,
     pub(crate) config: Option<Arc<Config>>,
+    /// This very value, weakly: what services' contexts hold.
+    me: std::sync::Weak<Shared>,
     services: RwLock<HashMap<String, Arc<dyn Service>>>,
     pub(crate) nodes: tokio::sync::Mutex<Nodes>,
     lifecycle: Mutex<Lifecycle>,
@@ -129,6 +131,11 @@ impl Shared {
 
     pub(crate) fn set_report(&self, report: BootReport) {
         *lock(&self.report) = Some(report);
+    }
+
+    /// A weak handle on this `Shared`.
+    pub(crate) fn weak_self(&self) -> std::sync::Weak<Shared> {
+        self.me.clone()
     }
 
     /// Makes a loaded service reachable by plugins' handles.
@@ -835,15 +842,18 @@ impl XcoreBuilder {
                 live: RwLock::new(HashMap::new()),
                 report: Mutex::new(None),
                 identities,
+                me: weak.clone(),
             }
         });
         Ok(Xcore { shared })
     }
 }
 
-#[allow(dead_code)]
-fn _assert_send_sync() {
-    fn check<T: Send + Sync>() {}
-    check::<Xcore>();
-    let _ = NodeState::Started;
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn xcore_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<super::Xcore>();
+    }
 }

@@ -35,6 +35,22 @@ pub(crate) fn builtin_services(
             hint: "enable one of them, or remove the section",
         });
     }
+    #[cfg(feature = "scheduler")]
+    if !has(services, "scheduler") {
+        let scheduler =
+            crate::services::scheduler::SchedulerService::new(config.services.scheduler.clone())
+                .map_err(|e| ConfigError::Invalid {
+                    origin: config.origin().clone(),
+                    line: None,
+                    key: "services.scheduler".into(),
+                    message: e.to_string(),
+                    hint: "fix the scheduler section",
+                })?;
+        services.push((
+            Box::new(scheduler),
+            "xcore::services::scheduler::SchedulerService",
+        ));
+    }
     if !has(services, "cache") {
         services.push((
             Box::new(crate::services::cache::CacheService::new(

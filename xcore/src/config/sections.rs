@@ -81,25 +81,9 @@ pub struct ServicesConfig {
     pub extensions: IndexMap<String, RawSection>,
 }
 
-/// The `services.scheduler` section.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-#[non_exhaustive]
-pub struct SchedulerConfig {
-    /// Whether scheduled jobs run. Default `true`.
-    pub enabled: bool,
-    /// The time zone cron expressions are read in. Default `UTC`.
-    pub timezone: String,
-}
-
-impl Default for SchedulerConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            timezone: "UTC".to_owned(),
-        }
-    }
-}
+/// The `services.scheduler` section: the scheduler's own options (enabled, default time zone,
+/// multi-instance lock, shutdown timeout, jobs that call plugins).
+pub type SchedulerConfig = crate::services::scheduler::SchedulerOptions;
 
 /// Where background jobs are queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

@@ -173,7 +173,12 @@ fn service_context(shared: &Shared, entries: &[Entry], i: usize) -> ServiceConte
             _ => None,
         })
         .collect();
-    ServiceContext::new(plan.nodes[i].name(), deps, shared.config.clone())
+    ServiceContext::new(
+        plan.nodes[i].name(),
+        deps,
+        shared.config.clone(),
+        shared.weak_self(),
+    )
 }
 
 /// The load phase of one wave.

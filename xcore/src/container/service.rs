@@ -1,6 +1,11 @@
 //! The [`Service`] contract and what a service sees while it boots.
 
-use std::{any::Any, collections::HashMap, fmt, sync::Arc};
+use std::{
+    any::Any,
+    collections::HashMap,
+    fmt,
+    sync::{Arc, Weak},
+};
 
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
@@ -8,6 +13,7 @@ use serde::de::DeserializeOwned;
 use crate::{
     Health, ServiceError,
     config::{Config, ConfigError},
+    xcore::Shared,
 };
 
 /// A service: a node of the container that plugins (and other services) depend on — a
@@ -89,6 +95,7 @@ pub struct ServiceContext {
     name: Arc<str>,
     dependencies: Arc<HashMap<String, Arc<dyn Service>>>,
     config: Option<Arc<Config>>,
+    xcore: Weak<Shared>,
 }
 
 impl ServiceContext {
@@ -96,12 +103,21 @@ impl ServiceContext {
         name: &str,
         dependencies: HashMap<String, Arc<dyn Service>>,
         config: Option<Arc<Config>>,
+        xcore: Weak<Shared>,
     ) -> Self {
         Self {
             name: Arc::from(name),
             dependencies: Arc::new(dependencies),
             config,
+            xcore,
         }
+    }
+
+    /// The `Xcore` the service belongs to, for xcore's own services (the scheduler calls
+    /// plugins from config jobs).
+    #[cfg_attr(not(feature = "scheduler"), allow(dead_code))]
+    pub(crate) fn xcore(&self) -> Option<Arc<Shared>> {
+        self.xcore.upgrade()
     }
 
     /// The service's own config section, `services.extensions.<name>`, typed; `T::default()`

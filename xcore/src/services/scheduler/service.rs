@@ -155,7 +155,10 @@ impl Service for SchedulerService {
         Ok(())
     }
 
-    async fn start(&self, _ctx: &ServiceContext) -> Result<(), ServiceError> {
+    async fn start(&self, ctx: &ServiceContext) -> Result<(), ServiceError> {
+        if let Some(shared) = ctx.xcore() {
+            self.attach(&shared);
+        }
         let engine = self.engine().map_err(ServiceError::msg)?;
         engine.start().await.map_err(ServiceError::msg)?;
         config_jobs::register(engine, &self.inner.jobs)
