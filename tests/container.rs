@@ -376,3 +376,45 @@ fn duplicate_names_are_build_errors_naming_both() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_service_can_refuse_a_started_plugin() {
+    let log = HookLog::new();
+    let app = TestApp::builder()
+        .service(
+            FakeService::new("sched")
+                .refuse_plugins(["greedy"])
+                .log(&log),
+        )
+        .fake_plugin(FakePlugin::new("greedy").services(["sched"]).log(&log))
+        .fake_plugin(FakePlugin::new("modest").services(["sched"]).log(&log))
+        .boot()
+        .await
+        .unwrap();
+    let greedy = app.report().plugin("greedy").unwrap();
+    assert_eq!(greedy.state(), NodeState::Failed);
+    assert_eq!(greedy.phase(), Some(Phase::Start));
+    assert_eq!(
+        greedy.reason(),
+        Some("service `sched`: refuses plugin `greedy`")
+    );
+    // It was stopped again: the services withdrew it, then its own on_stop ran.
+    let pos = |e: &str| {
+        log.position(e)
+            .unwrap_or_else(|| panic!("no {e}: {:?}", log.entries()))
+    };
+    assert!(pos("greedy: on_start") < pos("sched: greedy started"));
+    assert!(pos("sched: greedy stopping") < pos("greedy: on_stop"));
+    assert_eq!(app.xcore().running_plugins(), ["modest"]);
+    let err = app
+        .call("greedy", "ping", serde_json::json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), xcore::ErrorCode::Unavailable);
+    app.shutdown().await;
+    assert_eq!(
+        log.ending_with("greedy: on_stop").len(),
+        1,
+        "stopped once, not twice"
+    );
+}

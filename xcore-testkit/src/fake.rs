@@ -3,7 +3,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use xcore::{
     Actions, CallContext, CallError, Health, Manifest, ManifestBuilder, Plugin, PluginContext,
-    PluginError, Service, ServiceContext, ServiceError, async_trait,
+    PluginError, Service, ServiceContext, ServiceError, StartedPlugin, async_trait,
 };
 
 use crate::HookLog;
@@ -52,6 +52,7 @@ pub struct FakeService {
     start: Behavior,
     shutdown: Behavior,
     health: Option<Health>,
+    refused: Vec<String>,
     log: Option<HookLog>,
 }
 
@@ -65,8 +66,20 @@ impl FakeService {
             start: Behavior::Succeed,
             shutdown: Behavior::Succeed,
             health: Some(Health::healthy()),
+            refused: Vec::new(),
             log: None,
         }
+    }
+
+    /// Refuses these plugins in `on_plugin_start` (as a scheduler refuses a plugin whose
+    /// declared jobs it cannot take).
+    pub fn refuse_plugins<I, S>(mut self, plugins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.refused.extend(plugins.into_iter().map(Into::into));
+        self
     }
 
     /// What `health` answers.
@@ -143,6 +156,19 @@ impl Service for FakeService {
             Some(h) => h.clone(),
             None => std::future::pending().await,
         }
+    }
+
+    async fn on_plugin_start(&self, plugin: &StartedPlugin<'_>) -> Result<(), ServiceError> {
+        if let Some(log) = &self.log {
+            log.push(format!("{}: {} started", self.name, plugin.name()));
+        }
+        if self.refused.iter().any(|r| r == plugin.name()) {
+            return Err(ServiceError::msg(format!(
+                "refuses plugin `{}`",
+                plugin.name()
+            )));
+        }
+        Ok(())
     }
 
     async fn on_plugin_stop(&self, plugin: &str) {

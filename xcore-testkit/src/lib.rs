@@ -58,6 +58,7 @@
 //!         "users: on_load",
 //!         "db: start",
 //!         "users: on_start",
+//!         "db: users started",
 //!         "db: users stopping",
 //!         "users: on_stop",
 //!         "db: shutdown",

@@ -93,7 +93,7 @@ pub use xcore_manifest::{
 
 pub use crate::call::{CallContext, CallError, Caller, ErrorCode, PluginIdentity, TraceContext, envelope};
 pub use crate::container::{
-    BootError, BootOptions, BootReport, NodeId, NodeKind, NodeState, OnFailure, Plan, Service,
+    BootError, BootOptions, BootReport, NodeId, NodeKind, NodeState, OnFailure, Plan, Service, StartedPlugin,
     ServiceContext, ShutdownReport,
 };
 pub use crate::health::{Health, HealthReport, HealthStatus, NodeHealth};

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::{
     BootAbort, BootError, BootReport, NodeKind, NodeReport, NodeState, OnFailure, Phase, Plan,
-    Service, ServiceContext, ShutdownReport, StopOutcome, graph::GraphError,
+    Service, ServiceContext, ShutdownReport, StartedPlugin, StopOutcome, graph::GraphError,
 };
 use serde_json::{Value, json};
 
@@ -309,6 +309,7 @@ async fn start_wave(
         }
     }
     let mut abort = None;
+    let mut failed_after_start = Vec::new();
     for (i, outcome, took) in join_all(hooks).await {
         nodes.start_took[i] = Some(took);
         match outcome {
@@ -329,6 +330,29 @@ async fn start_wave(
                         LivePlugin::new(identity.clone(), plugin.clone(), pipeline)
                             .with_routes(routes),
                     );
+                    // Services take what the plugin declared for them (its jobs, ...).
+                    let started = StartedPlugin::new(identity, plugin.declared_jobs());
+                    let services = loaded_services(&nodes.entries);
+                    let mut refused = None;
+                    for service in &services {
+                        let (outcome, _) = run_hook(limit, service.on_plugin_start(&started)).await;
+                        if let Err(reason) = outcome {
+                            refused = Some(format!("service `{}`: {reason}", service.name()));
+                            break;
+                        }
+                    }
+                    if let Some(reason) = refused {
+                        let name = plan.nodes[i].name();
+                        shared.go_dark(name);
+                        shared.events.remove_owner(name);
+                        for service in &services {
+                            service.on_plugin_stop(name).await;
+                        }
+                        let stop = shared.options.stop_timeout;
+                        let (ctx, p) = (ctx.clone(), plugin.clone());
+                        let _ = run_hook(stop, async move { p.on_stop(&ctx).await }).await;
+                        failed_after_start.push((i, reason));
+                    }
                 }
             }
             Err(reason) => {
@@ -339,6 +363,13 @@ async fn start_wave(
                 nodes.status[i] = Status::Failed(Phase::Start, reason);
             }
         }
+    }
+    for (i, reason) in failed_after_start {
+        tracing::warn!(node = %plan.nodes[i], %reason, "start failed");
+        if policy(shared, plan.nodes[i].kind()) == OnFailure::Abort {
+            abort.get_or_insert((i, reason.clone()));
+        }
+        nodes.status[i] = Status::Failed(Phase::Start, reason);
     }
     plugin_events(shared, nodes, wave, Phase::Start).await;
     abort

@@ -16,4 +16,4 @@ pub use options::{BootOptions, OnFailure};
 pub use report::{
     BootAbort, BootError, BootReport, NodeReport, NodeState, Phase, ShutdownReport, StopOutcome,
 };
-pub use service::{Service, ServiceContext};
+pub use service::{Service, ServiceContext, StartedPlugin};

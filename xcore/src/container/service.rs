@@ -11,8 +11,9 @@ use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 
 use crate::{
-    Health, ServiceError,
+    Health, PluginIdentity, ServiceError,
     config::{Config, ConfigError},
+    plugin::DeclaredJob,
     xcore::Shared,
 };
 
@@ -29,7 +30,8 @@ use crate::{
 ///    policy `boot()` rolls back and returns an error.
 /// 2. **`start`** — during the start phase, after every node has loaded, wave by wave.
 /// 3. **`health`** — any time after `start`.
-/// 4. **`on_plugin_stop`** — when a plugin stops (shutdown, rollback), before its `on_stop`.
+/// 4. **`on_plugin_start`** — when a plugin has started; **`on_plugin_stop`** — when a plugin
+///    stops (shutdown, rollback), before its `on_stop`.
 /// 5. **`shutdown`** — during `Xcore::shutdown` or the rollback of a failed boot, for every
 ///    service whose `init` succeeded, in reverse wave order (after the plugins that depend on
 ///    it have stopped), under the stop timeout. Release everything `init` acquired.
@@ -76,6 +78,16 @@ pub trait Service: Any + Send + Sync {
         Health::healthy()
     }
 
+    /// A plugin has just started (its `on_start` succeeded and it serves calls): take what it
+    /// declared for this service (the scheduler registers its declared jobs). Called for every
+    /// loaded service. An error fails the plugin: it is stopped again (`on_plugin_stop` on
+    /// every service, then its `on_stop`) and reported `failed` with the reason. The default
+    /// does nothing.
+    async fn on_plugin_start(&self, plugin: &StartedPlugin<'_>) -> Result<(), ServiceError> {
+        let _ = plugin;
+        Ok(())
+    }
+
     /// A plugin is stopping: withdraw what it holds in this service (its jobs, its queued
     /// tasks, its subscriptions). Called for every loaded service, before the plugin's
     /// `on_stop`, while the service is still running. The default does nothing.
@@ -86,6 +98,34 @@ pub trait Service: Any + Send + Sync {
     /// Releases the service's resources; see the contract above.
     async fn shutdown(&self) -> Result<(), ServiceError> {
         Ok(())
+    }
+}
+
+/// A plugin that has just started, as [`Service::on_plugin_start`] sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct StartedPlugin<'a> {
+    identity: &'a PluginIdentity,
+    jobs: &'static [DeclaredJob],
+}
+
+impl<'a> StartedPlugin<'a> {
+    pub(crate) fn new(identity: &'a PluginIdentity, jobs: &'static [DeclaredJob]) -> Self {
+        Self { identity, jobs }
+    }
+
+    /// The plugin's identity (name, manifest, grants).
+    pub fn identity(&self) -> &'a PluginIdentity {
+        self.identity
+    }
+
+    /// The plugin's name.
+    pub fn name(&self) -> &'a str {
+        self.identity.name()
+    }
+
+    /// The jobs it declares with `#[job(...)]`.
+    pub fn declared_jobs(&self) -> &'static [DeclaredJob] {
+        self.jobs
     }
 }
 

@@ -3,6 +3,7 @@
 mod action;
 mod context;
 mod error;
+mod job;
 mod registration;
 
 use async_trait::async_trait;
@@ -11,6 +12,7 @@ use serde_json::Value;
 pub use action::{decode_input, encode_output};
 pub use context::{PluginClient, PluginContext};
 pub use error::{HookError, PluginError, ServiceError};
+pub use job::DeclaredJob;
 pub use registration::{PluginManifest, Registration, registered};
 
 use crate::{CallContext, CallError, Health, web::Routes};
@@ -44,6 +46,12 @@ use crate::{CallContext, CallError, Health, web::Routes};
 pub trait Actions: Send + Sync + 'static {
     /// The names of the actions the plugin answers, for listings and `unknown_action` errors.
     fn action_names(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// The jobs declared with `#[job(...)]` on the plugin's methods; the scheduler runs them
+    /// while the plugin runs. The default declares none.
+    fn declared_jobs(&self) -> &'static [DeclaredJob] {
         &[]
     }
 
