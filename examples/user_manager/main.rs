@@ -1,0 +1,117 @@
+//! The main example: the `user_manager` plugin of the reference page 000 served over HTTP.
+//!
+//! ```text
+//! cargo run --example user_manager
+//! curl -s -X POST localhost:8080/plugin/user_manager/v2/register -H 'X-Tenant-ID: acme' \
+//!      -H 'content-type: application/json' -d '{"username": "alice", "email": "alice@xcore.dev"}'
+//! ```
+//!
+//! Embedded defaults: SQLite in memory, the memory cache, the in-process worker. With
+//! `XCORE_CONFIG=examples/user_manager/production.yaml` it reads that config file instead
+//! (Postgres and Redis). It listens on `XCORE_ADDR` (default `127.0.0.1:8080`), resolves
+//! tenants from `X-Tenant-ID`, mounts the admin API under `/xcore` with the token of
+//! `XCORE_ADMIN_TOKEN` (a random one, printed, when unset), and shuts down gracefully on
+//! Ctrl-C or SIGTERM.
+
+mod plugin;
+
+use std::net::SocketAddr;
+
+use xcore::{
+    config::Config,
+    events::{Event, Flow},
+    prelude::*,
+    services::db::DatabaseOptions,
+};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_target(false)
+        .init();
+    let addr: SocketAddr = std::env::var("XCORE_ADDR")
+        .unwrap_or_else(|_| "127.0.0.1:8080".into())
+        .parse()?;
+    let config = match std::env::var("XCORE_CONFIG") {
+        Ok(path) => Config::from_file(&path)?,
+        Err(_) => {
+            let mut config = Config::default();
+            config
+                .services
+                .databases
+                .insert("default".into(), DatabaseOptions::default());
+            config.tenancy.enabled = true;
+            config
+        }
+    };
+    let token = match std::env::var("XCORE_ADMIN_TOKEN") {
+        Ok(token) => token,
+        Err(_) => {
+            let token = random_token();
+            println!("admin token (set XCORE_ADMIN_TOKEN to choose it): {token}");
+            token
+        }
+    };
+
+    let xcore = Xcore::builder()
+        .only_registered(["user_manager"])
+        .config(config.clone())
+        .build()?;
+    println!("{}", xcore.plan());
+    xcore
+        .events()
+        .subscribe("user.*", |event: Event| async move {
+            println!(
+                "event {} for {}: {}",
+                event.name(),
+                event.tenant(),
+                event.payload()
+            );
+            Ok::<_, std::convert::Infallible>(Flow::Continue)
+        })?;
+    let report = xcore.boot().await?;
+    println!("{report}");
+
+    let web = xcore.web().config(&config).admin_token(&token).build()?;
+    let app = xcore::web::axum::mount(axum::Router::new(), &web);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    let stopped = xcore.shutdown().await;
+    println!("shut down (clean: {})", stopped.is_clean());
+    Ok(())
+}
+
+/// Ctrl-C, or SIGTERM on Unix.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+fn random_token() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let state = std::collections::hash_map::RandomState::new();
+    let (mut a, mut b) = (state.build_hasher(), state.build_hasher());
+    a.write_u8(1);
+    b.write_u8(2);
+    format!("{:016x}{:016x}", a.finish(), b.finish())
+}
