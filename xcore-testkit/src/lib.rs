@@ -8,6 +8,8 @@
 //!   API through the same layers every adapter mounts, in process — no socket.
 //! - [`EventRecorder`]: every event matching a pattern, and `wait_for` one.
 //! - [`PostgresServer`] and [`RedisServer`]: real, throwaway servers on loopback.
+//! - [`firings`], [`wait_for_runs`], [`wait_for_next_run`]: a trigger's planned firings without
+//!   waiting, and waiting for a job's runs.
 //!
 //! # A short guide
 //!
@@ -75,6 +77,7 @@ mod http;
 mod log;
 mod postgres;
 mod redis;
+mod schedule;
 mod server;
 
 pub use app::{TEST_ADMIN_TOKEN, TestApp, TestAppBuilder};
@@ -84,4 +87,5 @@ pub use http::{TestClient, TestResponse};
 pub use log::HookLog;
 pub use postgres::PostgresServer;
 pub use redis::RedisServer;
+pub use schedule::{firings, wait_for_next_run, wait_for_runs};
 pub use server::{ServerUnavailable, require_servers};
