@@ -50,12 +50,14 @@ impl Xcore {
     /// loaded.
     pub fn worker(&self) -> Result<Worker, WorkerError> {
         let service = self.shared.service(WorkerService::NAME).ok_or_else(|| {
-            WorkerError::unavailable("no `worker` service is loaded (register a WorkerService and boot)")
+            WorkerError::unavailable(
+                "no `worker` service is loaded (register a WorkerService and boot)",
+            )
         })?;
         let any: Arc<dyn Any + Send + Sync> = service;
-        let service = any
-            .downcast::<WorkerService>()
-            .map_err(|_| WorkerError::unavailable("the `worker` service is not xcore's WorkerService"))?;
+        let service = any.downcast::<WorkerService>().map_err(|_| {
+            WorkerError::unavailable("the `worker` service is not xcore's WorkerService")
+        })?;
         service.handle()
     }
 }

@@ -106,9 +106,7 @@ impl From<WorkerError> for CallError {
             WorkerError::UnknownTask { .. } => ErrorCode::NotFound,
             WorkerError::NotDead { .. } => ErrorCode::HandlerError,
             WorkerError::QueueFull { .. } => ErrorCode::Overloaded,
-            WorkerError::Unavailable { .. } | WorkerError::Backend { .. } => {
-                ErrorCode::Unavailable
-            }
+            WorkerError::Unavailable { .. } | WorkerError::Backend { .. } => ErrorCode::Unavailable,
         };
         CallError::new(code, err.to_string())
     }

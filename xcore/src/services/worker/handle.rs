@@ -290,7 +290,11 @@ impl Worker {
         let deadline = tokio::time::Instant::now() + timeout;
         let every = match self.engine.queue.kind() {
             "memory" => Duration::from_millis(5),
-            _ => self.engine.options.poll_interval.min(Duration::from_millis(50)),
+            _ => self
+                .engine
+                .options
+                .poll_interval
+                .min(Duration::from_millis(50)),
         };
         loop {
             let status = self.status(id).await?;

@@ -44,14 +44,14 @@ pub(super) async fn open(
                     .map(|n| (*n).to_owned())
                     .ok_or("no database is configured for the worker's Postgres queue")?,
             };
-            let conn = db.connection(&name).map_err(|e| e.to_string())?;
-            if conn.backend != Backend::Postgres {
+            let conn = db.handle(&name).map_err(|e| e.to_string())?;
+            if conn.backend() != Backend::Postgres {
                 return Err(format!(
                     "the worker's queue needs a Postgres database, and `{name}` is not one \
                      (`SELECT … FOR UPDATE SKIP LOCKED` is what lets instances share it)"
                 ));
             }
-            (conn.rw.clone(), false)
+            (conn.pool().clone(), false)
         }
     };
     PgQueue::open(pool, owned, options.lease, options.retention)

@@ -262,9 +262,11 @@ mod tests {
 
     #[test]
     fn from_the_config_section() {
-        let mut config = WorkerConfig::default();
-        config.max_retries = 2;
-        config.backend = WorkerBackend::Postgres;
+        let mut config = WorkerConfig {
+            max_retries: 2,
+            backend: WorkerBackend::Postgres,
+            ..WorkerConfig::default()
+        };
         let options = WorkerOptions::from_config(&config);
         assert_eq!(options.max_attempts, 3);
         assert_eq!(

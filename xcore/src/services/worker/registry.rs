@@ -22,6 +22,7 @@ pub(crate) struct Registered {
 pub(crate) struct Names {
     pub(crate) list: Vec<Arc<str>>,
     /// The names joined with `,` (task names hold no comma), for the durable queue's query.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) joined: String,
 }
 

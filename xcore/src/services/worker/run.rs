@@ -25,7 +25,10 @@ impl Engine {
             Some((trace_id, span_id)) => TraceContext::from_parts(trace_id, span_id),
             None => TraceContext::new_root(),
         };
-        let local = task.name.split_once('.').map_or(&*task.name, |(_, local)| local);
+        let local = task
+            .name
+            .split_once('.')
+            .map_or(&*task.name, |(_, local)| local);
         TaskContext {
             id: task.id,
             name: Arc::from(local),
@@ -90,7 +93,10 @@ impl Engine {
                 }
             }
         };
+        let retry = matches!(outcome, Outcome::Retry { .. });
         match self.queue.finish(claim, outcome).await {
+            // The consumer plans its next look when it waits: tell it about the retry.
+            Ok(true) if retry => self.notify(),
             Ok(true) => {}
             Ok(false) => tracing::warn!(
                 task = %task.id,

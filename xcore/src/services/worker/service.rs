@@ -9,9 +9,7 @@ use super::{
     options::QueueBackend,
     queue::{Queue, memory::MemoryQueue},
 };
-use crate::{
-    Health, Service, ServiceContext, ServiceError, async_trait, config::WorkerConfig,
-};
+use crate::{Health, Service, ServiceContext, ServiceError, async_trait, config::WorkerConfig};
 
 /// The task worker, named `worker`: named tasks of plugins (through
 /// [`PluginContext::worker`](crate::PluginContext::worker)) and of the host (through
@@ -92,7 +90,9 @@ impl WorkerService {
     /// The engine, once `init` has run.
     pub(crate) fn engine(&self) -> Result<&Arc<Engine>, WorkerError> {
         self.inner.engine.get().ok_or_else(|| {
-            WorkerError::unavailable("the worker service has not been initialised (boot the Xcore first)")
+            WorkerError::unavailable(
+                "the worker service has not been initialised (boot the Xcore first)",
+            )
         })
     }
 

@@ -3,7 +3,7 @@
 use std::{future::Future, sync::Arc};
 
 use futures_util::future::BoxFuture;
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
 use super::{TaskError, TaskId};
@@ -97,8 +97,7 @@ where
             })
         })
     });
-    let check: CheckFn = Arc::new(|value| {
-        P::deserialize(value).map(drop).map_err(|e| e.to_string())
-    });
+    let check: CheckFn =
+        Arc::new(|value| P::deserialize(value).map(drop).map_err(|e| e.to_string()));
     (run, check)
 }

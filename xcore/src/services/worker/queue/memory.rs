@@ -3,7 +3,7 @@
 use std::{
     collections::{BTreeSet, HashMap, VecDeque},
     sync::{Arc, Mutex, MutexGuard},
-    time::{Duration, SystemTime},
+    time::SystemTime,
 };
 
 use serde_json::Value;
@@ -12,7 +12,9 @@ use tokio::time::Instant;
 use super::{Claim, Claimed, Counts, NewTask, Outcome, Queue, Scope, Wake};
 use crate::{
     TenantId, TraceContext, async_trait,
-    services::worker::{TaskId, TaskInfo, TaskStatus, WorkerError, name::FullName, registry::Names},
+    services::worker::{
+        TaskId, TaskInfo, TaskStatus, WorkerError, name::FullName, registry::Names,
+    },
 };
 
 enum State {
@@ -114,7 +116,11 @@ impl Inner {
     /// Forgets the oldest ids of `which` beyond `keep`.
     fn trim(&mut self, dead: bool, keep: usize) {
         loop {
-            let list = if dead { &mut self.dead } else { &mut self.finished };
+            let list = if dead {
+                &mut self.dead
+            } else {
+                &mut self.finished
+            };
             if list.len() <= keep {
                 return;
             }
@@ -180,9 +186,10 @@ impl Queue for MemoryQueue {
         inner.next_id += 1;
         let now = SystemTime::now();
         if let Some(key) = &task.key {
-            inner
-                .keys
-                .insert((task.name.full.clone(), task.tenant.clone(), key.clone()), id);
+            inner.keys.insert(
+                (task.name.full.clone(), task.tenant.clone(), key.clone()),
+                id,
+            );
         }
         inner.tasks.insert(
             id,
@@ -354,7 +361,7 @@ impl Queue for MemoryQueue {
             counts.ready += due;
             counts.delayed += set.len() as u64 - due;
         }
-        counts.running = inner.live as u64 - counts.ready - counts.delayed;
+        counts.running = (inner.live as u64).saturating_sub(counts.ready + counts.delayed);
         Ok(counts)
     }
 
@@ -375,6 +382,8 @@ impl Queue for MemoryQueue {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn task(name: &str, key: Option<&str>) -> NewTask {

@@ -12,7 +12,9 @@ use sqlx::{AnyPool, Row, any::AnyRow};
 use super::{Claim, Claimed, Counts, NewTask, Outcome, Queue, Scope, Wake, sql};
 use crate::{
     TenantId, TraceContext, async_trait,
-    services::worker::{TaskId, TaskInfo, TaskStatus, WorkerError, name::FullName, registry::Names},
+    services::worker::{
+        TaskId, TaskInfo, TaskStatus, WorkerError, name::FullName, registry::Names,
+    },
 };
 
 /// The durable queue.
@@ -297,6 +299,13 @@ impl Queue for PgQueue {
             .bind(self.instance.clone())
             .execute(&self.pool)
             .await?;
+        let requeued = sqlx::query(sql::REQUEUE).execute(&self.pool).await?;
+        if requeued.rows_affected() > 0 {
+            tracing::warn!(
+                tasks = requeued.rows_affected(),
+                "tasks whose instance stopped renewing their lease are delivered again"
+            );
+        }
         let reaped = sqlx::query(sql::REAP).execute(&self.pool).await?;
         if reaped.rows_affected() > 0 {
             tracing::warn!(

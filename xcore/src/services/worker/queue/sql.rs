@@ -58,15 +58,15 @@ pub(super) const BY_KEY: &str =
     "SELECT id FROM xcore_tasks WHERE name = $1 AND tenant = $2 AND idempotency_key = $3";
 
 /// Claims due tasks: $1 names joined with `,`, $2 limit, $3 instance, $4 lease (ms).
-/// Queued tasks that are due, and running tasks whose lease expired with attempts left.
+/// (Expired leases are put back in the queue by [`REQUEUE`], so that this query only reads
+/// the partial index of queued tasks.)
 pub(super) const CLAIM: &str = concat!(
     "WITH n AS (SELECT ",
     now_ms!(),
     " AS ms), due AS (\
        SELECT t.id FROM xcore_tasks t, n \
-       WHERE t.name = ANY(string_to_array($1, ',')) \
-         AND ((t.status = 'queued' AND t.run_at <= n.ms) \
-           OR (t.status = 'running' AND t.locked_until < n.ms AND t.attempts < t.max_attempts)) \
+       WHERE t.status = 'queued' AND t.run_at <= n.ms \
+         AND t.name = ANY(string_to_array($1, ',')) \
        ORDER BY t.run_at, t.id \
        LIMIT $2 \
        FOR UPDATE OF t SKIP LOCKED) \
@@ -74,6 +74,21 @@ pub(super) const CLAIM: &str = concat!(
        locked_until = n.ms + $4, updated_at = n.ms \
      FROM due, n WHERE t.id = due.id \
      RETURNING t.id, t.name, t.tenant, t.payload, t.attempts, t.max_attempts, t.trace"
+);
+
+/// Running tasks whose lease expired with attempts left go back to the queue (their
+/// interrupted attempt counts).
+pub(super) const REQUEUE: &str = concat!(
+    "UPDATE xcore_tasks SET status = 'queued', \
+       last_error = 'the instance running attempt ' || attempts || ' stopped renewing its \
+lease (it crashed or lost the database)', \
+       locked_by = NULL, locked_until = NULL, run_at = ",
+    now_ms!(),
+    ", updated_at = ",
+    now_ms!(),
+    " WHERE status = 'running' AND locked_until < ",
+    now_ms!(),
+    " AND attempts < max_attempts"
 );
 
 /// The fence of every statement that ends an attempt: $a id, $b instance, $c attempt.
@@ -184,13 +199,14 @@ pub(super) const REDRIVE: &str = concat!(
     " WHERE id = $1 AND status = 'dead' AND ($2 = '' OR plugin = $2) AND ($3 = '' OR tenant = $3)"
 );
 
-/// Ready, delayed, running, dead.
+/// Ready, delayed, running, dead: one subquery per partial index, so that the succeeded
+/// tasks kept for `retention` are never scanned.
 pub(super) const COUNTS: &str = concat!(
-    "SELECT COUNT(*) FILTER (WHERE status = 'queued' AND run_at <= n.ms), \
-       COUNT(*) FILTER (WHERE status = 'queued' AND run_at > n.ms), \
-       COUNT(*) FILTER (WHERE status = 'running'), \
-       COUNT(*) FILTER (WHERE status = 'dead') \
-     FROM xcore_tasks, (SELECT ",
+    "WITH n AS (SELECT ",
     now_ms!(),
-    " AS ms) n"
+    " AS ms) SELECT \
+       (SELECT COUNT(*) FROM xcore_tasks, n WHERE status = 'queued' AND run_at <= n.ms), \
+       (SELECT COUNT(*) FROM xcore_tasks, n WHERE status = 'queued' AND run_at > n.ms), \
+       (SELECT COUNT(*) FROM xcore_tasks WHERE status = 'running'), \
+       (SELECT COUNT(*) FROM xcore_tasks WHERE status = 'dead')"
 );

@@ -1,0 +1,226 @@
+//! Task worker throughput: tasks per second through the in-process queue and through the
+//! durable Postgres queue, beside the same database work done directly with sqlx, in one run.
+//!
+//! One criterion iteration is a batch: the host sends `N` tasks one after the other (each
+//! send returns once the task is queued), and the iteration ends when the `N`-th has run
+//! (each handler bumps a counter; the last one signals). Criterion reports the batch time and,
+//! through `Throughput::Elements(N)`, tasks per second.
+//!
+//! - `worker_memory/tasks`: the in-process queue, concurrency 8, `N` = 1000.
+//! - `worker_postgres/tasks`: the durable queue (`xcore_tasks`, `SELECT … FOR UPDATE SKIP
+//!   LOCKED`), concurrency 8, poll interval 250 ms (the default; a send wakes the local
+//!   consumer at once), `N` = 200.
+//! - `worker_postgres/raw_sqlx`: `N` tasks' worth of the same round trips done directly on one
+//!   connection: `INSERT … RETURNING id`, a claim (`UPDATE … WHERE id IN (SELECT … FOR UPDATE
+//!   SKIP LOCKED LIMIT 1) RETURNING …`) and `UPDATE … SET status = 'succeeded'`, per task,
+//!   sequentially, on a table of the same shape. It is the floor of the per-task database cost
+//!   on this machine, without JSON, handlers, leases or concurrency.
+//!
+//! The Postgres groups run when `XCORE_TEST_POSTGRES_URL` is set or a throwaway server can be
+//! started (`initdb` installed).
+//!
+//! ```sh
+//! cargo bench --bench worker
+//! ```
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use tokio::sync::Notify;
+use xcore::{
+    Xcore,
+    services::{
+        db::sqlx::{self, AnyPool, any::AnyPoolOptions},
+        worker::{TaskError, Worker, WorkerOptions, WorkerService},
+    },
+};
+use xcore_testkit::PostgresServer;
+
+const MEMORY_BATCH: usize = 1000;
+const POSTGRES_BATCH: usize = 200;
+
+/// Counts handler runs and signals when a batch is done.
+#[derive(Clone, Default)]
+struct Done {
+    count: Arc<AtomicUsize>,
+    target: Arc<AtomicUsize>,
+    notify: Arc<Notify>,
+}
+
+async fn boot(options: WorkerOptions, done: &Done) -> (Xcore, Worker) {
+    let xcore = Xcore::builder()
+        .without_registered()
+        .service(WorkerService::new(options).unwrap())
+        .build()
+        .unwrap();
+    xcore.boot().await.unwrap();
+    let worker = xcore.worker().unwrap();
+    let d = done.clone();
+    worker
+        .register("noop", move |_task, n: u64| {
+            let d = d.clone();
+            async move {
+                if d.count.fetch_add(1, Ordering::SeqCst) + 1 == d.target.load(Ordering::SeqCst) {
+                    d.notify.notify_one();
+                }
+                Ok::<_, TaskError>(n)
+            }
+        })
+        .unwrap();
+    (xcore, worker)
+}
+
+/// Sends `n` tasks and waits until they have run; the time it took.
+async fn batch(worker: &Worker, done: &Done, n: usize) -> Duration {
+    done.count.store(0, Ordering::SeqCst);
+    done.target.store(n, Ordering::SeqCst);
+    let started = Instant::now();
+    for i in 0..n {
+        worker.send("noop", &(i as u64)).await.unwrap();
+    }
+    tokio::time::timeout(Duration::from_secs(120), done.notify.notified())
+        .await
+        .expect("a batch did not finish within 120 s");
+    started.elapsed()
+}
+
+fn bench_worker(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    group: &str,
+    options: WorkerOptions,
+    n: usize,
+) -> Xcore {
+    let done = Done::default();
+    let (xcore, worker) = rt.block_on(boot(options, &done));
+    let mut g = c.benchmark_group(group);
+    g.throughput(Throughput::Elements(n as u64));
+    g.sample_size(10);
+    g.bench_function("tasks", |b| {
+        b.to_async(rt).iter_custom(|iters| {
+            let (worker, done) = (worker.clone(), done.clone());
+            async move {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    total += batch(&worker, &done, n).await;
+                }
+                total
+            }
+        })
+    });
+    g.finish();
+    xcore
+}
+
+const RAW_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS bench_raw_tasks (
+    id BIGSERIAL PRIMARY KEY, name TEXT NOT NULL, payload TEXT NOT NULL, status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, run_at BIGINT NOT NULL, locked_by TEXT,
+    locked_until BIGINT, result TEXT, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS bench_raw_due ON bench_raw_tasks (run_at, id) WHERE status = 'queued';";
+
+const RAW_INSERT: &str = "INSERT INTO bench_raw_tasks (name, payload, status, run_at, created_at, updated_at) \
+     VALUES ($1, $2, 'queued', 0, 0, 0) RETURNING id";
+
+const RAW_CLAIM: &str = "UPDATE bench_raw_tasks SET status = 'running', attempts = attempts + 1, \
+     locked_by = $1, locked_until = 1 WHERE id IN (SELECT id FROM bench_raw_tasks \
+     WHERE status = 'queued' AND run_at <= 1 ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+     RETURNING id, payload";
+
+const RAW_DONE: &str = "UPDATE bench_raw_tasks SET status = 'succeeded', result = $1, \
+     locked_by = NULL, locked_until = NULL, updated_at = 1 WHERE id = $2 AND locked_by = $3";
+
+/// `n` tasks' worth of INSERT + claim + UPDATE, directly.
+async fn raw_batch(pool: &AnyPool, n: usize) -> Duration {
+    let mut conn = pool.acquire().await.unwrap();
+    let started = Instant::now();
+    for i in 0..n {
+        let _: i64 = sqlx::query_scalar(RAW_INSERT)
+            .bind("bench.noop")
+            .bind(i.to_string())
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        let (id, payload): (i64, String) = sqlx::query_as(RAW_CLAIM)
+            .bind("bench")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        sqlx::query(RAW_DONE)
+            .bind(payload)
+            .bind(id)
+            .bind("bench")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+    started.elapsed()
+}
+
+fn bench_raw(c: &mut Criterion, rt: &tokio::runtime::Runtime, url: &str, n: usize) {
+    let pool = rt.block_on(async {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(2)
+            .connect(url)
+            .await
+            .unwrap();
+        sqlx::raw_sql(RAW_SCHEMA).execute(&pool).await.unwrap();
+        pool
+    });
+    let mut g = c.benchmark_group("worker_postgres");
+    g.throughput(Throughput::Elements(n as u64));
+    g.sample_size(10);
+    g.bench_function("raw_sqlx", |b| {
+        b.to_async(rt).iter_custom(|iters| {
+            let pool = pool.clone();
+            async move {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    total += raw_batch(&pool, n).await;
+                }
+                total
+            }
+        })
+    });
+    g.finish();
+    rt.block_on(pool.close());
+}
+
+fn throughput(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let memory = bench_worker(
+        c,
+        &rt,
+        "worker_memory",
+        WorkerOptions::memory().concurrency(8),
+        MEMORY_BATCH,
+    );
+    rt.block_on(memory.shutdown());
+
+    let Ok(server) = rt.block_on(PostgresServer::start()) else {
+        return;
+    };
+    let url = rt.block_on(server.database()).unwrap();
+    let durable = bench_worker(
+        c,
+        &rt,
+        "worker_postgres",
+        WorkerOptions::postgres_url(&url).concurrency(8),
+        POSTGRES_BATCH,
+    );
+    rt.block_on(durable.shutdown());
+    bench_raw(c, &rt, &url, POSTGRES_BATCH);
+}
+
+criterion_group!(benches, throughput);
+criterion_main!(benches);
