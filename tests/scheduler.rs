@@ -7,7 +7,9 @@
 //! - In real time, with second-level triggers, through booted `Xcore`s: cron with seconds,
 //!   interval and one-shot fire as planned within [`TOLERANCE`]; namespacing across plugins and
 //!   tenants; a stopping plugin's jobs go; no overlap; a panicking job does not stop others;
-//!   retries with backoff; timeouts; pause and resume; grants; config jobs.
+//!   retries with backoff; timeouts; pause and resume; grants; config jobs; jobs a plugin
+//!   declares (`Actions::declared_jobs`, by hand here; `tests/jobs.rs` has `#[job]`), checked
+//!   and registered when it starts.
 //! - Three instances sharing one Redis run a job every second for ten seconds: exactly one run
 //!   per firing, none missing, also after one instance shuts down half-way. That test starts a
 //!   throwaway `redis-server` (or uses `XCORE_TEST_REDIS_URL`); without one it prints a note
@@ -26,6 +28,7 @@ use serde_json::{Value, json};
 use xcore::{
     Actions, CallContext, CallError, HealthStatus, Manifest, Plugin, PluginContext, PluginError,
     Service, TenantId, Xcore, async_trait,
+    plugin::DeclaredJob,
     services::{
         AccessError,
         scheduler::{
@@ -1240,6 +1243,148 @@ async fn host_handle_before_boot_and_without_the_service() {
         Err(SchedulerError::Unavailable { .. })
     ));
     xcore.shutdown().await;
+}
+
+/// A hand-written plugin declaring `jobs` (as `#[job]` would), which schedules a job of its own
+/// named `daily` in `on_start`.
+struct Declarer {
+    jobs: &'static [DeclaredJob],
+}
+
+#[async_trait]
+impl Actions for Declarer {
+    fn action_names(&self) -> &'static [&'static str] {
+        &["tick"]
+    }
+
+    fn declared_jobs(&self) -> &'static [DeclaredJob] {
+        self.jobs
+    }
+
+    async fn handle(
+        &self,
+        action: &str,
+        _payload: Value,
+        _cx: &CallContext,
+    ) -> Result<Value, CallError> {
+        match action {
+            "tick" => Ok(Value::Null),
+            other => Err(CallError::unknown_action(other, &["tick"])),
+        }
+    }
+}
+
+#[async_trait]
+impl Plugin for Declarer {
+    async fn on_start(&self, ctx: &PluginContext) -> Result<(), PluginError> {
+        ctx.scheduler()
+            .map_err(PluginError::msg)?
+            .add(
+                "daily",
+                Trigger::every(Duration::from_secs(60)).unwrap(),
+                |_| async { Ok(()) },
+            )
+            .await
+            .map_err(PluginError::msg)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declared_jobs_are_checked_and_registered_when_the_plugin_starts() {
+    const fn job(
+        id: &'static str,
+        cron: Option<&'static str>,
+        every: Option<&'static str>,
+        zone: Option<&'static str>,
+    ) -> DeclaredJob {
+        DeclaredJob::new(id, "tick", cron, every, zone)
+    }
+    static GOOD: [DeclaredJob; 3] = [
+        job("daily", Some("0 3 * * *"), None, None),
+        job("paris", Some("0 9 * * *"), None, Some("Europe/Paris")),
+        job("hourly", None, Some("1h"), None),
+    ];
+    static BAD: [(&str, &[DeclaredJob], &str); 6] = [
+        (
+            "both",
+            &[job("x", Some("* * * * *"), Some("1s"), None)],
+            "two schedules",
+        ),
+        ("neither", &[job("x", None, None, None)], "no schedule"),
+        (
+            "soon",
+            &[job("x", None, Some("soon"), None)],
+            "invalid duration `soon`",
+        ),
+        (
+            "colon",
+            &[job("a:b", None, Some("1s"), None)],
+            "invalid job id `a:b`",
+        ),
+        (
+            "never",
+            &[job("x", Some("0 0 0 30 2 *"), None, None)],
+            "would never fire",
+        ),
+        (
+            "twice",
+            &[
+                job("x", None, Some("1s"), None),
+                job("x", None, Some("2s"), None),
+            ],
+            "the same id",
+        ),
+    ];
+    let options = SchedulerOptions {
+        timezone: "Asia/Kolkata".into(),
+        ..SchedulerOptions::default()
+    };
+    let manifest = |name: &str| {
+        Manifest::builder(name, "1.0.0")
+            .services(["scheduler"])
+            .permissions([GRANT])
+            .build()
+            .unwrap()
+    };
+    let mut builder = TestApp::builder()
+        .service(SchedulerService::new(options).unwrap())
+        .plugin(manifest("good"), Declarer { jobs: &GOOD });
+    for (name, jobs, _) in &BAD {
+        builder = builder.plugin(manifest(name), Declarer { jobs });
+    }
+    let app = builder.boot().await.unwrap();
+
+    // The declared `daily` replaced the one the plugin added in `on_start`; a cron without a
+    // zone takes the scheduler's.
+    let jobs = app.xcore().scheduler().unwrap().list_all();
+    let got: Vec<_> = jobs
+        .iter()
+        .map(|j| {
+            (
+                j.plugin.as_deref().unwrap(),
+                j.id.as_str(),
+                j.trigger.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("good", "daily", "cron \"0 0 3 * * *\" in Asia/Kolkata"),
+            ("good", "hourly", "every 3600s"),
+            ("good", "paris", "cron \"0 0 9 * * *\" in Europe/Paris"),
+        ]
+    );
+    for (name, _, needle) in &BAD {
+        let node = app.report().plugin(name).unwrap();
+        assert_eq!(node.state(), xcore::NodeState::Failed, "{name}");
+        let reason = node.reason().unwrap();
+        assert!(
+            reason.contains(&format!("of plugin `{name}`")) && reason.contains(needle),
+            "{name}: {reason}"
+        );
+    }
+    app.shutdown().await;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -11,7 +11,10 @@ use syn::{
 };
 use xcore_manifest::Grant;
 
-use crate::suggest;
+use crate::{
+    job::{self, Job},
+    suggest,
+};
 
 /// The keys of `#[action(...)]`.
 const ACTION_KEYS: &[&str] = &["name"];
@@ -43,9 +46,9 @@ fn is_action_attr(attr: &Attribute) -> bool {
     attr.path().is_ident("action")
 }
 
-/// Removes the `#[action]` attributes from `attrs` and returns them.
-fn take_action_attrs(attrs: &mut Vec<Attribute>) -> Vec<Attribute> {
-    let (taken, kept) = std::mem::take(attrs).into_iter().partition(is_action_attr);
+/// Removes the attributes `which` keeps from `attrs` and returns them.
+fn take_attrs(attrs: &mut Vec<Attribute>, which: fn(&Attribute) -> bool) -> Vec<Attribute> {
+    let (taken, kept) = std::mem::take(attrs).into_iter().partition(which);
     *attrs = kept;
     taken
 }
@@ -276,9 +279,85 @@ fn check_signature(f: &ImplItemFn) -> syn::Result<Vec<Param>> {
     }
 }
 
-/// Collects the actions of the impl block and strips their `#[action]` attributes.
-fn collect(imp: &mut ItemImpl, errors: &mut Option<syn::Error>) -> Vec<Action> {
+/// The input parameter of `f` (not `self`, not a `&CallContext`), if it has one.
+fn input_arg(f: &ImplItemFn) -> Option<&FnArg> {
+    f.sig
+        .inputs
+        .iter()
+        .find(|arg| matches!(arg, FnArg::Typed(pat) if !is_context(&pat.ty)))
+}
+
+/// The jobs of one method, from its `#[job(...)]` attributes, calling `action`; reports errors
+/// (bad keys, a method with an input, a job id already taken) into `errors`.
+fn method_jobs(
+    f: &ImplItemFn,
+    job_attrs: &[Attribute],
+    action: &str,
+    taken: &[Job],
+    errors: &mut Option<syn::Error>,
+) -> Vec<Job> {
+    let mut jobs: Vec<Job> = Vec::new();
+    if job_attrs.is_empty() {
+        return jobs;
+    }
+    if let Some(arg) = input_arg(f) {
+        combine(
+            errors,
+            syn::Error::new_spanned(
+                arg,
+                "a `#[job]` method takes no input (the scheduler calls it with no payload); it \
+                 takes `&self` and optionally a `&CallContext`",
+            ),
+        );
+        return jobs;
+    }
+    for attr in job_attrs {
+        let parsed = match job::parse(attr) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                combine(errors, e);
+                continue;
+            }
+        };
+        let (id, id_at) = match &parsed.id {
+            Some(lit) => (lit.value(), lit.to_token_stream()),
+            None => {
+                let id = f.sig.ident.unraw().to_string();
+                if let Err(e) = job::check_id(&id, &f.sig.ident) {
+                    combine(errors, e);
+                    continue;
+                }
+                (id, attr.to_token_stream())
+            }
+        };
+        if let Some(other) = taken.iter().chain(&jobs).find(|j| j.id == id) {
+            combine(
+                errors,
+                syn::Error::new_spanned(
+                    &id_at,
+                    format!(
+                        "duplicate job id `{id}` (already the id of the job calling `{}`); give \
+                         one another with `#[job(id = \"...\", ...)]`",
+                        other.action
+                    ),
+                ),
+            );
+            continue;
+        }
+        jobs.push(Job {
+            id,
+            action: action.to_owned(),
+            schedule: parsed.schedule,
+        });
+    }
+    jobs
+}
+
+/// Collects the actions and the jobs of the impl block and strips their `#[action]` and
+/// `#[job]` attributes.
+fn collect(imp: &mut ItemImpl, errors: &mut Option<syn::Error>) -> (Vec<Action>, Vec<Job>) {
     let mut actions: Vec<Action> = Vec::new();
+    let mut jobs: Vec<Job> = Vec::new();
     for item in &mut imp.items {
         let ImplItem::Fn(f) = item else {
             let attrs = match item {
@@ -287,25 +366,37 @@ fn collect(imp: &mut ItemImpl, errors: &mut Option<syn::Error>) -> Vec<Action> {
                 ImplItem::Macro(m) => &mut m.attrs,
                 _ => continue,
             };
-            for attr in take_action_attrs(attrs) {
+            for attr in take_attrs(attrs, is_action_attr) {
                 combine(
                     errors,
                     syn::Error::new_spanned(attr, "`#[action]` goes on a method"),
                 );
             }
+            for attr in take_attrs(attrs, job::is_job_attr) {
+                combine(
+                    errors,
+                    syn::Error::new_spanned(attr, "`#[job]` goes on a method"),
+                );
+            }
             continue;
         };
-        let attrs = take_action_attrs(&mut f.attrs);
-        let Some((first, rest)) = attrs.split_first() else {
+        let attrs = take_attrs(&mut f.attrs, is_action_attr);
+        let job_attrs = take_attrs(&mut f.attrs, job::is_job_attr);
+        if attrs.is_empty() && job_attrs.is_empty() {
             continue;
-        };
-        for extra in rest {
+        }
+        for extra in attrs.iter().skip(1) {
             combine(
                 errors,
                 syn::Error::new_spanned(extra, "duplicate `#[action]` attribute"),
             );
         }
-        let (name, name_at) = match parse_action_attr(first) {
+        let parsed = match attrs.first() {
+            Some(first) => parse_action_attr(first),
+            // A `#[job]` method without `#[action]` is an action named after the method.
+            None => Ok(None),
+        };
+        let (name, name_at) = match parsed {
             Ok(Some(lit)) => (lit.value(), lit.to_token_stream()),
             Ok(None) => (
                 f.sig.ident.unraw().to_string(),
@@ -345,6 +436,8 @@ fn collect(imp: &mut ItemImpl, errors: &mut Option<syn::Error>) -> Vec<Action> {
             );
             continue;
         }
+        let method_jobs = method_jobs(f, &job_attrs, &name, &jobs, errors);
+        jobs.extend(method_jobs);
         actions.push(Action {
             name,
             method: f.sig.ident.clone(),
@@ -352,11 +445,12 @@ fn collect(imp: &mut ItemImpl, errors: &mut Option<syn::Error>) -> Vec<Action> {
             params,
         });
     }
-    actions
+    (actions, jobs)
 }
 
-/// The `impl xcore::Actions` of the block's type, dispatching to `actions`.
-fn actions_impl(imp: &ItemImpl, actions: &[Action]) -> TokenStream {
+/// The `impl xcore::Actions` of the block's type, dispatching to `actions` and declaring
+/// `jobs`.
+fn actions_impl(imp: &ItemImpl, actions: &[Action], jobs: &[Job]) -> TokenStream {
     let self_ty = &imp.self_ty;
     let (impl_generics, _, where_clause) = imp.generics.split_for_impl();
     let names: Vec<&str> = actions.iter().map(|a| a.name.as_str()).collect();
@@ -410,12 +504,15 @@ fn actions_impl(imp: &ItemImpl, actions: &[Action]) -> TokenStream {
             }
         }
     };
+    let declared_jobs = job::declared_jobs(jobs);
     quote! {
         #[::xcore::__private::async_trait]
         impl #impl_generics ::xcore::Actions for #self_ty #where_clause {
             fn action_names(&self) -> &'static [&'static str] {
                 &[#(#names),*]
             }
+
+            #declared_jobs
 
             async fn handle(
                 &self,
@@ -464,8 +561,8 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         .to_compile_error();
         return quote!(#item #e);
     }
-    let actions = collect(&mut imp, &mut errors);
-    let dispatch = actions_impl(&imp, &actions);
+    let (actions, jobs) = collect(&mut imp, &mut errors);
+    let dispatch = actions_impl(&imp, &actions, &jobs);
     let errors = errors.map(|e| e.to_compile_error());
     quote! {
         #imp
@@ -481,10 +578,10 @@ mod tests {
     fn expand_ok(item: TokenStream) -> String {
         let mut imp: ItemImpl = syn::parse2(item).unwrap();
         let mut errors = None;
-        let actions = collect(&mut imp, &mut errors);
+        let (actions, jobs) = collect(&mut imp, &mut errors);
         assert!(errors.is_none(), "{:?}", errors.map(|e| e.to_string()));
         let out = quote!(#imp);
-        let dispatch = actions_impl(&imp, &actions);
+        let dispatch = actions_impl(&imp, &actions, &jobs);
         format!("{out}\n{dispatch}")
     }
 
@@ -573,6 +670,74 @@ mod tests {
             "duplicate action name `key2`",
             "invalid action name `a b`",
             "cannot have type or const parameters",
+        ];
+        assert_eq!(errs.len(), expected.len(), "{errs:#?}");
+        for (err, want) in errs.iter().zip(expected) {
+            assert!(err.contains(want), "{err} / {want}");
+        }
+    }
+
+    #[test]
+    fn declares_jobs() {
+        let out = expand_ok(quote! {
+            impl P {
+                #[job(cron = "0 3 * * *", timezone = "Europe/Paris")]
+                async fn cleanup(&self) -> Result<(), CallError> { Ok(()) }
+                #[action(name = "beat.now")]
+                #[job(every = "30s", id = "beat")]
+                #[job(every = "1h", id = "hourly")]
+                fn beat(&self, cx: &CallContext) -> Result<(), CallError> { Ok(()) }
+                #[action]
+                fn plain(&self) -> Result<(), CallError> { Ok(()) }
+            }
+        });
+        assert!(!out.contains("# [job"), "{out}");
+        assert!(
+            out.contains(r#"& ["cleanup" , "beat.now" , "plain"]"#),
+            "{out}"
+        );
+        assert!(out.contains("fn declared_jobs"), "{out}");
+        assert!(out.contains(r#"new ("cleanup" , "cleanup" ,"#), "{out}");
+        assert!(out.contains(r#"new ("beat" , "beat.now" ,"#), "{out}");
+        assert!(out.contains(r#"new ("hourly" , "beat.now" ,"#), "{out}");
+        // Without jobs, the default `declared_jobs` stays.
+        let out = expand_ok(quote! {
+            impl P {
+                #[action]
+                fn plain(&self) -> Result<(), CallError> { Ok(()) }
+            }
+        });
+        assert!(!out.contains("declared_jobs"), "{out}");
+    }
+
+    #[test]
+    fn rejects_bad_jobs() {
+        let errs = errors(quote! {
+            impl P {
+                #[job(every = "1s")]
+                fn with_input(&self, n: u32) -> Result<(), E> { Ok(()) }
+                #[job(every = "1s", id = "same")]
+                fn a(&self) -> Result<(), E> { Ok(()) }
+                #[job(cron = "* * * * *", id = "same")]
+                fn b(&self) -> Result<(), E> { Ok(()) }
+                #[job(every = "1s")]
+                #[job(every = "2s")]
+                fn twice(&self) -> Result<(), E> { Ok(()) }
+                #[job(cron = "* * *")]
+                fn short(&self) -> Result<(), E> { Ok(()) }
+                #[job(every = "1s", timezone = "UTC")]
+                fn zoned(&self) -> Result<(), E> { Ok(()) }
+                #[job(shedule = "1s")]
+                const C: u32 = 1;
+            }
+        });
+        let expected = [
+            "a `#[job]` method takes no input",
+            "duplicate job id `same`",
+            "duplicate job id `twice`",
+            "invalid cron expression `* * *`: it has 3 fields",
+            "`timezone` only applies to `cron`",
+            "`#[job]` goes on a method",
         ];
         assert_eq!(errs.len(), expected.len(), "{errs:#?}");
         for (err, want) in errs.iter().zip(expected) {

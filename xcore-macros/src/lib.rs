@@ -1,4 +1,4 @@
-//! The `#[plugin]` and `#[actions]` attributes of xcore.
+//! The `#[plugin]` and `#[actions]` attributes of xcore (with `#[job]`, inside `#[actions]`).
 //!
 //! Use them through `xcore` (`use xcore::prelude::*;`), not from this crate: the code they
 //! write names `::xcore`. They generate nothing a person could not write by hand.
@@ -75,9 +75,65 @@
 //! fit; an action without input ignores the payload), the output is encoded to JSON, and an
 //! unknown action is an `unknown_action` error listing the actions. A method of another shape,
 //! two actions of one name and an unknown `#[action]` key are compile errors.
+//!
+//! # `#[job(...)]`
+//!
+//! Goes on a method of an `#[actions]` block, with or without `#[action]`: the method is an
+//! action (named as above), and the scheduler calls it on a schedule while the plugin runs.
+//! `#[actions]` then also implements `Actions::declared_jobs`, the list of the block's jobs.
+//!
+//! ```ignore
+//! #[derive(Default)]
+//! #[plugin(
+//!     name = "reports",
+//!     services = ["scheduler"],
+//!     permissions = ["service:scheduler: schedule"],
+//! )]
+//! struct Reports;
+//!
+//! #[actions]
+//! impl Reports {
+//!     #[job(cron = "0 3 * * *", timezone = "Europe/Paris")]
+//!     async fn nightly(&self) -> Result<(), CallError> {
+//!         Ok(())
+//!     }
+//!
+//!     #[job(every = "30s", id = "heartbeat")]
+//!     fn beat(&self, cx: &CallContext) -> Result<(), CallError> {
+//!         Ok(())
+//!     }
+//! }
+//! ```
+//!
+//! | `#[job(...)]` key | value | default | meaning |
+//! |---|---|---|---|
+//! | `cron` | string | — | a cron expression: 5 fields `m h dom mon dow`, 6 (seconds first), 7 (seconds first, year last), or `@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly` |
+//! | `every` | string | — | an interval of at least `1s`: `"30s"`, `"5m"`, `"1h30m"` |
+//! | `id` | string | the method's name | the job's id, unique in the block: ASCII letters, digits, `_`, `-`, `.` |
+//! | `timezone` | string | the scheduler's zone | the IANA time zone the `cron` expression is read in: `"Europe/Paris"` |
+//!
+//! Exactly one of `cron` and `every` is given; `timezone` goes with `cron` only. A method may
+//! carry several `#[job]`s with distinct ids. A job method takes no input (`&self`, optionally
+//! a `&CallContext`): the scheduler calls it with the payload `null`, as the host, for the
+//! tenant `default`, through the plugin's call pipeline (its timeout, limits and panic
+//! isolation apply); a failed run is logged and counted, and the job keeps its schedule.
+//!
+//! The scheduler registers the jobs when the plugin starts, under the plugin's own namespace
+//! (they show in its `ctx.scheduler()?.list()`), and removes them when it stops. The plugin
+//! must declare `services = ["scheduler"]` and hold `service:scheduler: schedule`: otherwise,
+//! or if an expression or a time zone turns out invalid, the plugin fails to start, with the
+//! reason. A job registered by the plugin itself under the same id is replaced.
+//!
+//! At compile time, an unknown key (with the closest valid key suggested), a key given twice,
+//! no schedule or two, `timezone` with `every`, a job method with an input, two jobs of one id,
+//! an invalid id, a cron expression with a wrong number of fields or an unknown nickname, and
+//! an `every` that is no duration or is shorter than `1s` are errors pointing at the key, the
+//! value or the method at fault. Cron fields and time zones are parsed in full when the plugin
+//! starts.
 #![forbid(unsafe_code)]
 
 mod actions;
+mod job;
 mod plugin;
 mod suggest;
 
@@ -93,9 +149,10 @@ pub fn plugin(attr: TokenStream, item: TokenStream) -> TokenStream {
     plugin::expand(attr.into(), item.into()).into()
 }
 
-/// Implements `xcore::Actions` from the `#[action]` methods of an inherent impl block.
+/// Implements `xcore::Actions` from the `#[action]` and `#[job(...)]` methods of an inherent
+/// impl block.
 ///
-/// See the [crate documentation](crate) for the accepted method shapes.
+/// See the [crate documentation](crate) for the accepted method shapes and the `#[job]` keys.
 #[proc_macro_attribute]
 pub fn actions(attr: TokenStream, item: TokenStream) -> TokenStream {
     actions::expand(attr.into(), item.into()).into()

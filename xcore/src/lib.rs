@@ -91,13 +91,17 @@ pub use xcore_manifest::{
     RateLimit, Requirement, Version, VersionReq,
 };
 
-pub use crate::call::{CallContext, CallError, Caller, ErrorCode, PluginIdentity, TraceContext, envelope};
+pub use crate::call::{
+    CallContext, CallError, Caller, ErrorCode, PluginIdentity, TraceContext, envelope,
+};
 pub use crate::container::{
-    BootError, BootOptions, BootReport, NodeId, NodeKind, NodeState, OnFailure, Plan, Service, StartedPlugin,
-    ServiceContext, ShutdownReport,
+    BootError, BootOptions, BootReport, NodeId, NodeKind, NodeState, OnFailure, Plan, Service,
+    ServiceContext, ShutdownReport, StartedPlugin,
 };
 pub use crate::health::{Health, HealthReport, HealthStatus, NodeHealth};
-pub use crate::plugin::{Actions, HookError, Plugin, PluginClient, PluginContext, PluginError, ServiceError};
+pub use crate::plugin::{
+    Actions, HookError, Plugin, PluginClient, PluginContext, PluginError, ServiceError,
+};
 pub use crate::tenancy::TenantId;
 pub use crate::xcore::{BuildError, Xcore, XcoreBuilder};
 

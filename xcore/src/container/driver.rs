@@ -334,7 +334,21 @@ async fn start_wave(
                     let started = StartedPlugin::new(identity, plugin.declared_jobs());
                     let services = loaded_services(&nodes.entries);
                     let mut refused = None;
-                    for service in &services {
+                    let jobs = started.declared_jobs();
+                    if !jobs.is_empty()
+                        && !identity
+                            .manifest()
+                            .services()
+                            .iter()
+                            .any(|s| s == "scheduler")
+                    {
+                        refused = Some(format!(
+                            "it declares jobs with `#[job]` (`{}`) but not the service that runs them; \
+                             add `services = [\"scheduler\"]` to its manifest",
+                            jobs[0].id()
+                        ));
+                    }
+                    for service in services.iter().filter(|_| refused.is_none()) {
                         let (outcome, _) = run_hook(limit, service.on_plugin_start(&started)).await;
                         if let Err(reason) = outcome {
                             refused = Some(format!("service `{}`: {reason}", service.name()));

@@ -9,10 +9,10 @@ use super::{
     ConfigJob, JobError, JobOptions, SchedulerError, Trigger,
     engine::Engine,
     entry::Spec,
-    job::{JobContext, job_fn},
+    job::{JobContext, JobFn, job_fn},
     key::{Owner, check_id, job_key},
 };
-use crate::TenantId;
+use crate::{CallContext, TenantId};
 
 /// A config job, checked.
 #[derive(Debug, Clone)]
@@ -107,9 +107,21 @@ pub(crate) async fn register(
 }
 
 /// The job's code: calls `plugin.action(payload)` as the host, for the job's tenant.
-fn call(engine: Weak<Engine>, job: &CheckedJob) -> super::job::JobFn {
+fn call(engine: Weak<Engine>, job: &CheckedJob) -> JobFn {
+    call_as_host(engine, &job.plugin, &job.action, job.payload.clone())
+}
+
+/// A job's code that calls `plugin.action(payload)` through the `Xcore`'s call path, as the
+/// host, for the job's tenant, in the firing's trace and under its attempt's deadline. Used by
+/// config jobs and by the jobs plugins declare with `#[job]`.
+pub(crate) fn call_as_host(
+    engine: Weak<Engine>,
+    plugin: &str,
+    action: &str,
+    payload: Value,
+) -> JobFn {
     let target: Arc<(String, String, Value)> =
-        Arc::new((job.plugin.clone(), job.action.clone(), job.payload.clone()));
+        Arc::new((plugin.to_owned(), action.to_owned(), payload));
     job_fn(move |cx: JobContext| {
         let engine = engine.clone();
         let target = target.clone();
@@ -124,8 +136,16 @@ fn call(engine: Weak<Engine>, job: &CheckedJob) -> super::job::JobFn {
                 )
             })?;
             let (plugin, action, payload) = &*target;
+            let job = cx.call_context();
+            let call = CallContext::host()
+                .with_tenant(job.tenant().clone())
+                .with_trace(*job.trace());
+            let call = match job.deadline() {
+                Some(deadline) => call.with_deadline(deadline),
+                None => call,
+            };
             shared
-                .dispatch(plugin, action, payload.clone(), cx.call_context().clone())
+                .dispatch(plugin, action, payload.clone(), call)
                 .await
                 .map(drop)
                 .map_err(JobError::from)

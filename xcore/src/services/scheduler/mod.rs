@@ -40,6 +40,20 @@
 //! once. If Redis cannot be reached, firings are skipped (never run twice) and the service
 //! reports itself degraded. Counts in [`JobInfo`] are per instance.
 //!
+//! # Jobs declared by plugins
+//!
+//! A plugin declares jobs with `#[job(cron = "…")]` or `#[job(every = "30s")]` on methods of
+//! its `#[actions]` block ([`DeclaredJob`](crate::plugin::DeclaredJob),
+//! [`Actions::declared_jobs`](crate::Actions::declared_jobs)). When the plugin has started,
+//! the scheduler registers them under the plugin's namespace and the tenant `default`
+//! (`<plugin>:default:<id>`: they show in its [`Scheduler::list`], a job the plugin added
+//! itself under the same id is replaced); each firing calls the action as the host, with the
+//! payload `null`, through the plugin's call pipeline, as config jobs do. They are removed
+//! when the plugin stops. The plugin must declare `services = ["scheduler"]` and hold
+//! `service:scheduler: schedule` (a refused grant is audited); otherwise, or if an expression,
+//! interval or zone is invalid, the plugin fails to start with a reason naming what to add to
+//! its manifest or the job at fault, and is stopped again.
+//!
 //! # Jobs from the config
 //!
 //! `services.scheduler.jobs` lists jobs that call a plugin's action as the host when they fire
@@ -62,6 +76,8 @@ mod alarm;
 mod config_jobs;
 #[cfg(feature = "scheduler")]
 mod cron;
+#[cfg(feature = "scheduler")]
+mod declared_jobs;
 #[cfg(feature = "scheduler")]
 mod engine;
 #[cfg(feature = "scheduler")]

@@ -7,11 +7,14 @@ use chrono_tz::Tz;
 use super::{
     SchedulerError, SchedulerOptions,
     config_jobs::{self, CheckedJob},
+    declared_jobs,
     engine::Engine,
     lock,
     zone::parse_zone,
 };
-use crate::{Health, Service, ServiceContext, ServiceError, async_trait, xcore::Shared};
+use crate::{
+    Health, Service, ServiceContext, ServiceError, StartedPlugin, async_trait, xcore::Shared,
+};
 
 /// The scheduler service, named `scheduler`: cron, interval and one-shot jobs of plugins
 /// (through [`PluginContext::scheduler`](crate::PluginContext::scheduler)) and of the host
@@ -20,6 +23,10 @@ use crate::{Health, Service, ServiceContext, ServiceError, async_trait, xcore::S
 /// - `init` connects the lock, if one is configured (an unreachable server fails the boot),
 ///   and creates tokio-cron-scheduler's job scheduler;
 /// - `start` starts firing (unless `enabled: false`) and registers the config jobs;
+/// - a starting plugin's declared jobs (`#[job(...)]` on its actions) are registered once it
+///   has started, under its own namespace; a plugin that declares jobs without declaring the
+///   service and holding `service:scheduler: schedule`, or with an invalid expression or
+///   zone, fails to start;
 /// - a stopping plugin's jobs (those it registered, in every tenant, and the config jobs that
 ///   call it) are removed before its `on_stop`, and their runs get the shutdown timeout to
 ///   end before they are cancelled;
@@ -171,6 +178,17 @@ impl Service for SchedulerService {
             Ok(engine) => engine.health(),
             Err(e) => Health::unhealthy(e.to_string()),
         }
+    }
+
+    async fn on_plugin_start(&self, plugin: &StartedPlugin<'_>) -> Result<(), ServiceError> {
+        let jobs = plugin.declared_jobs();
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let engine = self.engine().map_err(ServiceError::msg)?;
+        declared_jobs::register(engine, plugin.identity(), jobs)
+            .await
+            .map_err(ServiceError::msg)
     }
 
     async fn on_plugin_stop(&self, plugin: &str) {
