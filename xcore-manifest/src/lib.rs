@@ -30,6 +30,7 @@ mod manifest;
 mod name;
 mod rate_limit;
 mod requirement;
+mod suggest;
 
 pub use duration::parse_duration;
 pub use error::ManifestError;
@@ -39,3 +40,4 @@ pub use name::{MAX_NAME_LEN, NameError, validate_name};
 pub use rate_limit::RateLimit;
 pub use requirement::Requirement;
 pub use semver::{Version, VersionReq};
+pub use suggest::edit_distance;
