@@ -15,13 +15,11 @@
 //! ratios handle / raw is printed. That ratio is the figure to read on a busy machine, where
 //! load drifts between two criterion measurements taken one after the other.
 
-use std::{
-    cell::Cell,
-    hint::black_box,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{cell::Cell, hint::black_box, sync::Arc, time::Duration};
 
+mod common;
+
+use common::paired;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
 use xcore::services::cache::{
@@ -56,50 +54,6 @@ impl Keys {
             .set(if i + 1 == self.keys.len() { 0 } else { i + 1 });
         &self.keys[i]
     }
-}
-
-/// Rounds of the paired comparison.
-const ROUNDS: usize = 15;
-
-/// Runs `raw` and `handle` alternately, `n` calls each per round, and prints the median time
-/// per call of each and the median of the per-round ratios handle / raw. Alternating makes the
-/// ratio robust to load that drifts during the run (criterion measures one function after the
-/// other).
-fn paired(
-    rt: &Runtime,
-    label: &str,
-    n: u32,
-    mut raw: impl AsyncFnMut(),
-    mut handle: impl AsyncFnMut(),
-) {
-    let (mut raws, mut handles, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    rt.block_on(async {
-        for _ in 0..ROUNDS {
-            let started = Instant::now();
-            for _ in 0..n {
-                raw().await;
-            }
-            let r = started.elapsed() / n;
-            let started = Instant::now();
-            for _ in 0..n {
-                handle().await;
-            }
-            let h = started.elapsed() / n;
-            raws.push(r);
-            handles.push(h);
-            ratios.push(h.as_secs_f64() / r.as_secs_f64());
-        }
-    });
-    raws.sort();
-    handles.sort();
-    ratios.sort_by(f64::total_cmp);
-    println!(
-        "{label}: raw {:?}, handle {:?} per call (medians of {ROUNDS} alternating rounds of {n}); \
-         handle / raw = {:.3}",
-        raws[ROUNDS / 2],
-        handles[ROUNDS / 2],
-        ratios[ROUNDS / 2],
-    );
 }
 
 fn cache_memory(c: &mut Criterion) {

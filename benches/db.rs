@@ -2,7 +2,11 @@
 //! of the same size on the same database, in one run: on SQLite (in memory), and on Postgres
 //! when `XCORE_TEST_POSTGRES_URL` is set or a throwaway server can be started.
 
+mod common;
+
 use std::hint::black_box;
+
+use common::paired;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use xcore::{
@@ -54,6 +58,17 @@ fn bench_url(
             .iter(|| async { black_box(db.ping().await.unwrap()) })
     });
     group.finish();
+    paired(
+        rt,
+        &format!("paired select_1/{label}"),
+        200,
+        async || {
+            black_box(sqlx::query("SELECT 1").execute(&raw).await.unwrap());
+        },
+        async || {
+            black_box(db.ping().await.unwrap());
+        },
+    );
     rt.block_on(async {
         raw.close().await;
         xcore.shutdown().await;
