@@ -4,20 +4,18 @@
 use std::{net::SocketAddr, time::Duration};
 
 use axum::{Router, routing::get};
-use bytes::Bytes;
-use http::{Method, Request, StatusCode, header};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use http::{Method, StatusCode, header};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use xcore::{
     Actions, CallContext, CallError, Health, Manifest, Plugin, PluginContext, PluginError, Xcore,
-    async_trait,
-    config::TenancyConfig,
-    plugin::decode_input,
-    web::{Routes, Web},
+    async_trait, plugin::decode_input, web::Routes,
 };
 use xcore_testkit::FakeService;
+
+mod support;
+
+use support::{Adapter, Reply, send, serve, serve_all, tenancy_on};
 
 const TOKEN: &str = "4f9c2b7e-admin-token-for-tests";
 
@@ -143,119 +141,8 @@ async fn booted() -> Xcore {
     xcore
 }
 
-fn tenancy_on() -> TenancyConfig {
-    let mut tenancy = TenancyConfig::default();
-    tenancy.enabled = true;
-    tenancy
-}
-
 // ---------------------------------------------------------------------------------------------
-// Servers and a client (as in tests/web.rs).
-
-#[derive(Debug, Clone, Copy)]
-enum Adapter {
-    Axum,
-    Hyper,
-    Actix,
-}
-
-async fn serve(adapter: Adapter, web: Web) -> SocketAddr {
-    match adapter {
-        Adapter::Axum => {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let app = xcore::web::axum::router(&web);
-            tokio::spawn(async move { axum::serve(listener, app).await });
-            addr
-        }
-        Adapter::Hyper => {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            tokio::spawn(xcore::web::hyper::serve(
-                listener,
-                web,
-                std::future::pending(),
-            ));
-            addr
-        }
-        Adapter::Actix => {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let addr = listener.local_addr().unwrap();
-            std::thread::spawn(move || {
-                actix_web::rt::System::new().block_on(async move {
-                    actix_web::HttpServer::new(move || {
-                        actix_web::App::new().configure(xcore::web::actix::configure(web.clone()))
-                    })
-                    .workers(1)
-                    .disable_signals()
-                    .listen(listener)?
-                    .run()
-                    .await
-                })
-            });
-            addr
-        }
-    }
-}
-
-async fn serve_all(web: &Web) -> Vec<(Adapter, SocketAddr)> {
-    let mut addrs = Vec::new();
-    for adapter in [Adapter::Axum, Adapter::Hyper, Adapter::Actix] {
-        addrs.push((adapter, serve(adapter, web.clone()).await));
-    }
-    addrs
-}
-
-#[derive(Debug)]
-struct Reply {
-    status: StatusCode,
-    headers: http::HeaderMap,
-    body: Bytes,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
-    }
-}
-
-async fn send(
-    addr: SocketAddr,
-    method: Method,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> Reply {
-    let exchange = async {
-        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        let mut request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(header::HOST, "127.0.0.1");
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let body = Full::new(Bytes::from(body.to_owned()));
-        let response = sender
-            .send_request(request.body(body).unwrap())
-            .await
-            .unwrap();
-        let (parts, body) = response.into_parts();
-        Reply {
-            status: parts.status,
-            headers: parts.headers,
-            body: body.collect().await.unwrap().to_bytes(),
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), exchange)
-        .await
-        .expect("no answer within 10 s")
-}
+// Servers and a client: tests/support.
 
 fn bearer() -> String {
     format!("Bearer {TOKEN}")
