@@ -70,6 +70,28 @@ pub enum DbError {
         /// Why.
         reason: String,
     },
+    /// A tenant's database could not be provisioned (created, opened or migrated). Retrying
+    /// later may succeed.
+    #[error("database `{connection}`: tenant `{tenant}` could not be provisioned: {reason}")]
+    Provisioning {
+        /// The connection.
+        connection: String,
+        /// The tenant.
+        tenant: String,
+        /// Why.
+        reason: String,
+    },
+    /// Every tenant whose pools are open is in use: a new tenant cannot be opened now.
+    #[error(
+        "database `{connection}`: {open} tenants have pools open and all are in use \
+         (`tenant_pools`); retry later"
+    )]
+    TenantCapacity {
+        /// The connection.
+        connection: String,
+        /// How many tenants are open.
+        open: usize,
+    },
     /// An error from sqlx or the server.
     #[error("database error: {0}")]
     Sqlx(#[from] sqlx::Error),
@@ -79,10 +101,17 @@ impl From<DbError> for CallError {
     fn from(err: DbError) -> Self {
         let code = match &err {
             DbError::ReadOnly { .. } => ErrorCode::PermissionDenied,
-            DbError::AcquireTimeout { .. } => ErrorCode::Unavailable,
+            DbError::AcquireTimeout { .. }
+            | DbError::Provisioning { .. }
+            | DbError::TenantCapacity { .. } => ErrorCode::Unavailable,
             _ => ErrorCode::HandlerError,
         };
-        CallError::new(code, err.to_string())
+        let error = CallError::new(code, err.to_string());
+        if code == ErrorCode::Unavailable {
+            error.with_details(serde_json::json!({ "retry_after": 1 }))
+        } else {
+            error
+        }
     }
 }
 

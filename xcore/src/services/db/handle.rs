@@ -5,7 +5,8 @@ use tokio::time::Instant;
 
 use super::{
     Backend, DbError, Migration, MigrationReport, migrate,
-    service::{Connection, Pools, tenant_schema},
+    location::tenant_schema,
+    service::{Connection, Pools},
 };
 use crate::{PluginContext, TenantId};
 
@@ -144,9 +145,16 @@ impl Db {
 
     /// Begins a transaction. It rolls back when dropped without `commit`. For a tenant other
     /// than `default` on Postgres, it starts with `SET LOCAL search_path` to the tenant's
-    /// schema.
+    /// schema. On SQLite, a read-write handle begins with `BEGIN IMMEDIATE`: the transaction
+    /// takes the write lock first (waiting up to the busy timeout for another writer), so
+    /// concurrent read-then-write transactions queue instead of failing.
     pub async fn begin(&self) -> Result<Transaction<'static, Any>, DbError> {
-        let mut tx = self.pool().begin().await.map_err(|e| self.map(e))?;
+        let begun = if self.conn.backend == Backend::Sqlite && !self.read_only {
+            self.pool().begin_with("BEGIN IMMEDIATE").await
+        } else {
+            self.pool().begin().await
+        };
+        let mut tx = begun.map_err(|e| self.map(e))?;
         if self.conn.backend == Backend::Postgres && self.tenant.as_str() != "default" {
             let schema = tenant_schema(&self.tenant);
             sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -243,7 +251,14 @@ impl PluginContext {
             name,
             &["read", "write"],
         )?;
-        Ok(Db::new(conn, mask & 0b10 == 0, self.name()))
+        let read_only = mask & 0b10 == 0;
+        if read_only && let Some(reason) = conn.read_only_refusal() {
+            return Err(AccessError::Unavailable {
+                service: "db".into(),
+                reason: format!("database `{name}`: {reason}"),
+            });
+        }
+        Ok(Db::new(conn, read_only, self.name()))
     }
 }
 

@@ -111,6 +111,35 @@ pub(crate) async fn run(
     outcome
 }
 
+/// Creates a tenant's schema (Postgres) under the same locks as migrations: two instances
+/// provisioning one tenant at once both succeed (`CREATE SCHEMA IF NOT EXISTS` alone races).
+pub(crate) async fn create_schema(
+    pool: &sqlx::AnyPool,
+    lock: &tokio::sync::Mutex<()>,
+    schema: &str,
+) -> Result<(), DbError> {
+    let _local = lock.lock().await;
+    let mut conn = pool.acquire().await?;
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(ADVISORY_KEY)
+        .execute(&mut *conn)
+        .await?;
+    let created = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE SCHEMA IF NOT EXISTS {schema}"
+    )))
+    .execute(&mut *conn)
+    .await;
+    let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(ADVISORY_KEY)
+        .execute(&mut *conn)
+        .await;
+    if unlocked.is_err() {
+        conn.detach();
+    }
+    created?;
+    Ok(())
+}
+
 /// The key of the Postgres advisory lock taken while migrating.
 const ADVISORY_KEY: i64 = 0x7863_6f72_655f_6d67; // "xcore_mg"
 

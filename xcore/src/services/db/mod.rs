@@ -28,7 +28,11 @@ mod error;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod handle;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod location;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod migrate;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub mod session;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod service;
 

@@ -23,6 +23,18 @@ pub struct DatabaseOptions {
     pub max_lifetime: Option<Duration>,
     /// Log every statement (at `debug`).
     pub log_statements: bool,
+    /// Postgres: the URL of a login with read privileges only, used by read-only handles.
+    /// When unset, xcore creates (or updates) such a login itself with the main login, which
+    /// then needs `CREATEROLE`; see [`session`](super#connection-state).
+    pub read_only_url: Option<String>,
+    /// Most connections in the read-write pool, and in the read-only pool, of each tenant.
+    pub tenant_max_connections: u32,
+    /// Most tenants whose pools are open at once. Beyond, the least recently used tenant that
+    /// no handle holds is closed (its data stays, it reopens on next use); when every open
+    /// tenant is in use, a new one is refused with [`DbError::TenantCapacity`](super::DbError)
+    /// (503). So the connections of this database never exceed
+    /// `2 × (max_connections + tenant_pools × tenant_max_connections)`.
+    pub tenant_pools: usize,
 }
 
 impl Default for DatabaseOptions {
@@ -35,6 +47,9 @@ impl Default for DatabaseOptions {
             idle_timeout: Some(Duration::from_secs(600)),
             max_lifetime: Some(Duration::from_secs(1800)),
             log_statements: false,
+            read_only_url: None,
+            tenant_max_connections: 2,
+            tenant_pools: 64,
         }
     }
 }

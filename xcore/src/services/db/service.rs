@@ -1,19 +1,26 @@
 use std::{
     collections::HashMap,
     fmt,
-    path::Path,
     str::FromStr,
-    sync::{Arc, OnceLock},
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
 use async_trait::async_trait;
 use sqlx::{
-    AnyPool, ConnectOptions, Executor,
+    AnyConnection, AnyPool, ConnectOptions, Connection as _,
     any::{AnyConnectOptions, AnyPoolOptions},
 };
 
-use super::{DatabaseOptions, Db, DbError, Migration, error::redact, migrate};
+use super::{
+    DatabaseOptions, Db, DbError, Migration,
+    error::redact,
+    location::{SqliteLocation, tenant_schema},
+    migrate, session,
+};
 use crate::{Health, Service, ServiceContext, ServiceError, TenantId};
 
 /// Which server a connection talks to.
@@ -48,26 +55,33 @@ impl Backend {
             Err(unsupported("expected `sqlite:…` or `postgres://…`"))
         }
     }
-
-    /// The session setting that makes a connection read-only.
-    fn read_only_statement(self) -> &'static str {
-        match self {
-            Backend::Sqlite => "PRAGMA query_only = ON",
-            Backend::Postgres => "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
-        }
-    }
 }
 
-/// One configured connection: a read-write pool and a read-only pool on the same database.
+/// How the pools of a connection (and of each of its tenants) are opened.
+enum Target {
+    Sqlite(SqliteLocation),
+    Postgres {
+        rw: AnyConnectOptions,
+        /// The reader login, or why there is none (read-only handles are then refused).
+        ro: Result<AnyConnectOptions, String>,
+    },
+}
+
+/// One configured connection: a read-write pool and a read-only pool on the same database,
+/// and the same for each tenant in use.
 pub(crate) struct Connection {
     pub(crate) name: String,
     pub(crate) backend: Backend,
-    /// The URL as opened (SQLite: rewritten, see `sqlite_url`).
-    url: String,
+    target: Target,
     options: DatabaseOptions,
     /// The main database: tenant `default`.
     pub(crate) base: Arc<Pools>,
-    tenants: tokio::sync::Mutex<HashMap<TenantId, Arc<Pools>>>,
+    tenants: std::sync::Mutex<HashMap<TenantId, Arc<TenantSlot>>>,
+    /// Ticks of tenant use, for evicting the least recently used tenant pools.
+    clock: AtomicU64,
+    /// One connection per in-memory SQLite database, never used: it keeps the database alive
+    /// for the life of the service.
+    keepers: std::sync::Mutex<HashMap<String, AnyConnection>>,
     migrations: std::sync::Mutex<Vec<(String, &'static [Migration])>>,
     pub(crate) acquire_timeout: Duration,
     pub(crate) migrate_lock: tokio::sync::Mutex<()>,
@@ -82,29 +96,11 @@ impl fmt::Debug for Connection {
     }
 }
 
-/// SQLite URLs as xcore opens them: `sqlite::memory:` becomes a named shared-cache in-memory
-/// database (so the read-only pool sees the same data), and files are created if missing.
-fn sqlite_url(url: &str) -> Result<String, String> {
-    if url == "sqlite::memory:" || url == "sqlite://:memory:" {
-        return Ok(format!(
-            "sqlite:file:xcore-mem-{:016x}?mode=memory&cache=shared",
-            fastrand::u64(..)
-        ));
-    }
-    if url.contains("mode=") {
-        return Ok(url.to_owned());
-    }
-    let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
-    let path = path.split('?').next().unwrap_or(path);
-    if let Some(parent) = Path::new(path)
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| format!("cannot create `{}`: {e}", parent.display()))?;
-    }
-    let sep = if url.contains('?') { '&' } else { '?' };
-    Ok(format!("{url}{sep}mode=rwc"))
+/// A tenant's pools, provisioned once (single flight: concurrent first requests wait for the
+/// same provisioning, other tenants are not held up).
+struct TenantSlot {
+    pools: tokio::sync::OnceCell<Arc<Pools>>,
+    last_used: AtomicU64,
 }
 
 /// A read-write pool and a read-only pool on one database (or one tenant's schema or file).
@@ -120,165 +116,334 @@ impl Pools {
     }
 }
 
-/// Builds the pools of `url`; `search_path` (Postgres) is set on every connection.
-async fn pools(
-    url: &str,
-    options: &DatabaseOptions,
-    backend: Backend,
-    search_path: Option<String>,
-) -> Result<Pools, DbError> {
+fn pool_options(options: &DatabaseOptions, max: u32, min: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max.max(1))
+        .min_connections(min.min(max))
+        .acquire_timeout(options.acquire_timeout)
+        .idle_timeout(options.idle_timeout)
+        .max_lifetime(options.max_lifetime)
+}
+
+fn connect_options(url: &str, options: &DatabaseOptions) -> Result<AnyConnectOptions, DbError> {
     let mut connect = AnyConnectOptions::from_str(url)?;
     if !options.log_statements {
         connect = connect.disable_statement_logging();
     }
-    let memory = url.contains("mode=memory");
-    let pool = |min: u32| {
-        let search_path = search_path.clone();
-        AnyPoolOptions::new()
-            .max_connections(options.max_connections.max(1))
-            .min_connections(min)
-            .acquire_timeout(options.acquire_timeout)
-            // An in-memory database lives as long as one of its connections.
-            .idle_timeout(if memory { None } else { options.idle_timeout })
-            .max_lifetime(if memory { None } else { options.max_lifetime })
-            .after_connect(move |conn, _meta| {
-                let search_path = search_path.clone();
-                Box::pin(async move {
-                    if let Some(path) = search_path {
-                        conn.execute(sqlx::AssertSqlSafe(format!("SET search_path TO {path}")))
-                            .await?;
-                    }
-                    Ok(())
-                })
-            })
-    };
-    let rw = pool(if memory { 1 } else { options.min_connections })
-        .connect_with(connect.clone())
+    Ok(connect)
+}
+
+/// The pools of a SQLite database: read-write connections, and read-only ones opened with
+/// `SQLITE_OPEN_READONLY`.
+async fn sqlite_pools(
+    location: &SqliteLocation,
+    options: &DatabaseOptions,
+    max: u32,
+    min: u32,
+) -> Result<Pools, DbError> {
+    let rw = pool_options(options, max, min)
+        .connect_with(connect_options(&location.rw_url(), options)?)
         .await?;
-    let read_only = backend.read_only_statement();
-    let ro = pool(0)
-        .after_connect({
-            let search_path = search_path.clone();
-            move |conn, _meta| {
-                let search_path = search_path.clone();
-                Box::pin(async move {
-                    if let Some(path) = search_path {
-                        conn.execute(sqlx::AssertSqlSafe(format!("SET search_path TO {path}")))
-                            .await?;
-                    }
-                    conn.execute(read_only).await?;
-                    Ok(())
+    let ro = pool_options(options, max, 0)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                // Belt and braces: the file is open read-only already.
+                sqlx::raw_sql("PRAGMA query_only = ON").execute(conn).await?;
+                Ok(())
+            })
+        })
+        .connect_lazy_with(connect_options(&location.ro_url(), options)?);
+    Ok(Pools { rw, ro })
+}
+
+/// One Postgres pool whose connections carry `assert` (search path, read-only
+/// characteristics) from their opening, and are reset to it (or closed) on every release.
+fn pg_pool(
+    connect: AnyConnectOptions,
+    options: &DatabaseOptions,
+    max: u32,
+    min: u32,
+    assert: String,
+) -> AnyPool {
+    let assert = Arc::<str>::from(assert);
+    let on_connect = assert.clone();
+    pool_options(options, max, min)
+        .after_connect(move |conn, _| {
+            let assert = on_connect.clone();
+            Box::pin(async move {
+                if !assert.is_empty() {
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(assert.to_string()))
+                        .execute(conn)
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .after_release(move |conn, _| {
+            let assert = assert.clone();
+            Box::pin(async move { session::reset(conn, &assert).await })
+        })
+        .connect_lazy_with(connect)
+}
+
+impl Target {
+    async fn pools(
+        &self,
+        options: &DatabaseOptions,
+        tenant: Option<&TenantId>,
+        max: u32,
+        min: u32,
+    ) -> Result<Pools, DbError> {
+        match self {
+            Target::Sqlite(location) => match tenant {
+                None => sqlite_pools(location, options, max, min).await,
+                Some(t) => sqlite_pools(&location.for_tenant(t), options, max, min).await,
+            },
+            Target::Postgres { rw, ro } => {
+                let schema = tenant.map(tenant_schema);
+                let path = schema.as_deref();
+                let rw_pool = pg_pool(
+                    rw.clone(),
+                    options,
+                    max,
+                    min,
+                    session::assert_sql(path, false),
+                );
+                // Without a reader login, read-only handles are refused; the pool is never used.
+                let ro_pool = pg_pool(
+                    ro.as_ref().unwrap_or(rw).clone(),
+                    options,
+                    max,
+                    0,
+                    session::assert_sql(path, true),
+                );
+                // Fail early when the server is unreachable.
+                drop(rw_pool.acquire().await?);
+                Ok(Pools {
+                    rw: rw_pool,
+                    ro: ro_pool,
                 })
             }
-        })
-        .connect_lazy_with(connect);
-    Ok(Pools { rw, ro })
+        }
+    }
 }
 
 async fn open(name: &str, options: &DatabaseOptions) -> Result<Connection, DbError> {
     sqlx::any::install_default_drivers();
     let backend = Backend::of(name, &options.url)?;
-    let url = match backend {
-        Backend::Sqlite => sqlite_url(&options.url).map_err(|reason| DbError::UnsupportedUrl {
-            connection: name.to_owned(),
-            url: redact(&options.url),
-            reason,
-        })?,
-        Backend::Postgres => options.url.clone(),
+    let unsupported = |reason: String| DbError::UnsupportedUrl {
+        connection: name.to_owned(),
+        url: redact(&options.url),
+        reason,
     };
-    let base = pools(&url, options, backend, None).await?;
+    let keepers = std::sync::Mutex::new(HashMap::new());
+    let target = match backend {
+        Backend::Sqlite => {
+            let location = SqliteLocation::parse(&options.url).map_err(unsupported)?;
+            prepare_sqlite(&location, options, &keepers).await?;
+            Target::Sqlite(location)
+        }
+        Backend::Postgres => {
+            let rw = connect_options(&options.url, options)?;
+            let ro = match &options.read_only_url {
+                Some(url) => Ok(connect_options(url, options)?),
+                None => {
+                    let mut conn = rw.connect().await?;
+                    let reader = session::reader_options(&rw, &mut conn).await;
+                    let _ = conn.close().await;
+                    if let Err(reason) = &reader {
+                        tracing::warn!(connection = name, %reason, "read-only handles unavailable");
+                    }
+                    reader
+                }
+            };
+            Target::Postgres { rw, ro }
+        }
+    };
+    let base = target
+        .pools(
+            options,
+            None,
+            options.max_connections,
+            options.min_connections,
+        )
+        .await?;
     Ok(Connection {
         name: name.to_owned(),
         backend,
-        url,
+        target,
         options: options.clone(),
         base: Arc::new(base),
-        tenants: tokio::sync::Mutex::new(HashMap::new()),
+        tenants: std::sync::Mutex::new(HashMap::new()),
+        clock: AtomicU64::new(0),
+        keepers,
         migrations: std::sync::Mutex::new(Vec::new()),
         acquire_timeout: options.acquire_timeout,
         migrate_lock: tokio::sync::Mutex::new(()),
     })
 }
 
+/// Before the pools of a SQLite database open: an in-memory database gets its keeper, a file
+/// is switched to WAL (readers never block the writer; set once, it is a property of the file).
+async fn prepare_sqlite(
+    location: &SqliteLocation,
+    options: &DatabaseOptions,
+    keepers: &std::sync::Mutex<HashMap<String, AnyConnection>>,
+) -> Result<(), DbError> {
+    let url = location.rw_url();
+    if location.is_memory() {
+        if lock(keepers).contains_key(&url) {
+            return Ok(());
+        }
+        let keeper = connect_options(&url, options)?.connect().await?;
+        lock(keepers).insert(url, keeper);
+    } else {
+        let mut conn = connect_options(&url, options)?.connect().await?;
+        sqlx::raw_sql("PRAGMA journal_mode = WAL")
+            .execute(&mut conn)
+            .await?;
+        let _ = conn.close().await;
+    }
+    Ok(())
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl Connection {
-    /// The pools of `tenant`, provisioned on first use: a schema `tenant_<id>` (Postgres) or a
-    /// file beside the main one (SQLite), with every migration registered so far applied.
-    /// Tenant `default` is the main database.
+    /// Why read-only handles cannot be given on this connection, if they cannot.
+    pub(crate) fn read_only_refusal(&self) -> Option<&str> {
+        match &self.target {
+            Target::Postgres { ro: Err(reason), .. } => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// The pools of `tenant`, provisioned on first use: a schema (Postgres) or a database
+    /// beside the main one (SQLite), with every migration registered so far applied. Tenant
+    /// `default` is the main database.
+    ///
+    /// No lock is held across I/O: the map of tenants is locked only to find or insert the
+    /// tenant's slot, and concurrent first requests for one tenant share one provisioning.
+    /// At most `tenant_pools` tenants keep pools open; beyond, the least recently used tenant
+    /// whose pools no handle holds is closed (its data stays; it is reopened on next use).
     pub(crate) async fn tenant_pools(&self, tenant: &TenantId) -> Result<Arc<Pools>, DbError> {
         if tenant.as_str() == "default" {
             return Ok(self.base.clone());
         }
-        let mut tenants = self.tenants.lock().await;
-        if let Some(pools) = tenants.get(tenant) {
-            return Ok(pools.clone());
+        let tick = self.clock.fetch_add(1, Ordering::Relaxed);
+        let slot = self.slot(tenant)?;
+        slot.last_used.store(tick, Ordering::Relaxed);
+        let pools = slot
+            .pools
+            .get_or_try_init(|| self.provision(tenant))
+            .await
+            .map_err(|err| match err {
+                DbError::Provisioning { .. } => err,
+                other => DbError::Provisioning {
+                    connection: self.name.clone(),
+                    tenant: tenant.to_string(),
+                    reason: other.to_string(),
+                },
+            })?;
+        Ok(pools.clone())
+    }
+
+    fn slot(&self, tenant: &TenantId) -> Result<Arc<TenantSlot>, DbError> {
+        let mut tenants = lock(&self.tenants);
+        if let Some(slot) = tenants.get(tenant) {
+            return Ok(slot.clone());
         }
-        let created = match self.backend {
-            Backend::Postgres => {
-                let schema = tenant_schema(tenant);
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "CREATE SCHEMA IF NOT EXISTS {schema}"
-                )))
-                .execute(&self.base.rw)
-                .await?;
-                pools(&self.url, &self.options, self.backend, Some(schema)).await?
+        let cap = self.options.tenant_pools.max(1);
+        if tenants.len() >= cap {
+            // Evict the least recently used tenant nobody holds (no handle, no waiter).
+            let victim = tenants
+                .iter()
+                .filter(|(_, slot)| {
+                    Arc::strong_count(slot) == 1
+                        && slot.pools.get().is_none_or(|p| Arc::strong_count(p) == 1)
+                })
+                .min_by_key(|(_, slot)| slot.last_used.load(Ordering::Relaxed))
+                .map(|(t, _)| t.clone());
+            let Some(victim) = victim else {
+                return Err(DbError::TenantCapacity {
+                    connection: self.name.clone(),
+                    open: tenants.len(),
+                });
+            };
+            if let Some(pools) = tenants
+                .remove(&victim)
+                .and_then(|slot| slot.pools.get().cloned())
+            {
+                tracing::debug!(connection = %self.name, tenant = %victim, "closing idle tenant pools");
+                tokio::spawn(async move { pools.close().await });
             }
-            Backend::Sqlite => {
-                pools(
-                    &tenant_sqlite_url(&self.url, tenant),
-                    &self.options,
-                    self.backend,
-                    None,
-                )
-                .await?
+        }
+        let slot = Arc::new(TenantSlot {
+            pools: tokio::sync::OnceCell::new(),
+            last_used: AtomicU64::new(0),
+        });
+        tenants.insert(tenant.clone(), slot.clone());
+        Ok(slot)
+    }
+
+    async fn provision(&self, tenant: &TenantId) -> Result<Arc<Pools>, DbError> {
+        match &self.target {
+            Target::Sqlite(location) => {
+                prepare_sqlite(&location.for_tenant(tenant), &self.options, &self.keepers).await?
             }
-        };
-        let created = Arc::new(created);
-        let registered: Vec<(String, &'static [Migration])> = self
-            .migrations
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+            Target::Postgres { .. } => {
+                migrate::create_schema(&self.base.rw, &self.migrate_lock, &tenant_schema(tenant))
+                    .await?
+            }
+        }
+        let pools = self
+            .target
+            .pools(
+                &self.options,
+                Some(tenant),
+                self.options.tenant_max_connections,
+                0,
+            )
+            .await?;
+        let pools = Arc::new(pools);
+        let registered: Vec<(String, &'static [Migration])> = lock(&self.migrations).clone();
         for (plugin, migrations) in registered {
-            migrate::run(&created.rw, &self.migrate_lock, &plugin, migrations).await?;
+            if let Err(err) = migrate::run(&pools.rw, &self.migrate_lock, &plugin, migrations).await
+            {
+                pools.close().await;
+                return Err(err);
+            }
         }
-        tracing::info!(connection = %self.name, %tenant, "tenant database provisioned");
-        tenants.insert(tenant.clone(), created.clone());
-        Ok(created)
+        tracing::info!(connection = %self.name, %tenant, "tenant database ready");
+        Ok(pools)
+    }
+
+    /// How many tenants have pools open (or being opened).
+    pub(crate) fn open_tenants(&self) -> usize {
+        lock(&self.tenants).len()
     }
 
     /// Remembers a plugin's migrations, so tenants provisioned later get them too.
     pub(crate) fn register_migrations(&self, plugin: &str, migrations: &'static [Migration]) {
-        let mut registered = self.migrations.lock().unwrap_or_else(|p| p.into_inner());
+        let mut registered = lock(&self.migrations);
         registered.retain(|(p, _)| p != plugin);
         registered.push((plugin.to_owned(), migrations));
     }
 
     pub(crate) async fn close(&self) {
-        for pools in self.tenants.lock().await.values() {
-            pools.close().await;
+        let tenants: Vec<Arc<TenantSlot>> = lock(&self.tenants).drain().map(|(_, s)| s).collect();
+        for slot in tenants {
+            if let Some(pools) = slot.pools.get() {
+                pools.close().await;
+            }
         }
         self.base.close().await;
-    }
-}
-
-/// The Postgres schema of a tenant, quoted (tenant ids are validated: no quote can appear).
-pub(crate) fn tenant_schema(tenant: &TenantId) -> String {
-    format!("\"tenant_{}\"", tenant.as_str())
-}
-
-/// The SQLite URL of a tenant's database, beside the main one.
-fn tenant_sqlite_url(url: &str, tenant: &TenantId) -> String {
-    let (path, query) = url.split_once('?').unwrap_or((url, ""));
-    let path = match path.rsplit_once('.') {
-        Some((stem, ext)) if !ext.contains('/') && !stem.ends_with(':') => {
-            format!("{stem}.tenant-{}.{ext}", tenant.as_str())
+        let keepers: Vec<AnyConnection> = lock(&self.keepers).drain().map(|(_, c)| c).collect();
+        for keeper in keepers {
+            let _ = keeper.close().await;
         }
-        _ => format!("{path}-tenant-{}", tenant.as_str()),
-    };
-    if query.is_empty() {
-        path
-    } else {
-        format!("{path}?{query}")
     }
 }
 

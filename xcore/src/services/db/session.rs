@@ -1,0 +1,133 @@
+//! The state of a pooled connection, as its handle promises it.
+//!
+//! Plugin SQL runs on pooled connections and may change their session: `SET search_path`,
+//! `SET SESSION CHARACTERISTICS`, `SET default_transaction_read_only`, `RESET ALL`,
+//! `SET ROLE`, temporary tables, `LISTEN`, advisory locks, SQL-level `PREPARE`, or a
+//! `BEGIN` left open. None of it reaches the next user of the connection:
+//!
+//! | when | SQLite | Postgres |
+//! |---|---|---|
+//! | a connection opens | read-only pools open the file with `SQLITE_OPEN_READONLY` | `search_path` set to the tenant's schema; read-only pools log in as a login with read privileges only (see below) |
+//! | a connection goes back to the pool | — (no session state survives that matters: the file's mode is fixed at open) | [`RESET_SQL`]: `RESET ALL`, `RESET SESSION AUTHORIZATION`, `RESET ROLE`, `DISCARD TEMP`, `UNLISTEN *`, advisory locks released, cursors closed, then the pool's `search_path` and read-only characteristics re-asserted; a connection still inside a transaction, holding an SQL-level prepared statement, or failing the reset is **closed**, never reused |
+//! | a transaction begins ([`Db::begin`](super::Db::begin)) | `BEGIN IMMEDIATE` on read-write handles (writers queue instead of deadlocking) | `SET LOCAL search_path` to the tenant's schema |
+//!
+//! **Read-only below SQL on Postgres.** Session settings can be switched off by the session
+//! itself, so a read-only handle's connections log in as a separate login that holds only
+//! read privileges (`pg_read_all_data`): `read_only_url` when configured, otherwise a login
+//! `xcore_reader_<hash>` that xcore creates (or updates) at start with the main login (which
+//! then needs `CREATEROLE`). When neither is possible, read-only handles are refused with the
+//! reason (read-write handles are unaffected).
+//!
+//! Plugin SQL may therefore not rely on any session state surviving the statement that
+//! created it when run on [`Db::pool`](super::Db::pool) (each statement may get another
+//! connection), nor beyond the connection it holds ([`Db::acquire`](super::Db::acquire),
+//! [`Db::begin`](super::Db::begin)): settings, roles, temporary tables, listeners, advisory
+//! locks and prepared statements are all dropped when the connection returns to the pool.
+
+use sha2::{Digest, Sha256};
+use sqlx::{AnyConnection, Row, any::AnyConnectOptions};
+
+/// What a Postgres connection runs when it goes back to its pool, before the pool's own
+/// `search_path` and read-only statements. The final `SELECT` tells whether the connection is
+/// clean: outside any transaction block (`now()` is the start of the implicit transaction of
+/// this very batch) and without SQL-level prepared statements.
+pub(crate) const RESET_SQL: &str = "RESET ALL; RESET SESSION AUTHORIZATION; RESET ROLE; \
+     DISCARD TEMP; UNLISTEN *; SELECT pg_advisory_unlock_all(); CLOSE ALL; ";
+
+const CLEAN_CHECK: &str = "SELECT now() = statement_timestamp() \
+     AND NOT EXISTS (SELECT 1 FROM pg_prepared_statements WHERE from_sql)";
+
+/// The statements that give a Postgres connection the state of its pool.
+pub(crate) fn assert_sql(search_path: Option<&str>, read_only: bool) -> String {
+    let mut sql = String::new();
+    if let Some(path) = search_path {
+        sql.push_str("SET search_path TO ");
+        sql.push_str(path);
+        sql.push_str("; ");
+    }
+    if read_only {
+        sql.push_str("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY; ");
+    }
+    sql
+}
+
+/// Resets a Postgres connection going back to its pool; `Ok(false)` (or an error) closes it.
+pub(crate) async fn reset(conn: &mut AnyConnection, assert: &str) -> Result<bool, sqlx::Error> {
+    let batch = format!("{RESET_SQL}{assert}{CLEAN_CHECK}");
+    let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(batch))
+        .fetch_all(&mut *conn)
+        .await?;
+    let clean = match rows.last() {
+        Some(row) => row.try_get::<bool, _>(0)?,
+        None => false,
+    };
+    if !clean {
+        tracing::debug!("closing a tampered connection instead of reusing it");
+    }
+    Ok(clean)
+}
+
+/// The login of read-only connections: `read_only_url` when configured, else the reader login
+/// xcore creates with the main login.
+pub(crate) async fn reader_options(
+    main: &AnyConnectOptions,
+    conn: &mut AnyConnection,
+) -> Result<AnyConnectOptions, String> {
+    let url = &main.database_url;
+    let seed = format!(
+        "{}@{}:{}{}",
+        url.username(),
+        url.host_str().unwrap_or(""),
+        url.port().unwrap_or(5432),
+        url.path()
+    );
+    let role = format!("xcore_reader_{}", &hex(&Sha256::digest(seed.as_bytes()))[..12]);
+    let password = hex(&Sha256::digest(
+        format!("xcore-reader\0{}", url.as_str()).as_bytes(),
+    ))[..32]
+        .to_owned();
+    // Creating a role twice at once fails: one instance at a time (advisory lock).
+    let statements = [
+        "SELECT pg_advisory_lock(8675309001)".to_owned(),
+        format!(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') \
+             THEN CREATE ROLE \"{role}\" LOGIN; END IF; END $$"
+        ),
+        format!(
+            "ALTER ROLE \"{role}\" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION \
+             NOBYPASSRLS PASSWORD '{password}'"
+        ),
+        format!("GRANT pg_read_all_data TO \"{role}\""),
+    ];
+    let mut outcome = Ok(());
+    for sql in &statements {
+        if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
+            .execute(&mut *conn)
+            .await
+        {
+            outcome = Err(e);
+            break;
+        }
+    }
+    let _ = sqlx::raw_sql("SELECT pg_advisory_unlock(8675309001)")
+        .execute(&mut *conn)
+        .await;
+    outcome.map_err(|e| {
+        format!(
+            "read-only handles on Postgres log in as a login with read privileges only; \
+             xcore could not create `{role}` ({e}): set `read_only_url` to such a login, or give \
+             the main login CREATEROLE"
+        )
+    })?;
+    let mut reader = main.clone();
+    let mut url = url.clone();
+    url.set_username(&role)
+        .and_then(|()| url.set_password(Some(&password)))
+        .map_err(|()| "the database URL has no user part".to_owned())?;
+    reader.database_url = url;
+    Ok(reader)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
