@@ -89,6 +89,8 @@ pub(crate) struct Shared {
     pub(crate) audit: Arc<Audit>,
     pub(crate) events: Arc<EventBus>,
     pub(crate) config: Option<Arc<Config>>,
+    /// The tenants admitted (web requests, tenant databases).
+    pub(crate) tenants: Arc<crate::tenancy::Tenants>,
     /// This very value, weakly: what services' contexts hold.
     me: std::sync::Weak<Shared>,
     services: RwLock<HashMap<String, Arc<dyn Service>>>,
@@ -449,6 +451,11 @@ impl Xcore {
         &self.shared.audit
     }
 
+    /// The tenants this `Xcore` admits: register tenants here when the policy is `known`.
+    pub fn tenants(&self) -> &Arc<crate::tenancy::Tenants> {
+        &self.shared.tenants
+    }
+
     /// Starts the web layer of this `Xcore`: one service serving the plugins' routes under
     /// `/plugin/<name>/…` and the admin API under `/xcore`, to mount with an adapter of
     /// [`web`](crate::web).
@@ -563,6 +570,7 @@ pub struct XcoreBuilder {
     layers: Vec<HostLayer>,
     audit_capacity: usize,
     config: Option<Arc<Config>>,
+    tenants: Option<crate::tenancy::Tenants>,
 }
 
 impl Default for XcoreBuilder {
@@ -574,6 +582,7 @@ impl Default for XcoreBuilder {
             options: BootOptions::default(),
             layers: Vec::new(),
             audit_capacity: DEFAULT_AUDIT_CAPACITY,
+            tenants: None,
             config: None,
         }
     }
@@ -685,6 +694,13 @@ impl XcoreBuilder {
         self
     }
 
+    /// The tenant admission policy (default: from the config's `tenancy` section, else
+    /// [`Tenants::default`](crate::tenancy::Tenants): `auto`, at most 100 tenants).
+    pub fn tenants(mut self, tenants: crate::tenancy::Tenants) -> Self {
+        self.tenants = Some(tenants);
+        self
+    }
+
     /// How many denials the [`Audit`] keeps (1,000 by default).
     pub fn audit_capacity(mut self, capacity: usize) -> Self {
         self.audit_capacity = capacity;
@@ -756,8 +772,14 @@ impl XcoreBuilder {
             layers,
             audit_capacity,
             config,
+            tenants,
             ..
         } = self;
+        let tenants = Arc::new(match (tenants, &config) {
+            (Some(tenants), _) => tenants,
+            (None, Some(config)) => config.tenancy.tenants(),
+            (None, None) => crate::tenancy::Tenants::default(),
+        });
         plugins.extend(by_hand);
         if let Some(config) = &config {
             config.check_production()?;
@@ -836,6 +858,7 @@ impl XcoreBuilder {
                 events: Arc::new(EventBus::new(audit.clone())),
                 audit,
                 config,
+                tenants,
                 services: RwLock::new(HashMap::new()),
                 nodes: tokio::sync::Mutex::new(Nodes::new(entries)),
                 lifecycle: Mutex::new(Lifecycle::Built),

@@ -185,6 +185,31 @@ pub struct TenancyConfig {
     pub subdomain: bool,
     /// The tenant of requests that name none. Default `default`.
     pub default: String,
+    /// What an unseen tenant id gets: `auto` (admitted up to `max_tenants`, the default) or
+    /// `known` (only the tenants registered by the host or listed in `tenants`; others get
+    /// 404 `unknown_tenant`). See [`Tenants`](crate::tenancy::Tenants).
+    pub provision: crate::tenancy::Provision,
+    /// Most tenants served (registered ones included). Default 100.
+    pub max_tenants: usize,
+    /// Tenants registered at start.
+    pub tenants: Vec<String>,
+}
+
+impl TenancyConfig {
+    /// The admission policy of this section (invalid ids in `tenants` are skipped with a
+    /// warning; [`Config`](super::Config) loading validates them).
+    pub fn tenants(&self) -> crate::tenancy::Tenants {
+        let tenants = crate::tenancy::Tenants::new(self.provision, self.max_tenants);
+        for id in &self.tenants {
+            match crate::TenantId::new(id) {
+                Ok(id) => {
+                    tenants.register(id);
+                }
+                Err(err) => tracing::warn!(%err, "tenancy.tenants: skipped"),
+            }
+        }
+        tenants
+    }
 }
 
 impl Default for TenancyConfig {
@@ -194,6 +219,9 @@ impl Default for TenancyConfig {
             header: "X-Tenant-ID".to_owned(),
             subdomain: false,
             default: "default".to_owned(),
+            provision: crate::tenancy::Provision::Auto,
+            max_tenants: crate::tenancy::Tenants::DEFAULT_MAX,
+            tenants: Vec::new(),
         }
     }
 }

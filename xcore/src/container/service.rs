@@ -155,7 +155,10 @@ impl ServiceContext {
 
     /// The `Xcore` the service belongs to, for xcore's own services (the scheduler calls
     /// plugins from config jobs).
-    #[cfg_attr(not(feature = "scheduler"), allow(dead_code))]
+    #[cfg_attr(
+        not(any(feature = "scheduler", feature = "sqlite", feature = "postgres")),
+        allow(dead_code)
+    )]
     pub(crate) fn xcore(&self) -> Option<Arc<Shared>> {
         self.xcore.upgrade()
     }

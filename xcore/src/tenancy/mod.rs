@@ -4,6 +4,10 @@
 
 use std::{fmt, sync::Arc};
 
+mod registry;
+
+pub use registry::{Provision, TenantRejection, Tenants};
+
 /// The longest tenant id.
 pub const MAX_TENANT_LEN: usize = 63;
 

@@ -154,6 +154,7 @@ impl WebBuilder {
             subdomain: self.tenancy.subdomain,
             default,
             resolver: self.resolver,
+            admission: Some(self.xcore.tenants().clone()),
         };
         let admin = Admin {
             xcore: self.xcore,

@@ -49,6 +49,9 @@ pub(crate) struct TenantResolution {
     pub(crate) subdomain: bool,
     pub(crate) default: TenantId,
     pub(crate) resolver: Option<Arc<dyn TenantResolver>>,
+    /// The `Xcore`'s tenants: a resolved tenant must be admitted (404 `unknown_tenant`,
+    /// 403 `tenant_limit`) before anything runs for it.
+    pub(crate) admission: Option<Arc<crate::tenancy::Tenants>>,
 }
 
 impl Default for TenantResolution {
@@ -59,6 +62,7 @@ impl Default for TenantResolution {
             subdomain: false,
             default: TenantId::default(),
             resolver: None,
+            admission: None,
         }
     }
 }
@@ -76,11 +80,27 @@ impl fmt::Debug for TenantResolution {
 }
 
 impl TenantResolution {
-    /// The tenant of a request; an invalid tenant id is an error, never a fallback.
+    /// The tenant of a request, admitted; an invalid tenant id is an error, never a fallback.
     pub(crate) fn resolve(&self, parts: &Parts) -> Result<TenantId, HttpError> {
         if !self.enabled {
             return Ok(TenantId::default());
         }
+        let tenant = self.name(parts)?;
+        if let Some(tenants) = &self.admission
+            && let Err(rejection) = tenants.admit(&tenant)
+        {
+            return Err(HttpError::new(
+                http::StatusCode::from_u16(rejection.http_status())
+                    .unwrap_or(http::StatusCode::FORBIDDEN),
+                rejection.code(),
+                rejection.to_string(),
+            ));
+        }
+        Ok(tenant)
+    }
+
+    /// The tenant a request names.
+    fn name(&self, parts: &Parts) -> Result<TenantId, HttpError> {
         if let Some(resolver) = &self.resolver
             && let Some(tenant) = resolver.resolve(parts)?
         {

@@ -81,6 +81,10 @@ pub enum DbError {
         /// Why.
         reason: String,
     },
+    /// The tenant is not admitted by the `Xcore`'s [`Tenants`](crate::tenancy::Tenants):
+    /// nothing was provisioned for it.
+    #[error(transparent)]
+    TenantRefused(crate::tenancy::TenantRejection),
     /// Every tenant whose pools are open is in use: a new tenant cannot be opened now.
     #[error(
         "database `{connection}`: {open} tenants have pools open and all are in use \
@@ -101,6 +105,10 @@ impl From<DbError> for CallError {
     fn from(err: DbError) -> Self {
         let code = match &err {
             DbError::ReadOnly { .. } => ErrorCode::PermissionDenied,
+            DbError::TenantRefused(crate::tenancy::TenantRejection::Unknown(_)) => {
+                ErrorCode::NotFound
+            }
+            DbError::TenantRefused(_) => ErrorCode::PermissionDenied,
             DbError::AcquireTimeout { .. }
             | DbError::Provisioning { .. }
             | DbError::TenantCapacity { .. } => ErrorCode::Unavailable,

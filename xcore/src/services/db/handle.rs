@@ -4,8 +4,9 @@ use sqlx::{Any, AnyPool, Transaction, pool::PoolConnection};
 use tokio::time::Instant;
 
 use super::{
-    Backend, DbError, Migration, MigrationReport, migrate,
+    Backend, DbError, Migration, MigrationReport,
     location::tenant_schema,
+    migrate,
     service::{Connection, Pools},
 };
 use crate::{PluginContext, TenantId};
@@ -96,6 +97,12 @@ impl Db {
             read_only: self.read_only,
             plugin: self.plugin.clone(),
         })
+    }
+
+    /// How many tenants of this connection have pools open (or being opened) right now: at
+    /// most `tenant_pools`.
+    pub fn open_tenants(&self) -> usize {
+        self.conn.open_tenants()
     }
 
     /// The tenant this handle works for.

@@ -77,7 +77,11 @@ impl SqliteLocation {
         }
         if memory {
             return Ok(Self {
-                path: format!("/xcore-mem-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
+                path: format!(
+                    "/xcore-mem-{:016x}{:016x}",
+                    fastrand::u64(..),
+                    fastrand::u64(..)
+                ),
                 memory: true,
             });
         }

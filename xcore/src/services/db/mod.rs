@@ -32,9 +32,9 @@ mod location;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod migrate;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub mod session;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod service;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub mod session;
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use error::DbError;

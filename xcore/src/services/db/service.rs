@@ -21,7 +21,7 @@ use super::{
     location::{SqliteLocation, tenant_schema},
     migrate, session,
 };
-use crate::{Health, Service, ServiceContext, ServiceError, TenantId};
+use crate::{Health, Service, ServiceContext, ServiceError, TenantId, tenancy::Tenants};
 
 /// Which server a connection talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -85,6 +85,8 @@ pub(crate) struct Connection {
     migrations: std::sync::Mutex<Vec<(String, &'static [Migration])>>,
     pub(crate) acquire_timeout: Duration,
     pub(crate) migrate_lock: tokio::sync::Mutex<()>,
+    /// The `Xcore`'s tenants: a tenant must be admitted before it is provisioned.
+    admission: Option<Arc<Tenants>>,
 }
 
 impl fmt::Debug for Connection {
@@ -148,7 +150,9 @@ async fn sqlite_pools(
         .after_connect(|conn, _| {
             Box::pin(async move {
                 // Belt and braces: the file is open read-only already.
-                sqlx::raw_sql("PRAGMA query_only = ON").execute(conn).await?;
+                sqlx::raw_sql("PRAGMA query_only = ON")
+                    .execute(conn)
+                    .await?;
                 Ok(())
             })
         })
@@ -228,7 +232,11 @@ impl Target {
     }
 }
 
-async fn open(name: &str, options: &DatabaseOptions) -> Result<Connection, DbError> {
+async fn open(
+    name: &str,
+    options: &DatabaseOptions,
+    admission: Option<Arc<Tenants>>,
+) -> Result<Connection, DbError> {
     sqlx::any::install_default_drivers();
     let backend = Backend::of(name, &options.url)?;
     let unsupported = |reason: String| DbError::UnsupportedUrl {
@@ -280,6 +288,7 @@ async fn open(name: &str, options: &DatabaseOptions) -> Result<Connection, DbErr
         migrations: std::sync::Mutex::new(Vec::new()),
         acquire_timeout: options.acquire_timeout,
         migrate_lock: tokio::sync::Mutex::new(()),
+        admission,
     })
 }
 
@@ -315,7 +324,9 @@ impl Connection {
     /// Why read-only handles cannot be given on this connection, if they cannot.
     pub(crate) fn read_only_refusal(&self) -> Option<&str> {
         match &self.target {
-            Target::Postgres { ro: Err(reason), .. } => Some(reason),
+            Target::Postgres {
+                ro: Err(reason), ..
+            } => Some(reason),
             _ => None,
         }
     }
@@ -331,6 +342,9 @@ impl Connection {
     pub(crate) async fn tenant_pools(&self, tenant: &TenantId) -> Result<Arc<Pools>, DbError> {
         if tenant.as_str() == "default" {
             return Ok(self.base.clone());
+        }
+        if let Some(tenants) = &self.admission {
+            tenants.admit(tenant).map_err(DbError::TenantRefused)?;
         }
         let tick = self.clock.fetch_add(1, Ordering::Relaxed);
         let slot = self.slot(tenant)?;
@@ -516,10 +530,11 @@ impl Service for DatabaseService {
         "db"
     }
 
-    async fn init(&mut self, _: &ServiceContext) -> Result<(), ServiceError> {
+    async fn init(&mut self, ctx: &ServiceContext) -> Result<(), ServiceError> {
+        let admission = ctx.xcore().map(|xcore| xcore.tenants.clone());
         let mut opened = Vec::with_capacity(self.configured.len());
         for (name, options) in &self.configured {
-            match open(name, options).await {
+            match open(name, options, admission.clone()).await {
                 Ok(conn) => opened.push(Arc::new(conn)),
                 Err(err) => {
                     for conn in &opened {

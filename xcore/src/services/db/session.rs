@@ -81,7 +81,10 @@ pub(crate) async fn reader_options(
         url.port().unwrap_or(5432),
         url.path()
     );
-    let role = format!("xcore_reader_{}", &hex(&Sha256::digest(seed.as_bytes()))[..12]);
+    let role = format!(
+        "xcore_reader_{}",
+        &hex(&Sha256::digest(seed.as_bytes()))[..12]
+    );
     let password = hex(&Sha256::digest(
         format!("xcore-reader\0{}", url.as_str()).as_bytes(),
     ))[..32]
