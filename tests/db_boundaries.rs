@@ -499,3 +499,49 @@ async fn tenant_pools_are_bounded() {
         app.shutdown().await;
     }
 }
+
+/// A tenant whose provisioning fails (here: a migration that needs a table only the main
+/// database has) is a 503-class error with `retry_after`, never a 500; other tenants are
+/// unaffected, and the failed tenant is retried on its next use.
+async fn provisioning_failure_is_retryable(url: &str) {
+    let (app, writer, _) = boot(options(url)).await;
+    sqlx::query("CREATE TABLE main_only (id BIGINT)")
+        .execute(writer.pool())
+        .await
+        .unwrap();
+    const NEEDS_MAIN: &[Migration] = &[
+        NOTES[0],
+        Migration::new(
+            2,
+            "copy from main",
+            "INSERT INTO notes SELECT id, 'copied' FROM main_only",
+        ),
+    ];
+    writer.migrate(NEEDS_MAIN).await.unwrap();
+    let err = writer
+        .for_tenant(&TenantId::new("doomed").unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DbError::Provisioning { .. }), "{err}");
+    let call_error = CallError::from(err);
+    assert_eq!(call_error.http_status(), 503, "{call_error:?}");
+    assert_eq!(call_error.details().unwrap()["retry_after"], 1);
+    // Retried (and failing the same way) on next use, not remembered as provisioned.
+    assert!(
+        writer
+            .for_tenant(&TenantId::new("doomed").unwrap())
+            .await
+            .is_err()
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn provisioning_failures_answer_503_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    provisioning_failure_is_retryable(&format!("sqlite://{}/app.db", dir.path().display())).await;
+    let Ok(server) = PostgresServer::start().await else {
+        return;
+    };
+    provisioning_failure_is_retryable(&server.database().await.unwrap()).await;
+}

@@ -46,7 +46,10 @@ async fn register(addr: SocketAddr, tenant: &str, name: &str) -> u16 {
         addr,
         Method::POST,
         "/plugin/user_manager/v2/register",
-        &[("x-tenant-id", tenant), ("content-type", "application/json")],
+        &[
+            ("x-tenant-id", tenant),
+            ("content-type", "application/json"),
+        ],
         &body,
     )
     .await
@@ -128,7 +131,11 @@ async fn concurrent_registrations(config: Config) {
     let (xcore, addr) = start(config).await;
     let mut tasks = Vec::new();
     for i in 0..50 {
-        tasks.push(tokio::spawn(register(addr, "acme", format!("crowd{i:02}").leak())));
+        tasks.push(tokio::spawn(register(
+            addr,
+            "acme",
+            format!("crowd{i:02}").leak(),
+        )));
     }
     let mut statuses = Vec::new();
     for task in tasks {

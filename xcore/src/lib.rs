@@ -51,7 +51,7 @@
 //! | [`config`] | the config file: [`Config`](config::Config), `${VAR}` interpolation, `XCORE__…` overrides, typed sections |
 //! | [`events`] | the event bus, the kernel events |
 //! | [`permissions`] | grants at every boundary, the audit of denials |
-//! | [`tenancy`] | [`TenantId`] |
+//! | [`tenancy`] | [`TenantId`], the admission of tenants ([`Tenants`](tenancy::Tenants)) |
 //! | [`web`] | plugins' HTTP [`Routes`](web::Routes), the [`Web`](web::Web) service (tenant, tracing, body limit, JSON envelopes), the admin API, adapters |
 //!
 //! # Feature flags

@@ -1,6 +1,16 @@
-//! Tenants: the [`TenantId`] every call carries.
+//! Tenants: the [`TenantId`] every call carries, and [`Tenants`], the admission of tenant ids
+//! that come from outside.
 //!
-//! Until tenancy is configured, every call runs for the tenant `default`.
+//! Until tenancy is configured, every call runs for the tenant `default`. With tenancy on,
+//! each HTTP request's tenant is resolved (header, subdomain or a host resolver) and then
+//! admitted by the `Xcore`'s [`Tenants`] before anything runs or is provisioned for it:
+//!
+//! | `tenancy.provision` | unseen tenant id | answer when refused |
+//! |---|---|---|
+//! | `auto` (default) | admitted while fewer than `max_tenants` (default 100) are known | 403 `tenant_limit` |
+//! | `known` | refused unless registered ([`Tenants::register`], `tenancy.tenants`) | 404 `unknown_tenant` |
+//!
+//! The database service applies the same admission to [`Db::for_tenant`](crate::services::db::Db::for_tenant).
 
 use std::{fmt, sync::Arc};
 

@@ -214,6 +214,7 @@ impl Db {
         migrate::run(
             self.pool(),
             &self.conn.migrate_lock,
+            migrate::advisory_key(&self.tenant),
             &self.plugin,
             migrations,
         )

@@ -72,6 +72,7 @@ pub(crate) const TABLE: &str = "CREATE TABLE IF NOT EXISTS xcore_migrations (\
 pub(crate) async fn run(
     pool: &sqlx::AnyPool,
     lock: &tokio::sync::Mutex<()>,
+    key: i64,
     plugin: &str,
     migrations: &[Migration],
 ) -> Result<MigrationReport, DbError> {
@@ -92,14 +93,14 @@ pub(crate) async fn run(
         || conn.backend_name() == "PostgreSQL";
     if postgres {
         sqlx::query("SELECT pg_advisory_lock($1)")
-            .bind(ADVISORY_KEY)
+            .bind(key)
             .execute(&mut *conn)
             .await?;
     }
     let outcome = run_locked(&mut conn, plugin, migrations).await;
     if postgres {
         let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
-            .bind(ADVISORY_KEY)
+            .bind(key)
             .execute(&mut *conn)
             .await;
         if let Err(e) = unlocked {
@@ -116,12 +117,13 @@ pub(crate) async fn run(
 pub(crate) async fn create_schema(
     pool: &sqlx::AnyPool,
     lock: &tokio::sync::Mutex<()>,
+    key: i64,
     schema: &str,
 ) -> Result<(), DbError> {
     let _local = lock.lock().await;
     let mut conn = pool.acquire().await?;
     sqlx::query("SELECT pg_advisory_lock($1)")
-        .bind(ADVISORY_KEY)
+        .bind(key)
         .execute(&mut *conn)
         .await?;
     let created = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -130,7 +132,7 @@ pub(crate) async fn create_schema(
     .execute(&mut *conn)
     .await;
     let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(ADVISORY_KEY)
+        .bind(key)
         .execute(&mut *conn)
         .await;
     if unlocked.is_err() {
@@ -140,8 +142,24 @@ pub(crate) async fn create_schema(
     Ok(())
 }
 
-/// The key of the Postgres advisory lock taken while migrating.
+/// The key of the Postgres advisory lock taken while migrating the main database.
 const ADVISORY_KEY: i64 = 0x7863_6f72_655f_6d67; // "xcore_mg"
+
+/// The key of the Postgres advisory lock of one database or tenant schema: migrations (and
+/// the creation of the schema) of one tenant are serialized across instances, other tenants
+/// are not held up.
+pub(crate) fn advisory_key(tenant: &crate::TenantId) -> i64 {
+    if tenant.as_str() == "default" {
+        return ADVISORY_KEY;
+    }
+    // FNV-1a of the id, in the key space of xcore's locks.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in tenant.as_str().bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (hash >> 1) as i64
+}
 
 async fn run_locked(
     conn: &mut sqlx::pool::PoolConnection<Any>,

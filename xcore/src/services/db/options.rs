@@ -25,7 +25,7 @@ pub struct DatabaseOptions {
     pub log_statements: bool,
     /// Postgres: the URL of a login with read privileges only, used by read-only handles.
     /// When unset, xcore creates (or updates) such a login itself with the main login, which
-    /// then needs `CREATEROLE`; see [`session`](super#connection-state).
+    /// then needs `CREATEROLE`; see [Connection state](super#connection-state).
     pub read_only_url: Option<String>,
     /// Most connections in the read-write pool, and in the read-only pool, of each tenant.
     pub tenant_max_connections: u32,

@@ -403,13 +403,21 @@ impl Connection {
     }
 
     async fn provision(&self, tenant: &TenantId) -> Result<Arc<Pools>, DbError> {
+        // Single flight per tenant already: a lock of this provisioning's own, so other
+        // tenants never wait for it (across instances, the tenant's advisory lock).
+        let own = tokio::sync::Mutex::new(());
         match &self.target {
             Target::Sqlite(location) => {
                 prepare_sqlite(&location.for_tenant(tenant), &self.options, &self.keepers).await?
             }
             Target::Postgres { .. } => {
-                migrate::create_schema(&self.base.rw, &self.migrate_lock, &tenant_schema(tenant))
-                    .await?
+                migrate::create_schema(
+                    &self.base.rw,
+                    &own,
+                    migrate::advisory_key(tenant),
+                    &tenant_schema(tenant),
+                )
+                .await?
             }
         }
         let pools = self
@@ -424,7 +432,14 @@ impl Connection {
         let pools = Arc::new(pools);
         let registered: Vec<(String, &'static [Migration])> = lock(&self.migrations).clone();
         for (plugin, migrations) in registered {
-            if let Err(err) = migrate::run(&pools.rw, &self.migrate_lock, &plugin, migrations).await
+            if let Err(err) = migrate::run(
+                &pools.rw,
+                &own,
+                migrate::advisory_key(tenant),
+                &plugin,
+                migrations,
+            )
+            .await
             {
                 pools.close().await;
                 return Err(err);

@@ -1,28 +1,6 @@
-//! The state of a pooled connection, as its handle promises it.
-//!
-//! Plugin SQL runs on pooled connections and may change their session: `SET search_path`,
-//! `SET SESSION CHARACTERISTICS`, `SET default_transaction_read_only`, `RESET ALL`,
-//! `SET ROLE`, temporary tables, `LISTEN`, advisory locks, SQL-level `PREPARE`, or a
-//! `BEGIN` left open. None of it reaches the next user of the connection:
-//!
-//! | when | SQLite | Postgres |
-//! |---|---|---|
-//! | a connection opens | read-only pools open the file with `SQLITE_OPEN_READONLY` | `search_path` set to the tenant's schema; read-only pools log in as a login with read privileges only (see below) |
-//! | a connection goes back to the pool | — (no session state survives that matters: the file's mode is fixed at open) | [`RESET_SQL`]: `RESET ALL`, `RESET SESSION AUTHORIZATION`, `RESET ROLE`, `DISCARD TEMP`, `UNLISTEN *`, advisory locks released, cursors closed, then the pool's `search_path` and read-only characteristics re-asserted; a connection still inside a transaction, holding an SQL-level prepared statement, or failing the reset is **closed**, never reused |
-//! | a transaction begins ([`Db::begin`](super::Db::begin)) | `BEGIN IMMEDIATE` on read-write handles (writers queue instead of deadlocking) | `SET LOCAL search_path` to the tenant's schema |
-//!
-//! **Read-only below SQL on Postgres.** Session settings can be switched off by the session
-//! itself, so a read-only handle's connections log in as a separate login that holds only
-//! read privileges (`pg_read_all_data`): `read_only_url` when configured, otherwise a login
-//! `xcore_reader_<hash>` that xcore creates (or updates) at start with the main login (which
-//! then needs `CREATEROLE`). When neither is possible, read-only handles are refused with the
-//! reason (read-write handles are unaffected).
-//!
-//! Plugin SQL may therefore not rely on any session state surviving the statement that
-//! created it when run on [`Db::pool`](super::Db::pool) (each statement may get another
-//! connection), nor beyond the connection it holds ([`Db::acquire`](super::Db::acquire),
-//! [`Db::begin`](super::Db::begin)): settings, roles, temporary tables, listeners, advisory
-//! locks and prepared statements are all dropped when the connection returns to the pool.
+//! The state of a pooled connection, as its handle promises it: the reset run on every
+//! release, the reader login of read-only handles on Postgres. The rules are in the module
+//! docs of `services::db` ("Connection state").
 
 use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, Row, any::AnyConnectOptions};
