@@ -57,7 +57,9 @@ impl Backend {
     }
 }
 
-/// How the pools of a connection (and of each of its tenants) are opened.
+/// How the pools of a connection (and of each of its tenants) are opened (one per
+/// connection: the size difference of the variants does not matter).
+#[allow(clippy::large_enum_variant)]
 enum Target {
     Sqlite(SqliteLocation),
     Postgres {
