@@ -15,8 +15,8 @@ use std::{
 
 use serde_json::{Value, json};
 use xcore::{
-    Actions, CallContext, CallError, Manifest, NodeState, OnFailure, Plugin, PluginContext,
-    PluginError, Xcore, async_trait,
+    Actions, BootError, CallContext, CallError, Manifest, NodeState, OnFailure, Plugin,
+    PluginContext, PluginError, Xcore, async_trait,
     events::Flow,
     services::{
         scheduler::{SchedulerOptions, SchedulerService, Trigger},
@@ -181,6 +181,13 @@ async fn failing_plugin_keeps_nothing(fail: FailAt) {
     let dependent_state = report.plugin("dependent").unwrap().state();
     assert_eq!(dependent_state, NodeState::Skipped, "{fail:?}");
     assert_eq!(report.plugin("steady").unwrap().state(), NodeState::Started);
+    // `boot()` was `Ok` (plugins fail alone by default); the report check is not.
+    let err = report.ensure_all_started().unwrap_err();
+    let BootError::NotAllStarted { nodes } = &err else {
+        panic!("{err:?}");
+    };
+    let names: Vec<String> = nodes.iter().map(|(n, _, _)| n.name().to_owned()).collect();
+    assert_eq!(names, ["failing", "dependent"], "{err}");
 
     // Events: only the control's handler runs.
     let emitted = xcore

@@ -632,12 +632,35 @@ pub(crate) async fn boot(shared: &Arc<Shared>) -> Result<BootReport, BootError> 
         })));
     }
     let report = build_report(plan, nodes, load_phase, start_phase);
-    tracing::info!(
-        started = report.in_state(NodeState::Started).count(),
-        failed = report.in_state(NodeState::Failed).count(),
-        skipped = report.in_state(NodeState::Skipped).count(),
-        "booted"
+    // Every node that did not start, at WARN with its reason; the summary at WARN too then.
+    for node in report
+        .nodes()
+        .iter()
+        .filter(|n| n.state() != NodeState::Started)
+    {
+        tracing::warn!(
+            node = %node.node(),
+            state = %node.state(),
+            phase = node.phase().map(phase_name).unwrap_or("boot"),
+            reason = node.reason().unwrap_or(""),
+            "did not start"
+        );
+    }
+    let (started, failed, skipped) = (
+        report.in_state(NodeState::Started).count(),
+        report.in_state(NodeState::Failed).count(),
+        report.in_state(NodeState::Skipped).count(),
     );
+    if failed + skipped > 0 {
+        tracing::warn!(
+            started,
+            failed,
+            skipped,
+            "booted, without every node (`BootReport::ensure_all_started` to require them all)"
+        );
+    } else {
+        tracing::info!(started, failed, skipped, "booted");
+    }
     shared.set_report(report.clone());
     shared.set_lifecycle(Lifecycle::Running);
     let names = |state| {
