@@ -19,6 +19,14 @@
 //! cargo bench --bench scheduler
 //! XCORE_BENCH_JOBS=1000 XCORE_BENCH_SECONDS=5 cargo bench --bench scheduler
 //! ```
+//!
+//! First, **replacements**: one job (the daily report of the example, cron `0 0 9 * * *`)
+//! added again with the same id `XCORE_BENCH_REPLACEMENTS` times (default 100,000; 10,000
+//! in the `cargo test --benches` smoke run), then 10,000 more times each in a different second
+//! (one-shots an hour ahead), printing the resident set size (`/proc/self/statm`) after a
+//! warm-up of 1,000 replacements, every quarter, and at the end, with the scheduler's own
+//! counts ([`Scheduler::stats`](xcore::services::scheduler::Scheduler::stats)). The run fails
+//! if more than one firing or one armed second is pending at the end.
 
 use std::{
     sync::{
@@ -121,6 +129,79 @@ fn cpu_time() -> Duration {
     };
     // After the command name: state is field 0, utime 11, stime 12 (in clock ticks of 10 ms).
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+/// The resident set size, from /proc (Linux); zero elsewhere.
+fn rss_bytes() -> u64 {
+    let pages = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// One job replaced `n` times with the same trigger, then 10,000 times in a new second each:
+/// the RSS series, and the scheduler's counts at the end.
+async fn replacements(n: usize) {
+    let xcore = Xcore::builder()
+        .without_registered()
+        .service(SchedulerService::new(SchedulerOptions::default()).unwrap())
+        .build()
+        .unwrap();
+    xcore.boot().await.unwrap();
+    let host = xcore.scheduler().unwrap();
+    let daily = Trigger::cron("0 0 9 * * *").unwrap();
+    let replace = |trigger: Trigger| {
+        let host = host.clone();
+        async move {
+            host.add("daily-report", trigger, |_| async { Ok(()) })
+                .await
+                .unwrap()
+        }
+    };
+    for _ in 0..1_000 {
+        replace(daily.clone()).await;
+    }
+    let before = rss_bytes();
+    let started = Instant::now();
+    let mut series = vec![mib(before)];
+    for i in 1..=n {
+        replace(daily.clone()).await;
+        if i % (n / 4).max(1) == 0 {
+            series.push(mib(rss_bytes()));
+        }
+    }
+    let took = started.elapsed();
+    let now = Utc::now();
+    for i in 0..10_000 {
+        replace(Trigger::at(
+            now + TimeDelta::hours(1) + TimeDelta::seconds(i),
+        ))
+        .await;
+    }
+    // Let the background disarming of the emptied seconds finish.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = rss_bytes();
+    let stats = host.stats();
+    println!(
+        "replacements: {n} of one job ({:.1} us each), then 10,000 in a new second each: RSS {} \
+         (after 1,000 of warm-up; then every quarter: {}), {} at the end ({:+.1} MiB); \
+         {stats:?}",
+        took.as_secs_f64() * 1e6 / n.max(1) as f64,
+        mib(before),
+        series[1..].join(", "),
+        mib(after),
+        (after as f64 - before as f64) / (1024.0 * 1024.0),
+    );
+    assert!(
+        stats.pending_firings <= 1 && stats.armed_seconds <= 1,
+        "firings pile up: {stats:?}"
+    );
+    xcore.shutdown().await;
 }
 
 /// The next whole second at least `lead` from now.
@@ -293,6 +374,11 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    let replaced = env(
+        "XCORE_BENCH_REPLACEMENTS",
+        if quick { 10_000 } else { 100_000 },
+    );
+    runtime.block_on(replacements(replaced));
     runtime.block_on(async {
         println!("{jobs} jobs firing every second, {seconds} s measured after {WARM_UP_SECONDS} s of warm-up");
         let mut base = baseline(jobs, seconds).await;

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use xcore::BuildError;
 use xcore::plugin::PluginManifest;
 use xcore::prelude::*;
 
@@ -323,4 +324,93 @@ async fn handler_errors_keep_their_code() {
     let err = call(&p, "refuse", Value::Null).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::HandlerError);
     assert_eq!(err.message(), "no");
+}
+
+/// The unknown-field policy of typed payloads: serde's default (unknown fields ignored)
+/// unless the input type says `#[serde(deny_unknown_fields)]`, at any depth.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StrictAddress {
+    city: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StrictUser {
+    name: String,
+    address: StrictAddress,
+}
+
+struct Payloads;
+
+#[actions]
+impl Payloads {
+    #[action]
+    fn lenient(&self, user: NewUser) -> Result<String, CallError> {
+        Ok(format!(
+            "{} {} {}",
+            user.name, user.address.city, user.address.zip
+        ))
+    }
+
+    #[action]
+    fn strict(&self, user: StrictUser) -> Result<String, CallError> {
+        Ok(format!("{} {}", user.name, user.address.city))
+    }
+}
+
+#[tokio::test]
+async fn unknown_payload_fields_are_ignored_unless_the_type_denies_them() {
+    let lenient = json!({"name": "ada", "admin": true, "address": {"city": "London", "zip": 1}});
+    assert_eq!(
+        call(&Payloads, "lenient", lenient).await.unwrap(),
+        json!("ada London 1")
+    );
+    let exact = json!({"name": "ada", "address": {"city": "London"}});
+    assert_eq!(
+        call(&Payloads, "strict", exact).await.unwrap(),
+        json!("ada London")
+    );
+    let err = call(&Payloads, "strict", json!({"name": "ada", "admin": true}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidPayload);
+    assert!(
+        err.message().contains("unknown field `admin`"),
+        "{}",
+        err.message()
+    );
+    let nested = json!({"name": "ada", "address": {"city": "London", "zip": 1}});
+    let err = call(&Payloads, "strict", nested).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidPayload);
+    assert!(
+        err.message().contains("address") && err.message().contains("unknown field `zip`"),
+        "{}",
+        err.message()
+    );
+}
+
+#[test]
+fn require_registered_fails_loudly_listing_what_is_registered() {
+    Xcore::builder()
+        .require_registered(["macro_minimal", "macro_full"])
+        .build()
+        .unwrap();
+    let err = Xcore::builder()
+        .require_registered(["macro_minimal", "billing", "crm"])
+        .build()
+        .unwrap_err();
+    match &err {
+        BuildError::NotRegistered {
+            missing,
+            registered,
+        } => {
+            assert_eq!(missing, &["billing", "crm"]);
+            assert!(registered.contains("macro_minimal"), "{registered}");
+        }
+        other => panic!("expected NotRegistered, got {other:?}"),
+    }
+    let message = err.to_string();
+    assert!(message.contains("`billing`, `crm`"), "{message}");
+    assert!(message.contains("use my_plugin as _;"), "{message}");
 }

@@ -1592,3 +1592,84 @@ fn fastrand_u64() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64);
     nanos ^ N.fetch_add(1, Ordering::Relaxed)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replacing_removing_and_pausing_a_job_leave_one_pending_firing_at_most() {
+    let xcore = Xcore::builder()
+        .without_registered()
+        .service(SchedulerService::new(SchedulerOptions::default()).unwrap())
+        .build()
+        .unwrap();
+    xcore.boot().await.unwrap();
+    let host = xcore.scheduler().unwrap();
+    let one = |jobs, pending_firings, armed_seconds| {
+        let stats = host.stats();
+        assert_eq!(
+            (stats.jobs, stats.pending_firings, stats.armed_seconds),
+            (jobs, pending_firings, armed_seconds)
+        );
+    };
+    // The example's daily report, re-added on every registration: one job, one firing, one
+    // armed second, however many times it is replaced.
+    let daily = Trigger::cron("0 0 9 * * *").unwrap();
+    const REPLACEMENTS: usize = 100_000;
+    for _ in 0..REPLACEMENTS {
+        host.add("daily-report", daily.clone(), |_| async { Ok(()) })
+            .await
+            .unwrap();
+    }
+    one(1, 1, 1);
+    // Replaced by firings in a different second each time: the emptied seconds are disarmed.
+    let now = Utc::now();
+    for i in 0..1_000 {
+        let at = now + TimeDelta::hours(1) + TimeDelta::seconds(i);
+        host.add("daily-report", Trigger::at(at), |_| async { Ok(()) })
+            .await
+            .unwrap();
+        one(1, 1, 1);
+    }
+    // Paused: nothing pending; resumed: one again; removed: nothing left.
+    host.pause("daily-report").unwrap();
+    one(1, 0, 0);
+    host.resume("daily-report").await.unwrap();
+    one(1, 1, 1);
+    for _ in 0..100 {
+        host.pause("daily-report").unwrap();
+        host.resume("daily-report").await.unwrap();
+    }
+    one(1, 1, 1);
+    host.remove("daily-report").unwrap();
+    one(0, 0, 0);
+
+    // A job replaced while it fires every second still fires, once per second, as the last
+    // version.
+    let runs = Arc::new(AtomicU32::new(0));
+    for version in 0..1_000u32 {
+        let runs = runs.clone();
+        host.add("tick", Trigger::cron("* * * * * *").unwrap(), move |_| {
+            let runs = runs.clone();
+            async move {
+                assert_eq!(version, 999, "a replaced version fired");
+                runs.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
+        })
+        .await
+        .unwrap();
+    }
+    one(1, 1, 1);
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    let fired = runs.load(Ordering::SeqCst);
+    assert!((1..=3).contains(&fired), "fired {fired} times in 2.6 s");
+    assert_eq!(
+        host.get("tick").unwrap().last_outcome,
+        Some(RunOutcome::Succeeded { attempts: 1 })
+    );
+    // Between its second's wake-up and its instant, a firing is taken out of the table.
+    let stats = host.stats();
+    assert!(
+        stats.pending_firings <= 1 && stats.armed_seconds <= 1,
+        "{stats:?}"
+    );
+    xcore.shutdown().await;
+}

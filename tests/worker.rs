@@ -1030,3 +1030,102 @@ async fn postgres_an_expired_lease_is_delivered_again() {
     }
     xcore.shutdown().await;
 }
+
+/// A real outage: the test's own Postgres server (never the shared one) is stopped while two
+/// attempts run, and started again. The attempt that ends during the outage cannot record its
+/// outcome: it is no longer in flight, so its lease is no longer renewed, expires, and the task
+/// is delivered again and succeeds on its second attempt. The attempt still running across the
+/// outage keeps its lease (renewed as it is in flight) and succeeds on its first. Afterwards,
+/// no task is left `running`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_task_lost_in_an_outage_is_delivered_again_when_its_lease_expires() {
+    let Ok(server) = PostgresServer::start_own().await else {
+        return;
+    };
+    let url = server.database().await.unwrap();
+    let backend = Backend::Postgres(url.clone());
+    let (xcore, worker) = boot(options(&backend).lease(Duration::from_secs(1))).await;
+
+    // 0: up; 1: the server is down; 2: up again.
+    let (phase, watch) = tokio::sync::watch::channel(0u8);
+    let (started, mut started_rx) = tokio::sync::mpsc::unbounded_channel::<&'static str>();
+    let attempts = Arc::new(Mutex::new(Vec::<(&'static str, u32)>::new()));
+    for (name, until) in [("lost", 1u8), ("through", 2u8)] {
+        let (watch, started, attempts) = (watch.clone(), started.clone(), attempts.clone());
+        worker
+            .register(name, move |task, _: Value| {
+                let (mut watch, started, attempts) =
+                    (watch.clone(), started.clone(), attempts.clone());
+                async move {
+                    attempts.lock().unwrap().push((name, task.attempt()));
+                    if task.attempt() == 1 {
+                        let _ = started.send(name);
+                        let _ = watch.wait_for(|p| *p >= until).await;
+                    }
+                    Ok::<_, TaskError>(task.attempt())
+                }
+            })
+            .unwrap();
+    }
+    let lost = worker.send("lost", &json!({})).await.unwrap();
+    let through = worker.send("through", &json!({})).await.unwrap();
+    for _ in 0..2 {
+        tokio::time::timeout(WAIT, started_rx.recv())
+            .await
+            .expect("both attempts start")
+            .unwrap();
+    }
+
+    server.halt().await.unwrap();
+    phase.send(1).unwrap();
+    // `lost` ends now and cannot record its outcome: the queue's pool gives up acquiring a
+    // connection after 5 s. The server stays down longer than that (and than the 1 s lease).
+    tokio::time::sleep(Duration::from_millis(6500)).await;
+    server.restart().await.unwrap();
+    phase.send(2).unwrap();
+
+    let wait = |id| {
+        let worker = worker.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + WAIT;
+            loop {
+                if let Ok(status) = worker.status(id).await
+                    && status.is_finished()
+                {
+                    return status;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "task {id} did not finish within {WAIT:?} of the restart"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert_eq!(
+        wait(lost).await,
+        TaskStatus::Succeeded {
+            result: json!(2),
+            attempts: 2
+        }
+    );
+    assert_eq!(
+        wait(through).await,
+        TaskStatus::Succeeded {
+            result: json!(1),
+            attempts: 1
+        }
+    );
+    let mut seen = attempts.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(seen, [("lost", 1), ("lost", 2), ("through", 1)]);
+    let pool = raw_pool(&url).await;
+    let running: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM xcore_tasks WHERE status = 'running'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(running, 0, "a task stayed running");
+    pool.close().await;
+    xcore.shutdown().await;
+}

@@ -28,6 +28,19 @@
 //! implements `xcore::plugin::PluginManifest` for the type (its manifest, built from the keys
 //! below) and registers the plugin with `inventory`, so that an `Xcore` finds it.
 //!
+//! **Linking.** A `#[plugin]` registers itself in the binary it is linked into, and the linker
+//! leaves out a crate nothing references: a plugin crate the host lists in `Cargo.toml` but
+//! never names in its code is silently **not linked**, so its plugin is not registered and
+//! `Xcore::builder().build()` does not see it. Reference each plugin crate once from the host:
+//!
+//! ```rust,ignore
+//! use my_plugin as _; // links my_plugin, and with it its #[plugin] registration
+//! ```
+//!
+//! and make a missing one fail loudly at build time, listing what is registered:
+//! `Xcore::builder().require_registered(["my_plugin", "billing"]).build()` returns
+//! `BuildError::NotRegistered` when one is absent.
+//!
 //! | key | value | default | meaning |
 //! |---|---|---|---|
 //! | `name` | string, **required** | — | the plugin's name: lowercase letters, digits, `_`, `-`, starting with a letter |
@@ -75,6 +88,11 @@
 //! fit; an action without input ignores the payload), the output is encoded to JSON, and an
 //! unknown action is an `unknown_action` error listing the actions. A method of another shape,
 //! two actions of one name and an unknown `#[action]` key are compile errors.
+//!
+//! **Unknown fields are ignored** (serde's default): `{"name": "ada", "admin": true}` decodes
+//! into a `struct User { name: String }`. To reject them, put `#[serde(deny_unknown_fields)]`
+//! on the input type (and on each nested type that should be strict): the call then fails with
+//! `invalid_payload` naming the field (``unknown field `admin` ``, with its path when nested).
 //!
 //! # `#[job(...)]`
 //!
@@ -144,6 +162,12 @@ use proc_macro::TokenStream;
 /// `#[plugin(name = "...", version = "...", ...)]` on a non-generic struct or enum that
 /// implements `Default` and `xcore::Plugin`. See the [crate documentation](crate) for the
 /// keys.
+///
+/// The registration exists only if the plugin's crate is linked into the host: a crate the
+/// host depends on but never references is not. Reference it once from the host
+/// (`use my_plugin as _;`), and check with
+/// `Xcore::builder().require_registered(["my_plugin"])`, which fails the build with
+/// `BuildError::NotRegistered` (listing what is registered) when it is missing.
 #[proc_macro_attribute]
 pub fn plugin(attr: TokenStream, item: TokenStream) -> TokenStream {
     plugin::expand(attr.into(), item.into()).into()

@@ -21,10 +21,54 @@ pub struct PostgresServer {
 
 #[derive(Debug)]
 struct Owned {
+    ctl: Ctl,
+    _dir: TempDir,
+}
+
+/// How to start and stop an owned server.
+#[derive(Debug, Clone)]
+struct Ctl {
     pg_ctl: PathBuf,
     data: PathBuf,
     as_postgres: bool,
-    _dir: TempDir,
+    /// The `-o` options of `pg_ctl start` (port, socket directory), for a restart.
+    options: String,
+    log: PathBuf,
+}
+
+impl Ctl {
+    fn pg_ctl(&self) -> Command {
+        if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&self.pg_ctl);
+            c
+        } else {
+            Command::new(&self.pg_ctl)
+        }
+    }
+
+    fn start(&self) -> Result<(), String> {
+        run(
+            self.pg_ctl()
+                .arg("-D")
+                .arg(&self.data)
+                .args(["-o", &self.options, "-w", "-t", "30", "-l"])
+                .arg(&self.log)
+                .arg("start"),
+            "pg_ctl start",
+        )
+    }
+
+    /// Stops the server at once, as a crash would (`-m immediate`).
+    fn halt(&self) -> Result<(), String> {
+        run(
+            self.pg_ctl()
+                .arg("-D")
+                .arg(&self.data)
+                .args(["-m", "immediate", "-w", "stop"]),
+            "pg_ctl stop",
+        )
+    }
 }
 
 fn postgres_bin_dirs() -> Vec<PathBuf> {
@@ -123,24 +167,65 @@ impl PostgresServer {
             "-p {port} -c listen_addresses=127.0.0.1 -k {} -F -c max_connections=200",
             dir.path().display()
         );
-        run(
-            cmd(&pg_ctl)
-                .arg("-D")
-                .arg(&data)
-                .args(["-o", &options, "-w", "-t", "30", "-l"])
-                .arg(dir.path().join("log"))
-                .arg("start"),
-            "pg_ctl start",
-        )?;
-        Ok(Self {
-            base_url: format!("postgres://postgres@127.0.0.1:{port}"),
-            owned: Some(Owned {
+        let owned = Owned {
+            ctl: Ctl {
                 pg_ctl,
                 data,
                 as_postgres,
-                _dir: dir,
-            }),
+                options,
+                log: dir.path().join("log"),
+            },
+            _dir: dir,
+        };
+        owned.ctl.start()?;
+        Ok(Self {
+            base_url: format!("postgres://postgres@127.0.0.1:{port}"),
+            owned: Some(owned),
         })
+    }
+
+    /// Starts a throwaway server of its own, whatever `XCORE_TEST_POSTGRES_URL` says: for a
+    /// test that stops and restarts the server ([`halt`](Self::halt),
+    /// [`restart`](Self::restart)), which must never touch a shared one.
+    ///
+    /// # Panics
+    ///
+    /// If no server can be started and `XCORE_REQUIRE_SERVERS=1` is set.
+    pub async fn start_own() -> Result<Self, ServerUnavailable> {
+        match tokio::task::spawn_blocking(Self::start_owned).await {
+            Ok(Ok(server)) => Ok(server),
+            Ok(Err(why)) => unavailable(why),
+            Err(join) => unavailable(format!("starting Postgres panicked: {join}")),
+        }
+    }
+
+    /// Stops a server this value started, at once, as a crash or an outage would, keeping
+    /// its data for [`restart`](Self::restart). An error for a server it did not start.
+    pub async fn halt(&self) -> Result<(), ServerUnavailable> {
+        self.on_owned("halt", Ctl::halt).await
+    }
+
+    /// Starts again, on the same port with the same data, a server [`halt`](Self::halt)
+    /// stopped. An error for a server this value did not start.
+    pub async fn restart(&self) -> Result<(), ServerUnavailable> {
+        self.on_owned("restart", Ctl::start).await
+    }
+
+    async fn on_owned(
+        &self,
+        what: &str,
+        act: fn(&Ctl) -> Result<(), String>,
+    ) -> Result<(), ServerUnavailable> {
+        let Some(owned) = &self.owned else {
+            return Err(ServerUnavailable(format!(
+                "cannot {what} a server this value did not start (use `PostgresServer::start_own`)"
+            )));
+        };
+        let ctl = owned.ctl.clone();
+        tokio::task::spawn_blocking(move || act(&ctl))
+            .await
+            .map_err(|e| ServerUnavailable(e.to_string()))?
+            .map_err(ServerUnavailable)
     }
 
     /// The URL of the server's `postgres` database.
@@ -175,20 +260,7 @@ impl PostgresServer {
     /// Stops a server this value started (immediately, as a crash would).
     pub fn stop(&mut self) {
         if let Some(owned) = self.owned.take() {
-            let mut c = if owned.as_postgres {
-                let mut c = Command::new("runuser");
-                c.args(["-u", "postgres", "--"]).arg(&owned.pg_ctl);
-                c
-            } else {
-                Command::new(&owned.pg_ctl)
-            };
-            let _ = c
-                .arg("-D")
-                .arg(&owned.data)
-                .args(["-m", "immediate", "-w", "stop"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+            let _ = owned.ctl.halt();
             // Give the postmaster a moment to release the directory before it is removed.
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -41,6 +41,32 @@
 //! # }
 //! ```
 //!
+//! # Linking, failures, payloads
+//!
+//! **Linking.** A `#[plugin]` registers itself in the binary it is linked into, and the linker
+//! leaves out a crate nothing references: a plugin crate the host lists in `Cargo.toml` but
+//! never names in its code is silently **not linked**, so its plugin is not registered and
+//! `Xcore::builder().build()` does not see it. Reference each plugin crate once from the host:
+//!
+//! ```rust,ignore
+//! use my_plugin as _; // links my_plugin, and with it its #[plugin] registration
+//! ```
+//!
+//! and make a missing one fail loudly at build time, listing what is registered:
+//! [`XcoreBuilder::require_registered`]: `Xcore::builder().require_registered(["my_plugin", "billing"]).build()` returns
+//! [`BuildError::NotRegistered`] when one is absent.
+//!
+//! By default a plugin that fails fails alone: [`Xcore::boot`] returns `Ok`, each node that
+//! did not start is logged at WARN with its reason, and whatever the failed plugin registered
+//! (event subscriptions, jobs, task handlers) is withdrawn as if it had stopped (see
+//! [`Plugin`]). A host that needs every plugin calls [`BootReport::ensure_all_started`] on the
+//! report ([`BootError::NotAllStarted`] lists each node with its phase and reason), or sets
+//! [`OnFailure::Abort`] for plugins to roll the whole boot back.
+//!
+//! A typed action input is decoded with serde ([`plugin::decode_input`]): unknown fields are
+//! **ignored**, serde's default. `#[serde(deny_unknown_fields)]` on the input type (and on the
+//! nested types that should be strict) rejects them with `invalid_payload` naming the field.
+//!
 //! # Modules
 //!
 //! | module | concept |

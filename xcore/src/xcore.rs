@@ -545,6 +545,21 @@ pub enum BuildError {
         /// The registered names, comma-separated.
         available: String,
     },
+    /// [`require_registered`](XcoreBuilder::require_registered) names plugins that are not
+    /// registered: most often a plugin crate the host depends on but never references, which
+    /// the linker leaves out (with its `#[plugin]` registration).
+    #[error(
+        "no plugin named {} is registered in this binary (registered: {registered}); a plugin \
+         crate the host depends on but never references is not linked: reference it from the \
+         host, e.g. `use my_plugin as _;`",
+        missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
+    )]
+    NotRegistered {
+        /// The names required and not registered.
+        missing: Vec<String>,
+        /// The registered names, comma-separated (`none` if there is none).
+        registered: String,
+    },
 }
 
 enum Selection {
@@ -571,11 +586,13 @@ pub struct XcoreBuilder {
     audit_capacity: usize,
     config: Option<Arc<Config>>,
     tenants: Option<crate::tenancy::Tenants>,
+    required: Vec<String>,
 }
 
 impl Default for XcoreBuilder {
     fn default() -> Self {
         Self {
+            required: Vec::new(),
             services: Vec::new(),
             plugins: Vec::new(),
             selection: Selection::All,
@@ -634,6 +651,56 @@ impl XcoreBuilder {
     {
         self.selection = Selection::Only(names.into_iter().map(Into::into).collect());
         self
+    }
+
+    /// Fails the build with [`BuildError::NotRegistered`] unless a plugin of each of these
+    /// names is registered with `#[plugin]` in this binary: the loud check for the linking
+    /// rule (a plugin crate the host depends on but never references is not linked, so its
+    /// registration is absent). The error lists what is registered. Can be called more than
+    /// once; independent of which registered plugins are used.
+    ///
+    /// ```
+    /// use xcore::{BuildError, Xcore};
+    ///
+    /// let err = Xcore::builder().require_registered(["billing"]).build().unwrap_err();
+    /// assert!(matches!(err, BuildError::NotRegistered { ref missing, .. } if missing == &["billing"]));
+    /// assert!(err.to_string().contains("use my_plugin as _;"));
+    /// ```
+    pub fn require_registered<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.required.extend(names.into_iter().map(Into::into));
+        self
+    }
+
+    /// Checks [`require_registered`](Self::require_registered).
+    fn check_required(&self) -> Result<(), BuildError> {
+        if self.required.is_empty() {
+            return Ok(());
+        }
+        let mut names: Vec<String> = registered()
+            .filter_map(|reg| reg.manifest().ok().map(|m| m.name().to_owned()))
+            .collect();
+        names.sort_unstable();
+        let missing: Vec<String> = self
+            .required
+            .iter()
+            .filter(|r| !names.iter().any(|n| n == *r))
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(BuildError::NotRegistered {
+            missing,
+            registered: if names.is_empty() {
+                "none".into()
+            } else {
+                names.join(", ")
+            },
+        })
     }
 
     /// Uses none of the registered plugins: only those added with [`plugin`](Self::plugin).
@@ -764,6 +831,7 @@ impl XcoreBuilder {
     /// version mismatches, cycles) are not build errors: they are in the plan and affect only
     /// the nodes involved.
     pub fn build(self) -> Result<Xcore, BuildError> {
+        self.check_required()?;
         let mut plugins = self.registered_plugins()?;
         let XcoreBuilder {
             mut services,

@@ -252,6 +252,7 @@ async fn load_wave(
         }
         record(nodes, i, outcome, took);
     }
+    withdraw_failed(shared, nodes, wave, Phase::Load).await;
     plugin_events(shared, nodes, wave, Phase::Load).await;
     abort
 }
@@ -356,12 +357,7 @@ async fn start_wave(
                         }
                     }
                     if let Some(reason) = refused {
-                        let name = plan.nodes[i].name();
-                        shared.go_dark(name);
-                        shared.events.remove_owner(name);
-                        for service in &services {
-                            service.on_plugin_stop(name).await;
-                        }
+                        withdraw(shared, &services, plan.nodes[i].name()).await;
                         let stop = shared.options.stop_timeout;
                         let (ctx, p) = (ctx.clone(), plugin.clone());
                         let _ = run_hook(stop, async move { p.on_stop(&ctx).await }).await;
@@ -385,8 +381,47 @@ async fn start_wave(
         }
         nodes.status[i] = Status::Failed(Phase::Start, reason);
     }
+    // Those refused by a service were withdrawn already; withdrawing again finds nothing.
+    withdraw_failed(shared, nodes, wave, Phase::Start).await;
     plugin_events(shared, nodes, wave, Phase::Start).await;
     abort
+}
+
+/// Withdraws everything plugin `name` registered: it stops serving calls and routes, its event
+/// subscriptions go, and every loaded service withdraws what it holds for it
+/// ([`Service::on_plugin_stop`]: its jobs, its task handlers, what extensions keep for it).
+/// The one path for a plugin that stops and one that fails (in `on_load`, in `on_start`, refused
+/// by a service, timed out, panicked) or never starts (skipped after loading).
+async fn withdraw(shared: &Shared, services: &[Arc<dyn Service>], name: &str) {
+    shared.go_dark(name);
+    let subscriptions = shared.events.remove_owner(name);
+    if subscriptions > 0 {
+        tracing::debug!(
+            plugin = name,
+            subscriptions,
+            "withdrew the event subscriptions of a plugin"
+        );
+    }
+    for service in services {
+        service.on_plugin_stop(name).await;
+    }
+}
+
+/// Withdraws the registrations of the plugins of `wave` that failed or were skipped in `phase`
+/// after they ran a hook (so may have registered something).
+async fn withdraw_failed(shared: &Shared, nodes: &Nodes, wave: &[usize], phase: Phase) {
+    let services = loaded_services(&nodes.entries);
+    for &i in wave {
+        let ran_a_hook = match (&nodes.status[i], phase) {
+            (Status::Failed(p, _), _) => *p == phase,
+            // Loaded, then skipped at start because a dependency did not start.
+            (Status::Skipped(Phase::Start, _), Phase::Start) => nodes.load_took[i].is_some(),
+            _ => false,
+        };
+        if ran_a_hook && matches!(nodes.entries[i], Entry::Plugin { .. }) {
+            withdraw(shared, &services, shared.plan.nodes[i].name()).await;
+        }
+    }
 }
 
 fn loaded_services(entries: &[Entry]) -> Vec<Arc<dyn Service>> {
@@ -419,18 +454,14 @@ async fn stop_all(shared: &Arc<Shared>, nodes: &mut Nodes) -> ShutdownReport {
                     },
                     Status::Started,
                 ) => {
-                    let name = plan.nodes[i].name();
-                    shared.go_dark(name);
-                    shared.events.remove_owner(name);
-                    // Every service withdraws what the plugin holds in it (jobs, tasks, ...)
-                    // before the plugin's own `on_stop`.
+                    // It stops serving calls at once; every service withdraws what the
+                    // plugin holds in it (jobs, tasks, ...) before the plugin's own `on_stop`.
+                    shared.go_dark(plan.nodes[i].name());
                     let services = loaded_services(&nodes.entries);
-                    let (ctx, p) = (ctx.clone(), p.clone());
+                    let (ctx, p, shared) = (ctx.clone(), p.clone(), shared.clone());
                     hooks.push(
                         async move {
-                            for service in services {
-                                service.on_plugin_stop(ctx.name()).await;
-                            }
+                            withdraw(&shared, &services, ctx.name()).await;
                             (
                                 i,
                                 run_hook(limit, async move { p.on_stop(&ctx).await }).await,
@@ -438,6 +469,12 @@ async fn stop_all(shared: &Arc<Shared>, nodes: &mut Nodes) -> ShutdownReport {
                         }
                         .boxed(),
                     );
+                }
+                // Loaded but never started (a rollback during boot): what its `on_load`
+                // registered is withdrawn; it gets no `on_stop`, as it never started.
+                (Entry::Plugin { .. }, Status::Loaded) => {
+                    let services = loaded_services(&nodes.entries);
+                    withdraw(shared, &services, plan.nodes[i].name()).await;
                 }
                 // A service whose `init` succeeded releases its resources, even if it
                 // failed to start or was never started.
@@ -595,12 +632,35 @@ pub(crate) async fn boot(shared: &Arc<Shared>) -> Result<BootReport, BootError> 
         })));
     }
     let report = build_report(plan, nodes, load_phase, start_phase);
-    tracing::info!(
-        started = report.in_state(NodeState::Started).count(),
-        failed = report.in_state(NodeState::Failed).count(),
-        skipped = report.in_state(NodeState::Skipped).count(),
-        "booted"
+    // Every node that did not start, at WARN with its reason; the summary at WARN too then.
+    for node in report
+        .nodes()
+        .iter()
+        .filter(|n| n.state() != NodeState::Started)
+    {
+        tracing::warn!(
+            node = %node.node(),
+            state = %node.state(),
+            phase = node.phase().map(phase_name).unwrap_or("boot"),
+            reason = node.reason().unwrap_or(""),
+            "did not start"
+        );
+    }
+    let (started, failed, skipped) = (
+        report.in_state(NodeState::Started).count(),
+        report.in_state(NodeState::Failed).count(),
+        report.in_state(NodeState::Skipped).count(),
     );
+    if failed + skipped > 0 {
+        tracing::warn!(
+            started,
+            failed,
+            skipped,
+            "booted, without every node (`BootReport::ensure_all_started` to require them all)"
+        );
+    } else {
+        tracing::info!(started, failed, skipped, "booted");
+    }
     shared.set_report(report.clone());
     shared.set_lifecycle(Lifecycle::Running);
     let names = |state| {

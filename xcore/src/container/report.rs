@@ -130,6 +130,67 @@ impl BootReport {
             .map(|n| &n.node)
     }
 
+    /// `Ok` if every node started; otherwise [`BootError::NotAllStarted`] listing each node
+    /// that failed or was skipped, with its reason. With the default
+    /// [`OnFailure::Continue`](crate::OnFailure::Continue) policy for plugins, `boot()`
+    /// returns `Ok` even when plugins fail (the others run; the failed ones are logged at
+    /// WARN with their reason): a host that needs all its plugins calls this on the report
+    /// (or sets `on_plugin_failure(OnFailure::Abort)` to roll everything back instead).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use xcore::{BootError, Manifest, Plugin, PluginContext, PluginError, Xcore, async_trait};
+    /// # struct Broken;
+    /// # #[async_trait]
+    /// # impl xcore::Actions for Broken {
+    /// #     async fn handle(&self, a: &str, _: serde_json::Value, _: &xcore::CallContext)
+    /// #         -> Result<serde_json::Value, xcore::CallError> {
+    /// #         Err(xcore::CallError::unknown_action(a, &[]))
+    /// #     }
+    /// # }
+    /// # #[async_trait]
+    /// # impl Plugin for Broken {
+    /// #     async fn on_start(&self, _: &PluginContext) -> Result<(), PluginError> {
+    /// #         Err(PluginError::msg("no license key"))
+    /// #     }
+    /// # }
+    /// let manifest = Manifest::builder("broken", "1.0.0").build().unwrap();
+    /// let xcore = Xcore::builder().without_registered().plugin(manifest, Broken).build().unwrap();
+    /// let report = xcore.boot().await.unwrap(); // `Ok`: plugins fail alone by default
+    /// let err = report.ensure_all_started().unwrap_err();
+    /// assert!(matches!(&err, BootError::NotAllStarted { nodes } if nodes.len() == 1));
+    /// assert!(err.to_string().contains("plugin `broken` failed (start): no license key"), "{err}");
+    /// # xcore.shutdown().await;
+    /// # }
+    /// ```
+    pub fn ensure_all_started(&self) -> Result<(), BootError> {
+        let nodes: Vec<(NodeId, NodeState, String)> = self
+            .nodes
+            .iter()
+            .filter(|n| n.state != NodeState::Started)
+            .map(|n| {
+                let phase = n
+                    .phase
+                    .map(|p| format!(" ({})", phase_label(p)))
+                    .unwrap_or_default();
+                (
+                    n.node.clone(),
+                    n.state,
+                    format!(
+                        "{phase}: {}",
+                        n.reason.as_deref().unwrap_or("no reason given")
+                    ),
+                )
+            })
+            .collect();
+        if nodes.is_empty() {
+            Ok(())
+        } else {
+            Err(BootError::NotAllStarted { nodes })
+        }
+    }
+
     /// How long the load phase took.
     pub fn load_phase(&self) -> Duration {
         self.load_phase
@@ -214,6 +275,24 @@ pub enum BootError {
     /// `boot()` was called on an `Xcore` that is not freshly built.
     #[error("cannot boot: this Xcore is {0}; an Xcore boots once (build a new one)")]
     NotBootable(&'static str),
+    /// From [`BootReport::ensure_all_started`]: nodes that did not start (the boot itself
+    /// went on without them).
+    #[error(
+        "not every node started: {}",
+        nodes.iter().map(|(n, s, why)| format!("{n} {s}{why}")).collect::<Vec<_>>().join("; ")
+    )]
+    NotAllStarted {
+        /// Each node that failed or was skipped, its state, and ` (<phase>): <reason>`.
+        nodes: Vec<(NodeId, NodeState, String)>,
+    },
+}
+
+fn phase_label(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Plan => "plan",
+        Phase::Load => "load",
+        Phase::Start => "start",
+    }
 }
 
 /// The details of an aborted boot.

@@ -31,7 +31,11 @@ use crate::{
 /// 2. **`start`** — during the start phase, after every node has loaded, wave by wave.
 /// 3. **`health`** — any time after `start`.
 /// 4. **`on_plugin_start`** — when a plugin has started; **`on_plugin_stop`** — when a plugin
-///    stops (shutdown, rollback), before its `on_stop`.
+///    stops (shutdown, rollback), before its `on_stop`, **and when it fails** after running a
+///    hook (`on_load` or `on_start` returned an error, panicked or timed out; a service refused
+///    it in `on_plugin_start`; it loaded but was skipped at start): one path for both, so that
+///    nothing a failed plugin registered (jobs, task handlers, subscriptions, what an extension
+///    keeps for it) keeps acting.
 /// 5. **`shutdown`** — during `Xcore::shutdown` or the rollback of a failed boot, for every
 ///    service whose `init` succeeded, in reverse wave order (after the plugins that depend on
 ///    it have stopped), under the stop timeout. Release everything `init` acquired.
@@ -88,9 +92,11 @@ pub trait Service: Any + Send + Sync {
         Ok(())
     }
 
-    /// A plugin is stopping: withdraw what it holds in this service (its jobs, its queued
-    /// tasks, its subscriptions). Called for every loaded service, before the plugin's
-    /// `on_stop`, while the service is still running. The default does nothing.
+    /// A plugin is stopping, or failed: withdraw what it holds in this service (its jobs, its
+    /// task handlers, its subscriptions). Called for every loaded service, before the plugin's
+    /// `on_stop` (a plugin that failed in `on_load` or `on_start` gets no `on_stop`), while
+    /// the service is still running; the plugin's calls and event subscriptions are withdrawn
+    /// already. May be called more than once for one plugin. The default does nothing.
     async fn on_plugin_stop(&self, plugin: &str) {
         let _ = plugin;
     }

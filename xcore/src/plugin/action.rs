@@ -10,6 +10,9 @@ use crate::CallError;
 /// A payload that does not fit is an `invalid_payload` error naming the path of the field at
 /// fault (`user.email`, `items[2].qty`, or `.` for the payload itself).
 ///
+/// Unknown fields are ignored (serde's default) unless `T` (or the nested type) says
+/// `#[serde(deny_unknown_fields)]`: then they are an `invalid_payload` error naming the field.
+///
 /// ```
 /// #[derive(Debug, serde::Deserialize)]
 /// struct Input { count: u32 }

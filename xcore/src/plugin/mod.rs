@@ -95,6 +95,14 @@ pub trait Actions: Send + Sync + 'static {
 /// [`routes`](Plugin::routes) is called once, right after `on_start` succeeded;
 /// [`health`](Plugin::health) may be called any time after that.
 ///
+/// **A failed plugin keeps nothing.** Whatever it registered in its hooks — event
+/// subscriptions, scheduler jobs, task handlers, what an extension keeps for it — is withdrawn
+/// when it fails at any phase (`on_load` or `on_start` returning an error, panicking or timing
+/// out; a service refusing it when it starts; loaded but skipped because a dependency did not
+/// start), exactly as when it stops, through the same path (see
+/// [`Service::on_plugin_stop`](crate::Service::on_plugin_stop)): after `boot()` its handlers
+/// receive no event, its jobs are not listed and never fire, its task handlers are gone.
+///
 /// # Example
 ///
 /// ```

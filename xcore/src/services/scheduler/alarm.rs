@@ -17,7 +17,7 @@
 //! service's health): a lost wake-up costs lateness, never a firing.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     sync::{
         Arc, Mutex, MutexGuard,
         atomic::{AtomicU64, Ordering},
@@ -28,6 +28,7 @@ use std::{
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio_cron_scheduler::{Job as TcsJob, JobScheduler};
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use super::{engine::Engine, entry::JobEntry};
 
@@ -48,12 +49,35 @@ pub(crate) struct Firing {
     pub(crate) seq: u64,
 }
 
-/// The pending firings, by second.
+impl Firing {
+    /// Whether the job still plans this firing (not paused, removed or replanned since).
+    fn is_current(&self) -> bool {
+        let state = self.job.state();
+        !state.removed && !state.paused && state.seq == self.seq
+    }
+}
+
+/// The identity of a job entry in a slot: its address, unique while the slot holds it.
+fn job_key(job: &Arc<JobEntry>) -> usize {
+    Arc::as_ptr(job).addr()
+}
+
+/// The firings of one second, and the tokio-cron-scheduler one-shot that wakes it.
+#[derive(Default)]
+struct Slot {
+    /// At most one firing per job entry.
+    firings: HashMap<usize, Firing>,
+    /// The one-shot, once armed (`None` while it is being added).
+    alarm: Option<Uuid>,
+}
+
+/// The pending firings, by second: at most one per job, and one armed one-shot per second
+/// that holds any.
 pub(crate) struct Alarms {
-    slots: Mutex<BTreeMap<i64, Vec<Firing>>>,
-    /// The engine; `None` before the service's `init`. The lock also serialises additions,
+    slots: Mutex<BTreeMap<i64, Slot>>,
+    /// The engine; `None` once shut down. The lock also serialises additions and removals,
     /// which tokio-cron-scheduler acknowledges over a broadcast channel.
-    tcs: tokio::sync::Mutex<Option<JobScheduler>>,
+    tcs: Arc<tokio::sync::Mutex<Option<JobScheduler>>>,
     pub(crate) watchdog_fires: AtomicU64,
 }
 
@@ -61,33 +85,64 @@ impl Alarms {
     pub(crate) fn new(tcs: JobScheduler) -> Self {
         Self {
             slots: Mutex::new(BTreeMap::new()),
-            tcs: tokio::sync::Mutex::new(Some(tcs)),
+            tcs: Arc::new(tokio::sync::Mutex::new(Some(tcs))),
             watchdog_fires: AtomicU64::new(0),
         }
     }
 
-    fn slots(&self) -> MutexGuard<'_, BTreeMap<i64, Vec<Firing>>> {
+    fn slots(&self) -> MutexGuard<'_, BTreeMap<i64, Slot>> {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds firings; returns the seconds that had no alarm yet (the caller arms them).
+    /// Adds the firings still current (a firing planned by a run, whose job was removed or
+    /// replaced meanwhile, is dropped here); returns the seconds that had no slot yet (the
+    /// caller arms them).
     fn insert(&self, firings: impl IntoIterator<Item = Firing>) -> Vec<i64> {
         let mut fresh = Vec::new();
         let mut slots = self.slots();
         for firing in firings {
-            let second = firing.at.timestamp();
-            let slot = slots.entry(second).or_default();
-            if slot.is_empty() {
-                fresh.push(second);
+            if !firing.is_current() {
+                continue;
             }
-            slot.push(firing);
+            let second = firing.at.timestamp();
+            let slot = slots.entry(second).or_insert_with(|| {
+                fresh.push(second);
+                Slot::default()
+            });
+            slot.firings.insert(job_key(&firing.job), firing);
         }
         fresh
     }
 
-    /// Takes the firings of `second`, if no one has.
-    fn take(&self, second: i64) -> Option<Vec<Firing>> {
-        self.slots().remove(&second)
+    /// Drops the firing of `job` planned for `at`; if its second holds nothing more, drops
+    /// the second and returns its one-shot (the caller disarms it).
+    fn withdraw(&self, job: &Arc<JobEntry>, at: DateTime<Utc>) -> Option<Uuid> {
+        let second = at.timestamp();
+        let mut slots = self.slots();
+        let slot = slots.get_mut(&second)?;
+        slot.firings.remove(&job_key(job));
+        if !slot.firings.is_empty() {
+            return None;
+        }
+        slots.remove(&second).and_then(|slot| slot.alarm)
+    }
+
+    /// Records the one-shot armed for `second`; `false` if the second no longer needs it
+    /// (emptied meanwhile, or armed by someone else): the caller disarms it.
+    fn armed(&self, second: i64, alarm: Uuid) -> bool {
+        match self.slots().get_mut(&second) {
+            Some(slot) if slot.alarm.is_none() => {
+                slot.alarm = Some(alarm);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Takes the firings of `second` and its one-shot, if no one has.
+    fn take(&self, second: i64) -> Option<(Vec<Firing>, Option<Uuid>)> {
+        let slot = self.slots().remove(&second)?;
+        Some((slot.firings.into_values().collect(), slot.alarm))
     }
 
     /// The seconds before `second` still waiting.
@@ -95,9 +150,32 @@ impl Alarms {
         self.slots().range(..second).map(|(s, _)| *s).collect()
     }
 
-    /// How many firings are waiting.
+    /// How many firings are waiting: at most one per job.
     pub(crate) fn pending(&self) -> usize {
-        self.slots().values().map(Vec::len).sum()
+        self.slots().values().map(|s| s.firings.len()).sum()
+    }
+
+    /// How many seconds hold firings: each has one tokio-cron-scheduler one-shot armed (or
+    /// being armed).
+    pub(crate) fn armed_seconds(&self) -> usize {
+        self.slots().len()
+    }
+
+    /// Removes a one-shot from tokio-cron-scheduler, in the background (in turn with the
+    /// additions); a no-op outside a tokio runtime or once shut down (the one-shot then fires
+    /// and finds nothing).
+    fn disarm(&self, alarm: Uuid) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let tcs = self.tcs.clone();
+        runtime.spawn(async move {
+            if let Some(tcs) = tcs.lock().await.as_ref()
+                && let Err(e) = tcs.remove(&alarm).await
+            {
+                tracing::debug!(error = ?e, "could not remove a tokio-cron-scheduler one-shot");
+            }
+        });
     }
 
     /// Starts tokio-cron-scheduler's poll loop.
@@ -143,6 +221,14 @@ impl Engine {
         }
     }
 
+    /// Drops the firing of `job` planned for `at` (the job is removed, replaced or paused),
+    /// and the one-shot of its second if that held nothing else.
+    pub(crate) fn unplan(&self, job: &Arc<JobEntry>, at: DateTime<Utc>) {
+        if let Some(alarm) = self.alarms.withdraw(job, at) {
+            self.alarms.disarm(alarm);
+        }
+    }
+
     /// Adds the tokio-cron-scheduler one-shot that wakes second `second`.
     async fn arm_second(self: &Arc<Self>, second: i64) {
         let Some(start) = DateTime::from_timestamp(second, 0) else {
@@ -155,25 +241,40 @@ impl Engine {
                 let weak = weak.clone();
                 Box::pin(async move {
                     if let Some(engine) = weak.upgrade() {
-                        engine.fire_second(second).await;
+                        engine.fire_second(second, false).await;
                     }
                 })
             });
-        let outcome = match (job, self.alarms.tcs.lock().await.as_ref()) {
-            (Ok(job), Some(tcs)) => tcs.add(job).await.map(drop).map_err(|e| format!("{e:?}")),
+        let tcs = self.alarms.tcs.lock().await;
+        let outcome = match (job, tcs.as_ref()) {
+            (Ok(job), Some(tcs)) => tcs.add(job).await.map_err(|e| format!("{e:?}")),
             (Err(e), _) => Err(format!("{e:?}")),
             (_, None) => return,
         };
-        if let Err(error) = outcome {
-            tracing::warn!(second, %error, "could not arm a tokio-cron-scheduler job; the watchdog will fire it");
+        match outcome {
+            Ok(alarm) => {
+                if !self.alarms.armed(second, alarm)
+                    && let Some(tcs) = tcs.as_ref()
+                    && let Err(e) = tcs.remove(&alarm).await
+                {
+                    tracing::debug!(error = ?e, "could not remove a tokio-cron-scheduler one-shot");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(second, %error, "could not arm a tokio-cron-scheduler job; the watchdog will fire it");
+            }
         }
     }
 
-    /// Fires the firings of `second`, each at its instant.
-    pub(crate) async fn fire_second(self: Arc<Self>, second: i64) {
-        let Some(mut firings) = self.alarms.take(second) else {
+    /// Fires the firings of `second`, each at its instant; `late`: from the watchdog (the
+    /// second's one-shot, not delivered, is disarmed).
+    pub(crate) async fn fire_second(self: Arc<Self>, second: i64, late: bool) {
+        let Some((mut firings, alarm)) = self.alarms.take(second) else {
             return;
         };
+        if late && let Some(alarm) = alarm {
+            self.alarms.disarm(alarm);
+        }
         firings.sort_by_key(|f| f.at);
         let mut firings = firings.into_iter().peekable();
         while let Some(at) = firings.peek().map(|f| f.at) {
@@ -210,7 +311,7 @@ impl Engine {
                         second,
                         "tokio-cron-scheduler did not deliver an alarm in time; firing it late"
                     );
-                    tokio::spawn(engine.clone().fire_second(second));
+                    tokio::spawn(engine.clone().fire_second(second, true));
                 }
             }
         });

@@ -12,7 +12,7 @@ use tokio_cron_scheduler::JobScheduler;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use super::{
-    JobInfo, SchedulerError, SchedulerOptions,
+    JobInfo, SchedulerError, SchedulerOptions, SchedulerStats,
     alarm::{Alarms, CHANNEL_SIZE, Firing},
     entry::{JobEntry, Spec},
     lock::FiringLock,
@@ -126,8 +126,9 @@ impl Engine {
             state.next = Some(first);
             state.seq = 1;
         }
-        if let Some(old) = self.write().insert(entry.key.clone(), entry.clone()) {
-            retire(&old);
+        let old = self.write().insert(entry.key.clone(), entry.clone());
+        if let Some(old) = old {
+            self.retire(&old);
         }
         tracing::debug!(job = %entry.key, trigger = %entry.trigger, next = %first, "job added");
         self.arm(Firing {
@@ -149,10 +150,15 @@ impl Engine {
         let Some(job) = self.get(key) else {
             return false;
         };
-        let mut state = job.state();
-        state.paused = true;
-        state.seq += 1;
-        state.next = None;
+        let planned = {
+            let mut state = job.state();
+            state.paused = true;
+            state.seq += 1;
+            state.next.take()
+        };
+        if let Some(at) = planned {
+            self.unplan(&job, at);
+        }
         true
     }
 
@@ -186,9 +192,10 @@ impl Engine {
 
     /// Removes a job: it never fires again; a run in progress goes on.
     pub(crate) fn remove(&self, key: &str) -> bool {
-        match self.write().remove(key) {
+        let removed = self.write().remove(key);
+        match removed {
             Some(job) => {
-                retire(&job);
+                self.retire(&job);
                 true
             }
             None => false,
@@ -223,7 +230,7 @@ impl Engine {
             return;
         }
         for job in &gone {
-            retire(job);
+            self.retire(job);
         }
         tracing::debug!(
             plugin,
@@ -248,7 +255,7 @@ impl Engine {
         self.alarms.stop().await;
         let jobs: Vec<Arc<JobEntry>> = self.write().drain().map(|(_, j)| j).collect();
         for job in &jobs {
-            retire(job);
+            self.retire(job);
         }
         self.tracker.close();
         if tokio::time::timeout(self.grace, self.tracker.wait())
@@ -258,6 +265,30 @@ impl Engine {
             tracing::warn!(grace = ?self.grace, "scheduled jobs still running at shutdown; cancelling them");
             self.runs.cancel();
             let _ = tokio::time::timeout(Duration::from_secs(1), self.tracker.wait()).await;
+        }
+    }
+
+    /// Marks a job gone and drops its planned firing (and the one-shot of that second if it
+    /// held nothing else): a removed or replaced job leaves nothing pending.
+    fn retire(&self, job: &Arc<JobEntry>) {
+        let planned = {
+            let mut state = job.state();
+            state.removed = true;
+            state.seq += 1;
+            state.next.take()
+        };
+        if let Some(at) = planned {
+            self.unplan(job, at);
+        }
+    }
+
+    /// Jobs, pending firings (at most one per job) and the seconds armed for them.
+    pub(crate) fn stats(&self) -> SchedulerStats {
+        let jobs = self.read().len();
+        SchedulerStats {
+            jobs,
+            pending_firings: self.alarms.pending(),
+            armed_seconds: self.alarms.armed_seconds(),
         }
     }
 
@@ -279,9 +310,10 @@ impl Engine {
         }
         let late = self.alarms.watchdog_fires.load(Ordering::Relaxed);
         let mut summary = format!(
-            "{jobs} jobs ({paused} paused, {running} running, {} firings pending); {runs} runs, \
-             {failures} failed, {skips} skipped",
-            self.alarms.pending()
+            "{jobs} jobs ({paused} paused, {running} running, {} firings pending in {} armed \
+             seconds); {runs} runs, {failures} failed, {skips} skipped",
+            self.alarms.pending(),
+            self.alarms.armed_seconds()
         );
         if late > 0 {
             summary.push_str(&format!("; {late} alarms fired late by the watchdog"));
@@ -304,14 +336,6 @@ impl Engine {
             None => Health::healthy_with(summary),
         }
     }
-}
-
-/// Marks a job gone: its planned firing goes stale.
-fn retire(job: &JobEntry) {
-    let mut state = job.state();
-    state.removed = true;
-    state.seq += 1;
-    state.next = None;
 }
 
 /// Waits while `busy()` holds, at most `limit`; `true` if it stopped holding.

@@ -3,7 +3,7 @@
 use std::{fmt, future::Future, sync::Arc};
 
 use super::{
-    JobContext, JobError, JobInfo, JobOptions, SchedulerError, Trigger,
+    JobContext, JobError, JobInfo, JobOptions, SchedulerError, SchedulerStats, Trigger,
     engine::Engine,
     entry::Spec,
     job::job_fn,
@@ -178,6 +178,13 @@ impl Scheduler {
             Owner::Host => self.engine.list(|_| true),
             owner => self.engine.list(|j| j.owner.same(owner)),
         }
+    }
+
+    /// The whole service's counts (every owner's jobs): jobs, pending firings (at most one
+    /// per job) and armed seconds; see [`SchedulerStats`]. For operators watching that the
+    /// scheduler's memory stays bounded by its jobs.
+    pub fn stats(&self) -> SchedulerStats {
+        self.engine.stats()
     }
 
     /// Job `id`, if this handle has one.

@@ -1,5 +1,6 @@
 //! What [`Scheduler::list`](super::Scheduler::list) tells about a job: [`JobInfo`],
-//! [`RunOutcome`], [`SkipReason`].
+//! [`RunOutcome`], [`SkipReason`]; what [`Scheduler::stats`](super::Scheduler::stats) tells
+//! about the whole service: [`SchedulerStats`].
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -77,4 +78,23 @@ pub struct JobInfo {
     pub running: usize,
     /// Whether the job is paused.
     pub paused: bool,
+}
+
+/// The whole scheduler service's bookkeeping on this instance, for operators: what
+/// [`Scheduler::stats`](super::Scheduler::stats) returns.
+///
+/// | field | bound |
+/// |---|---|
+/// | `jobs` | the jobs registered (every plugin, tenant and the host) |
+/// | `pending_firings` | at most `jobs`: one planned firing per job; replacing (adding with an existing id), removing or pausing a job drops its firing at once |
+/// | `armed_seconds` | at most `pending_firings`: one tokio-cron-scheduler one-shot per second holding firings, disarmed when its second no longer holds any |
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct SchedulerStats {
+    /// Jobs registered.
+    pub jobs: usize,
+    /// Firings planned and waiting.
+    pub pending_firings: usize,
+    /// Seconds armed with a tokio-cron-scheduler one-shot.
+    pub armed_seconds: usize,
 }

@@ -110,7 +110,7 @@ pub use error::{SchedulerError, TriggerError};
 #[cfg(feature = "scheduler")]
 pub use handle::Scheduler;
 #[cfg(feature = "scheduler")]
-pub use info::{JobInfo, RunOutcome, SkipReason};
+pub use info::{JobInfo, RunOutcome, SchedulerStats, SkipReason};
 #[cfg(feature = "scheduler")]
 pub use job::{JobContext, JobError, JobOptions};
 #[cfg(feature = "scheduler")]

@@ -208,14 +208,16 @@ impl Engine {
         }
     }
 
-    /// Renews leases (and the like) every `every`, until drained.
+    /// Renews the leases of the attempts in flight here (and only those), and the like,
+    /// every `every`, until drained.
     async fn maintain(self: Arc<Self>, every: Duration) {
         loop {
             tokio::select! {
                 () = self.maintenance.cancelled() => return,
                 () = tokio::time::sleep(every) => {}
             }
-            match self.queue.maintain().await {
+            let inflight: Vec<Claim> = lock(&self.inflight).values().map(|r| r.claim).collect();
+            match self.queue.maintain(&inflight).await {
                 Ok(()) => self.backend_ok(),
                 Err(error) => self.backend_failed(&error),
             }

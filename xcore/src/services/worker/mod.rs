@@ -94,8 +94,13 @@
 //! two instances claim the same task, and a task sent before a restart runs after it.
 //!
 //! A claim takes a **lease** (`lease`, 30 s by default), renewed every third of it while the
-//! attempt runs. When an instance dies, its leases expire and its tasks are delivered again
-//! (the interrupted attempt counts; if it was the last one, the task becomes a dead letter). An
+//! attempt runs: only the attempts actually in flight in the instance are renewed (by task id
+//! and attempt), never every task it ever marked. When an instance dies, its leases expire and
+//! its tasks are delivered again (the interrupted attempt counts; if it was the last one, the
+//! task becomes a dead letter). When an instance loses the database while an attempt runs and
+//! cannot record its outcome, the attempt is no longer in flight, its lease is no longer
+//! renewed and expires: the task is delivered again (here or elsewhere) once the database is
+//! back, so no task stays `running` longer than a lease after its attempt ended. An
 //! attempt that lost its lease cannot record its outcome any more (its updates are fenced by
 //! instance and attempt). Idle instances poll every `poll_interval` (250 ms); a send wakes the
 //! sending instance at once. Succeeded tasks are deleted `retention` (7 days) after they finish.

@@ -140,8 +140,12 @@ pub(crate) trait Queue: Send + Sync + 'static {
         None
     }
 
-    /// Renews the leases of this instance's running tasks, and the like.
-    async fn maintain(&self) -> Result<(), WorkerError> {
+    /// Renews the leases of `inflight`, the attempts actually running in this process (never
+    /// every task marked with this instance: one whose attempt was lost, in a crash or an
+    /// outage, must see its lease expire), puts back the tasks whose lease expired, and the
+    /// like.
+    async fn maintain(&self, inflight: &[Claim]) -> Result<(), WorkerError> {
+        let _ = inflight;
         Ok(())
     }
 

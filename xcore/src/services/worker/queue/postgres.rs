@@ -293,12 +293,18 @@ impl Queue for PgQueue {
         Some(self.lease / 3)
     }
 
-    async fn maintain(&self) -> Result<(), WorkerError> {
-        sqlx::query(sql::EXTEND)
-            .bind(ms(self.lease))
-            .bind(self.instance.clone())
-            .execute(&self.pool)
-            .await?;
+    async fn maintain(&self, inflight: &[Claim]) -> Result<(), WorkerError> {
+        if !inflight.is_empty() {
+            let ids: Vec<String> = inflight.iter().map(|c| c.id.get().to_string()).collect();
+            let attempts: Vec<String> = inflight.iter().map(|c| c.attempt.to_string()).collect();
+            sqlx::query(sql::EXTEND)
+                .bind(ms(self.lease))
+                .bind(self.instance.clone())
+                .bind(ids.join(","))
+                .bind(attempts.join(","))
+                .execute(&self.pool)
+                .await?;
+        }
         let requeued = sqlx::query(sql::REQUEUE).execute(&self.pool).await?;
         if requeued.rows_affected() > 0 {
             tracing::warn!(

@@ -143,11 +143,16 @@ pub(super) const RELEASE: &str = fenced!(
     "3"
 );
 
-/// Renews this instance's leases: $1 lease (ms), $2 instance.
+/// Renews the leases of the attempts in flight in this instance, and of no other task it
+/// marked (an attempt lost in a crash or an outage lets its lease expire): $1 lease (ms),
+/// $2 instance, $3 the task ids joined with `,`, $4 their attempts joined with `,`, in the
+/// same order (an attempt fences its renewal as it fences its outcome).
 pub(super) const EXTEND: &str = concat!(
-    "UPDATE xcore_tasks SET locked_until = ",
+    "UPDATE xcore_tasks t SET locked_until = ",
     now_ms!(),
-    " + $1 WHERE status = 'running' AND locked_by = $2"
+    " + $1 FROM (SELECT UNNEST(string_to_array($3, ',')::BIGINT[]) AS id, \
+       UNNEST(string_to_array($4, ',')::INTEGER[]) AS attempt) f \
+     WHERE t.id = f.id AND t.attempts = f.attempt AND t.status = 'running' AND t.locked_by = $2"
 );
 
 /// Running tasks whose lease expired on their last attempt become dead letters.
