@@ -79,7 +79,7 @@ async fn run(label: &str, url: &str, tenants: usize) {
             + options.tenant_pools * options.tenant_max_connections as usize);
     let xcore = Xcore::builder()
         .without_registered()
-        .tenants(Tenants::new(Provision::Auto, tenants + 10))
+        .tenants(Tenants::new(Provision::Auto, tenants + 300))
         .service(DatabaseService::new([("default", options)]))
         .build()
         .unwrap();
@@ -106,6 +106,7 @@ async fn run(label: &str, url: &str, tenants: usize) {
 
     // Fresh tenants, one after the other: the first query of each.
     let mut first = Vec::with_capacity(tenants);
+    let mut mid = (0.0, 0);
     let mut peak_conns = conns0.unwrap_or(0);
     for i in 0..tenants {
         let id = TenantId::new(&format!("fresh-{i}")).unwrap();
@@ -114,6 +115,9 @@ async fn run(label: &str, url: &str, tenants: usize) {
         query(&db).await;
         first.push(started.elapsed());
         drop(db);
+        if i == 499 {
+            mid = (rss_mb(), threads());
+        }
         if i % 100 == 99
             && let Some(c) = server_connections(&main).await
         {
@@ -144,10 +148,12 @@ async fn run(label: &str, url: &str, tenants: usize) {
     let (rss1, threads1, fds1) = (rss_mb(), threads(), fds());
     let conns1 = server_connections(&main).await;
     println!(
-        "| {label} | {tenants} | {:.1} → {:.1} MB (+{:.1}) | {threads0} → {threads1} | {fds0} → {fds1} | {} | {} | {:?} / {:?} | {:?} / {:?} → {:?} / {:?} ({} samples) |",
+        "| {label} | {tenants} | {:.1} → {:.1} → {:.1} MB (+{:.1}) | {threads0} → {} → {threads1} | {fds0} → {fds1} | {} | {} | {:?} / {:?} | {:?} / {:?} → {:?} / {:?} ({} samples) |",
         rss0,
+        mid.0,
         rss1,
         rss1 - rss0,
+        mid.1,
         match (conns0, conns1) {
             (Some(a), Some(b)) => format!("{a} → {b} (peak {peak_conns})"),
             _ => "—".to_owned(),
@@ -173,7 +179,7 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         println!(
-            "| database | fresh tenants | RSS | threads | fds | server connections | connection budget | first query of a new tenant p50 / p99 | existing tenant p50 / p99: quiet → while 200 others are provisioned |"
+            "| database | fresh tenants | RSS: before → after 500 → after all | threads: before → after 500 → after all | fds | server connections | connection budget | first query of a new tenant p50 / p99 | existing tenant p50 / p99: quiet → while 200 others are provisioned |"
         );
         println!("|---|---|---|---|---|---|---|---|---|");
         let dir = tempfile::tempdir().unwrap();
