@@ -541,10 +541,18 @@ impl ResourcePattern {
             }
             return resource.next().is_none();
         }
-        // The set of pattern positions reached so far, one bit each (at most
+        // The segments before the first `**`, one for one (most grants fail here, cheaply).
+        let first = self.any_path.trailing_zeros() as usize;
+        for seg in &segments[..first] {
+            match resource.next() {
+                Some(s) if seg.matches(s) => {}
+                _ => return false,
+            }
+        }
+        // Then the set of pattern positions reached so far, one bit each (at most
         // MAX_PATTERN_SEGMENTS + a scope < 64): O(pattern × resource), no backtracking.
         let end = segments.len();
-        let mut states = self.close(1);
+        let mut states = self.close(1 << first);
         for s in resource {
             let mut next = states & self.any_path;
             let mut single = states & !self.any_path & !(1u64 << end);
