@@ -503,8 +503,10 @@ impl Plugin for Prober {
 
 #[tokio::test]
 async fn a_subscribe_grant_admits_only_the_patterns_it_covers() {
-    // (grants, [(pattern, allowed)])
-    let table: &[(&[&str], &[(&str, bool)])] = &[
+    /// (pattern, allowed)
+    type Cases = &'static [(&'static str, bool)];
+    // (grants, cases)
+    let table: &[(&[&str], Cases)] = &[
         (
             &["events:user.*: subscribe"],
             &[
