@@ -43,10 +43,18 @@ pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
     let mut parser = Parser::new_from_str(text);
     let mut builder = Builder::default();
     loop {
-        let (event, mark) = parser.next_token().map_err(|e| SyntaxError {
-            message: e.info().to_owned(),
-            line: Some(e.marker().line()),
-            column: Some(e.marker().col() + 1),
+        let (event, mark) = parser.next_token().map_err(|e| {
+            let (line, column) = (e.marker().line(), Some(e.marker().col() + 1));
+            // The scanner reads flow collections ahead and has its own (higher) bound: the
+            // same error either way.
+            if e.info().contains("recursion limit") {
+                return too_deep(line, column);
+            }
+            SyntaxError {
+                message: e.info().to_owned(),
+                line: Some(line),
+                column,
+            }
         })?;
         if event == Event::StreamEnd {
             break;
@@ -74,7 +82,8 @@ pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
 pub(crate) fn too_deep(line: usize, column: Option<usize>) -> SyntaxError {
     SyntaxError {
         message: format!(
-            "nesting deeper than {MAX_DEPTH} levels (lists and mappings, in any style);              flatten the structure"
+            "nesting deeper than {MAX_DEPTH} levels (lists and mappings, in any style): \
+             flatten the structure"
         ),
         line: Some(line),
         column,
