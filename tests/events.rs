@@ -154,6 +154,26 @@ async fn patterns_use_the_grant_grammar() {
         events.subscribe("user..x", recorder(&seen, "x", Flow::Continue)),
         Err(EventError::InvalidPattern { .. })
     ));
+    // Names and patterns are bounded like grants: 32 segments and 256 bytes at most.
+    let at = vec!["a"; xcore::MAX_PATTERN_SEGMENTS].join(".");
+    let over = format!("{at}.a");
+    let cx = CallContext::host();
+    assert!(events.emit(&cx, &at, json!({})).await.is_ok());
+    let err = events.emit(&cx, &over, json!({})).await.unwrap_err();
+    assert!(err.to_string().contains("33 segments"), "{err}");
+    let err = events
+        .subscribe(
+            &vec!["**"; 40].join("."),
+            recorder(&seen, "x", Flow::Continue),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&err, EventError::InvalidPattern { reason, .. } if reason.contains("40 segments")),
+        "{err}"
+    );
+    let long = "a".repeat(xcore::MAX_PATTERN_LEN + 1);
+    let err = events.emit(&cx, &long, json!({})).await.unwrap_err();
+    assert!(err.to_string().contains("more than the 256"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
