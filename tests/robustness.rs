@@ -3,8 +3,10 @@
 //! names, rate limits) and grant checks, random HTTP requests through the web layer.
 //!
 //! Each suite asserts no panic and no input slower than [`MAX_PER_INPUT`] (a bound on hostile
-//! input, not a benchmark), and prints how many inputs it ran and the slowest one. The
-//! iteration counts keep each suite well under 60 s in a debug build.
+//! input, not a benchmark), and prints how many inputs it ran and the slowest one. An input
+//! over the bound is run a second time and fails only if it is slow again: a hostile input is
+//! slow every time, a thread preempted on a loaded machine is not. The iteration counts keep
+//! each suite well under 60 s in a debug build.
 
 use std::{
     panic::{AssertUnwindSafe, catch_unwind},
@@ -67,6 +69,8 @@ struct Meter {
     count: usize,
     max: Duration,
     slowest: String,
+    /// Inputs over the bound on their first run, fast on their second.
+    rerun: usize,
 }
 
 impl Meter {
@@ -76,14 +80,25 @@ impl Meter {
             count: 0,
             max: Duration::ZERO,
             slowest: String::new(),
+            rerun: 0,
         }
     }
 
     /// Runs one input, catching a panic to name the input that caused it.
-    fn run<T>(&mut self, input: &dyn Fn() -> String, f: impl FnOnce() -> T) -> T {
-        let start = Instant::now();
-        let result = catch_unwind(AssertUnwindSafe(f));
-        self.record(start.elapsed(), input);
+    fn run<T>(&mut self, input: &dyn Fn() -> String, f: impl Fn() -> T) -> T {
+        let timed = || {
+            let start = Instant::now();
+            let result = catch_unwind(AssertUnwindSafe(&f));
+            (start.elapsed(), result)
+        };
+        let (mut elapsed, mut result) = timed();
+        if elapsed > MAX_PER_INPUT {
+            self.rerun += 1;
+            let (again, second) = timed();
+            elapsed = elapsed.min(again);
+            result = second;
+        }
+        self.record(elapsed, input);
         match result {
             Ok(value) => value,
             Err(_) => panic!("{}: panicked on {}", self.suite, input()),
@@ -106,8 +121,8 @@ impl Meter {
 
     fn report(&self) {
         println!(
-            "{}: {} inputs, 0 panics, slowest {:?} (bound {MAX_PER_INPUT:?}): {}",
-            self.suite, self.count, self.max, self.slowest
+            "{}: {} inputs, 0 panics, slowest {:?} (bound {MAX_PER_INPUT:?}, {} run twice): {}",
+            self.suite, self.count, self.max, self.rerun, self.slowest
         );
     }
 }
@@ -276,14 +291,20 @@ fn mutate(base: &[u8], format: Format, rng: &mut Rng) -> Vec<u8> {
                 let len = rng.below(100).min(text.len() - at);
                 text.drain(at..at + len);
             }
-            // One deep nesting per input, at most about 60 KB (the size of the YAML input
+            // One deep nesting per input, at most about 60 KB in YAML (the size of the input
             // that overflowed the stack).
             5 if !nested => {
                 nested = true;
                 let depth = *rng.pick(&[&10, &63, &64, &65, &1000, &30_000]);
+                // TOML parses slower in a debug build: half of that keeps a margin.
+                let max = if format == Format::Yaml {
+                    61_000
+                } else {
+                    30_000
+                };
                 let mut nest = nesting(format, rng, depth);
-                if nest.len() > 61_000 {
-                    nest = nesting(format, rng, depth * 61_000 / nest.len());
+                if nest.len() > max {
+                    nest = nesting(format, rng, depth * max / nest.len());
                 }
                 // At a line start, so that it parses as far as it can.
                 let line = text[..at]
@@ -695,6 +716,15 @@ fn request(rng: &mut Rng) -> Request<Full<Bytes>> {
         .unwrap_or_else(|_| Request::new(Full::new(Bytes::new())))
 }
 
+/// The same request again (`Request` is not `Clone`; its parts and this body are).
+fn copy_request(request: &Request<Full<Bytes>>) -> Request<Full<Bytes>> {
+    let mut copy = Request::new(request.body().clone());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.headers_mut() = request.headers().clone();
+    copy
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_http_requests_never_panic_or_fail_with_500() {
     let app = TestApp::builder().plugins(["fuzzed"]).boot().await.unwrap();
@@ -715,14 +745,26 @@ async fn random_http_requests_never_panic_or_fail_with_500() {
                 .exact()
                 .unwrap_or(0)
         );
-        let start = Instant::now();
-        let response = tokio::spawn({
+        let send = |request: Request<Full<Bytes>>| {
             let client = client.clone();
-            async move { client.request(request).await }
-        })
-        .await
-        .unwrap_or_else(|e| panic!("http_requests: panicked on {described}: {e}"));
-        meter.record(start.elapsed(), &|| described.clone());
+            let described = described.clone();
+            async move {
+                let start = Instant::now();
+                let response = tokio::spawn(async move { client.request(request).await })
+                    .await
+                    .unwrap_or_else(|e| panic!("http_requests: panicked on {described}: {e}"));
+                (start.elapsed(), response)
+            }
+        };
+        let copy = copy_request(&request);
+        let (mut elapsed, mut response) = send(request).await;
+        if elapsed > MAX_PER_INPUT {
+            meter.rerun += 1;
+            let (again, second) = send(copy).await;
+            elapsed = elapsed.min(again);
+            response = second;
+        }
+        meter.record(elapsed, &|| described.clone());
         let status = response.status();
         assert!(
             !status.is_server_error() || status == http::StatusCode::SERVICE_UNAVAILABLE,
