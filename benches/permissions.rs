@@ -1,10 +1,14 @@
 //! Permission checks: an allowed check, a denied one, and one against 50 grants, beside a
 //! baseline `HashSet` lookup of the exact (resource, action) pair in the same run.
+//!
+//! `worst_case`: patterns full of `**` against long resources, where a backtracking matcher
+//! is exponential (10 `**` against 64 segments; goal ≤ 10 µs), and the subscription check
+//! (pattern against pattern) on the same shapes.
 
 use std::{collections::HashSet, hint::black_box};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use xcore::Grants;
+use xcore::{Grants, ResourcePattern};
 
 fn checks(c: &mut Criterion) {
     let mut group = c.benchmark_group("permission_check");
@@ -30,5 +34,34 @@ fn checks(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, checks);
+fn worst_case(c: &mut Criterion) {
+    let mut group = c.benchmark_group("permission_worst_case");
+    // `**.x.**.x…` (10 `**`) against 63 `x` then a `y`: every split of the resource is a
+    // candidate for a backtracking matcher, and none matches.
+    let pattern = ["**", "x"].repeat(10).join(".");
+    let grants = Grants::parse([format!("{pattern}: read")]).unwrap();
+    let miss = ["x"; 63].join(".") + ".y";
+    let hit = ["x"; 64].join(".");
+    group.bench_function("ten_double_stars_64_segments_miss", |b| {
+        b.iter(|| black_box(grants.allows(black_box(&miss), "read")))
+    });
+    group.bench_function("ten_double_stars_64_segments_hit", |b| {
+        b.iter(|| black_box(grants.allows(black_box(&hit), "read")))
+    });
+    // The subscription check: an allow covering and a deny intersecting, both full of `**`.
+    let subscribe = Grants::parse([
+        format!("events.{pattern}: subscribe"),
+        format!("!events.{}.y: subscribe", ["**", "x"].repeat(10).join(".")),
+    ])
+    .unwrap();
+    let sub = ResourcePattern::parse(&format!("{pattern}.x")).unwrap();
+    group.bench_function("subscribe_pattern_ten_double_stars", |b| {
+        b.iter(|| {
+            black_box(subscribe.allows_pattern_scoped("events", black_box(&sub), "subscribe"))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, checks, worst_case);
 criterion_main!(benches);

@@ -793,3 +793,72 @@ fn example_file_loads() {
         .unwrap_err();
     assert_eq!((err.key(), err.line()), (Some("app.secret_key"), Some(34)));
 }
+
+/// Nesting deeper than 64 levels, in any YAML style or TOML construct, is a syntax error
+/// naming the file and the line, before any recursive step sees it: the 60 KB block sequence
+/// that used to overflow the stack included.
+#[test]
+fn deep_nesting_is_a_syntax_error_with_its_line() {
+    let prelude = "app:\n  name: shop\n";
+    let cases = [
+        (
+            Format::Yaml,
+            format!("{prelude}x:\n{}\n", "- ".repeat(30_000) + "x"),
+            4,
+        ),
+        (
+            Format::Yaml,
+            format!("{prelude}x: {}\n", "[".repeat(30_000)),
+            3,
+        ),
+        (
+            Format::Yaml,
+            format!(
+                "{prelude}{}",
+                (0..100)
+                    .map(|i| format!("{}a:\n", "  ".repeat(i)))
+                    .collect::<String>()
+            ),
+            3 + 64,
+        ),
+        (
+            Format::Toml,
+            format!("[app]\nname = \"shop\"\nx = {}\n", "[".repeat(30_000)),
+            3,
+        ),
+        (
+            Format::Toml,
+            format!("[app]\nname = \"shop\"\nx = {}\n", "{a = ".repeat(30_000)),
+            3,
+        ),
+        (
+            Format::Toml,
+            format!(
+                "[app]\nname = \"shop\"\n{} = 1\n",
+                vec!["x"; 30_000].join(".")
+            ),
+            3,
+        ),
+    ];
+    for (format, text, line) in cases {
+        let (dir, path) = file(
+            if format == Format::Yaml {
+                "deep.yaml"
+            } else {
+                "deep.toml"
+            },
+            &text,
+        );
+        let err = loader(&[]).load_file(&path).unwrap_err();
+        let ConfigError::Syntax {
+            line: got, message, ..
+        } = &err
+        else {
+            panic!("not a syntax error: {err}");
+        };
+        assert_eq!(*got, Some(line), "{format}: {err}");
+        assert!(message.contains("nesting deeper than 64 levels"), "{err}");
+        assert!(err.to_string().contains("deep."), "{err}");
+        drop(dir);
+    }
+}

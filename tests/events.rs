@@ -154,6 +154,26 @@ async fn patterns_use_the_grant_grammar() {
         events.subscribe("user..x", recorder(&seen, "x", Flow::Continue)),
         Err(EventError::InvalidPattern { .. })
     ));
+    // Names and patterns are bounded like grants: 32 segments and 256 bytes at most.
+    let at = vec!["a"; xcore::MAX_PATTERN_SEGMENTS].join(".");
+    let over = format!("{at}.a");
+    let cx = CallContext::host();
+    assert!(events.emit(&cx, &at, json!({})).await.is_ok());
+    let err = events.emit(&cx, &over, json!({})).await.unwrap_err();
+    assert!(err.to_string().contains("33 segments"), "{err}");
+    let err = events
+        .subscribe(
+            &vec!["**"; 40].join("."),
+            recorder(&seen, "x", Flow::Continue),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&err, EventError::InvalidPattern { reason, .. } if reason.contains("40 segments")),
+        "{err}"
+    );
+    let long = "a".repeat(xcore::MAX_PATTERN_LEN + 1);
+    let err = events.emit(&cx, &long, json!({})).await.unwrap_err();
+    assert!(err.to_string().contains("more than the 256"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -465,4 +485,119 @@ async fn background_emits_are_joined_on_shutdown() {
     assert_eq!(done.load(Ordering::SeqCst), 0);
     xcore.shutdown().await;
     assert_eq!(done.load(Ordering::SeqCst), 5);
+}
+
+/// Tries to subscribe to each of its patterns in `on_load` and records which were allowed;
+/// the accepted subscriptions record what they hear.
+#[derive(Default)]
+struct Prober {
+    patterns: Vec<&'static str>,
+    allowed: Arc<Mutex<Vec<(&'static str, bool)>>>,
+    heard: Seen,
+}
+
+#[async_trait]
+impl Actions for Prober {
+    async fn handle(&self, _: &str, _: Value, _: &CallContext) -> Result<Value, CallError> {
+        Ok(json!(*self.heard.lock().unwrap()))
+    }
+}
+
+#[async_trait]
+impl Plugin for Prober {
+    async fn on_load(&mut self, ctx: &PluginContext) -> Result<(), PluginError> {
+        let events = ctx.events()?;
+        for pattern in &self.patterns {
+            let result = events.subscribe(pattern, recorder(&self.heard, pattern, Flow::Continue));
+            if let Err(err) = &result {
+                assert!(
+                    matches!(err, EventError::PermissionDenied { .. }),
+                    "{pattern}: {err}"
+                );
+            }
+            self.allowed.lock().unwrap().push((pattern, result.is_ok()));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_subscribe_grant_admits_only_the_patterns_it_covers() {
+    /// (pattern, allowed)
+    type Cases = &'static [(&'static str, bool)];
+    // (grants, cases)
+    let table: &[(&[&str], Cases)] = &[
+        (
+            &["events:user.*: subscribe"],
+            &[
+                ("user.created", true),
+                ("user.*", true),
+                ("user.**", false),
+                ("*.created", false),
+                ("user.*.*", false),
+            ],
+        ),
+        (
+            &["events:*.x: subscribe"],
+            &[("*.x", true), ("**.x", false)],
+        ),
+        (
+            &[
+                "events:user.**: subscribe",
+                "!events:user.*.secret: subscribe",
+            ],
+            &[
+                ("user.**", false),
+                ("user.a*", true),
+                ("user.*.secret", false),
+                ("user.*.public", true),
+            ],
+        ),
+    ];
+    let mut builder = TestApp::builder();
+    let mut probes = Vec::new();
+    for (i, (grants, cases)) in table.iter().enumerate() {
+        let manifest = Manifest::builder(format!("prober{i}"), "1.0.0")
+            .permissions(grants.iter().copied())
+            .build()
+            .unwrap();
+        let prober = Prober {
+            patterns: cases.iter().map(|(p, _)| *p).collect(),
+            ..Prober::default()
+        };
+        probes.push((i, prober.allowed.clone(), *cases));
+        builder = builder.plugin(manifest, prober);
+    }
+    let speaker = Manifest::builder("speaker", "1.0.0")
+        .permissions(["events:**: emit"])
+        .build()
+        .unwrap();
+    let app = builder
+        .plugin(speaker, Speaker::default())
+        .boot()
+        .await
+        .unwrap();
+    for (i, allowed, cases) in &probes {
+        assert_eq!(&*allowed.lock().unwrap(), cases, "prober{i}");
+    }
+    // What the refused `user.**` would have received reaches nobody in prober0.
+    for name in ["user.created.v2", "user.created", "user.a.secret"] {
+        app.call("speaker", "emit", json!({"name": name, "payload": {}}))
+            .await
+            .unwrap();
+    }
+    let heard = |i: usize| {
+        let app = &app;
+        async move {
+            app.call(&format!("prober{i}"), "heard", json!({}))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        heard(0).await,
+        json!(["user.created:user.created", "user.*:user.created"])
+    );
+    assert_eq!(heard(1).await, json!([]));
+    assert_eq!(heard(2).await, json!([]));
 }

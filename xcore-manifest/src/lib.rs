@@ -34,7 +34,10 @@ mod suggest;
 
 pub use duration::parse_duration;
 pub use error::ManifestError;
-pub use grant::{Effect, Grant, GrantError, GrantSpec, Grants, ResourcePattern};
+pub use grant::{
+    Effect, Grant, GrantError, GrantErrorKind, GrantSpec, Grants, MAX_GRANT_LEN, MAX_PATTERN_LEN,
+    MAX_PATTERN_SEGMENTS, ResourcePattern,
+};
 pub use manifest::{DEFAULT_TIMEOUT, Manifest, ManifestBuilder, Mode};
 pub use name::{MAX_NAME_LEN, NameError, validate_name};
 pub use rate_limit::RateLimit;

@@ -113,8 +113,9 @@ mod xcore;
 pub use async_trait::async_trait;
 pub use xcore_macros::{actions, plugin};
 pub use xcore_manifest::{
-    Effect, Grant, GrantError, GrantSpec, Grants, Manifest, ManifestBuilder, ManifestError, Mode,
-    RateLimit, Requirement, Version, VersionReq,
+    Effect, Grant, GrantError, GrantErrorKind, GrantSpec, Grants, MAX_PATTERN_LEN,
+    MAX_PATTERN_SEGMENTS, Manifest, ManifestBuilder, ManifestError, Mode, RateLimit, Requirement,
+    ResourcePattern, Version, VersionReq,
 };
 
 pub use crate::call::{

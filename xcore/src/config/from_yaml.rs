@@ -1,13 +1,19 @@
 //! YAML text → value tree, through yaml-rust2's marked event parser (every node keeps its
 //! line). Scalars resolve by the YAML 1.2 core schema; quoted scalars are always strings.
+//!
+//! | hostile input | bound | error |
+//! |---|---|---|
+//! | nesting, block (`- - - x`, indented mappings) or flow (`[[[`, `{a: {`) | [`MAX_DEPTH`] levels | `nesting deeper than 64 levels`, at the line of the first level too many |
+//! | aliases nesting an anchor deeper | [`MAX_DEPTH`] levels in all | the same, at the alias's line |
+//! | aliases expanding to many nodes ("billion laughs") | 1,000,000 nodes | `aliases expand to too many values` |
 
 use std::collections::HashMap;
 
 use indexmap::IndexMap;
 use yaml_rust2::{
     Event,
-    parser::{MarkedEventReceiver, Parser, Tag},
-    scanner::{Marker, TScalarStyle},
+    parser::{Parser, Tag},
+    scanner::TScalarStyle,
 };
 
 use super::node::{Entry, Node, Source, Value};
@@ -22,22 +28,43 @@ pub(crate) struct SyntaxError {
 
 /// Most nodes a document may expand to through aliases (guards against "billion laughs").
 const MAX_NODES: usize = 1_000_000;
-/// Deepest flow nesting (`[[[…]]]`) accepted; the parser recurses on it.
-const MAX_FLOW_DEPTH: usize = 128;
+/// Deepest nesting of lists and mappings accepted, in YAML (block or flow style, aliases
+/// included) and TOML (arrays, tables, inline tables, dotted keys) alike: every later step
+/// (interpolation, overrides, deserialization) walks the tree recursively.
+pub(crate) const MAX_DEPTH: usize = 64;
 
 /// Parses one YAML document. An empty document is `Null`.
+///
+/// The events are pulled one at a time from yaml-rust2's parser (a state machine with its
+/// own stack) rather than through its recursive `load`, and a collection that would open
+/// deeper than [`MAX_DEPTH`] stops the parse at its line: no input reaches a recursion deeper
+/// than that, so none can overflow the stack.
 pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
-    check_flow_depth(text)?;
+    let mut parser = Parser::new_from_str(text);
     let mut builder = Builder::default();
-    Parser::new_from_str(text)
-        .load(&mut builder, true)
-        .map_err(|e| SyntaxError {
-            message: e.info().to_owned(),
-            line: Some(e.marker().line()),
-            column: Some(e.marker().col() + 1),
+    loop {
+        let (event, mark) = parser.next_token().map_err(|e| {
+            let (line, column) = (e.marker().line(), Some(e.marker().col() + 1));
+            // The scanner reads flow collections ahead and has its own (higher) bound: the
+            // same error either way.
+            if e.info().contains("recursion limit") {
+                return too_deep(line, column);
+            }
+            SyntaxError {
+                message: e.info().to_owned(),
+                line: Some(line),
+                column,
+            }
         })?;
-    if let Some(err) = builder.error {
-        return Err(err);
+        if event == Event::StreamEnd {
+            break;
+        }
+        if matches!(event, Event::SequenceStart(..) | Event::MappingStart(..))
+            && builder.stack.len() >= MAX_DEPTH
+        {
+            return Err(too_deep(mark.line(), Some(mark.col() + 1)));
+        }
+        builder.event(event, mark.line())?;
     }
     let mut docs = builder.docs.into_iter();
     let root = docs.next().unwrap_or_else(|| Node::file(Value::Null, None));
@@ -51,27 +78,16 @@ pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
     Ok(root)
 }
 
-/// Rejects flow nesting deeper than [`MAX_FLOW_DEPTH`] before the (recursive) parser sees it.
-/// Brackets inside strings count too, which only errs on the side of rejecting.
-fn check_flow_depth(text: &str) -> Result<(), SyntaxError> {
-    let mut depth = 0usize;
-    for (i, line) in text.lines().enumerate() {
-        for c in line.chars() {
-            match c {
-                '[' | '{' => depth += 1,
-                ']' | '}' => depth = depth.saturating_sub(1),
-                _ => {}
-            }
-            if depth > MAX_FLOW_DEPTH {
-                return Err(SyntaxError {
-                    message: format!("nesting deeper than {MAX_FLOW_DEPTH} levels"),
-                    line: Some(i + 1),
-                    column: None,
-                });
-            }
-        }
+/// The error for nesting deeper than [`MAX_DEPTH`], at its line.
+pub(crate) fn too_deep(line: usize, column: Option<usize>) -> SyntaxError {
+    SyntaxError {
+        message: format!(
+            "nesting deeper than {MAX_DEPTH} levels (lists and mappings, in any style): \
+             flatten the structure"
+        ),
+        line: Some(line),
+        column,
     }
-    Ok(())
 }
 
 /// A collection being built.
@@ -97,17 +113,6 @@ struct Builder {
     root: Option<Node>,
     docs: Vec<Node>,
     nodes: usize,
-    error: Option<SyntaxError>,
-}
-
-impl MarkedEventReceiver for Builder {
-    fn on_event(&mut self, event: Event, mark: Marker) {
-        if self.error.is_none()
-            && let Err(err) = self.event(event, mark.line())
-        {
-            self.error = Some(err);
-        }
-    }
 }
 
 impl Builder {
@@ -165,6 +170,10 @@ impl Builder {
                 if self.nodes > MAX_NODES {
                     return Err(error("aliases expand to too many values", line));
                 }
+                // An alias copies its anchor's node: its depth adds to where it stands.
+                if self.stack.len() + height(&node) > MAX_DEPTH {
+                    return Err(too_deep(line, None));
+                }
                 self.insert(node, size, 0, line)?;
             }
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentStart => {}
@@ -214,6 +223,22 @@ fn error(message: &str, line: usize) -> SyntaxError {
         message: message.to_owned(),
         line: Some(line),
         column: None,
+    }
+}
+
+/// How many levels of collections a node holds (a scalar: 0). Recursion bounded by
+/// [`MAX_DEPTH`]: the builder never holds a deeper node.
+fn height(node: &Node) -> usize {
+    match &node.value {
+        Value::Seq(items) => 1 + items.iter().map(height).max().unwrap_or(0),
+        Value::Map(entries) => {
+            1 + entries
+                .values()
+                .map(|e| height(&e.value))
+                .max()
+                .unwrap_or(0)
+        }
+        _ => 0,
     }
 }
 
@@ -406,6 +431,82 @@ mod tests {
         assert_eq!(root.get(&["copy", "x"]).unwrap().value, Value::Int(1));
         assert!(parse("a: 1\n---\nb: 2\n").is_err());
         assert!(parse("a: *nope\n").is_err());
+    }
+
+    /// `depth` levels of each construct, a scalar at the bottom.
+    fn nested(depth: usize) -> [String; 5] {
+        [
+            "- ".repeat(depth) + "x",
+            "[".repeat(depth) + "x" + &"]".repeat(depth),
+            "{a: ".repeat(depth) + "x" + &"}".repeat(depth),
+            (0..depth)
+                .map(|i| format!("{}a:\n", "  ".repeat(i)))
+                .collect::<String>()
+                + &"  ".repeat(depth)
+                + "x\n",
+            (0..depth)
+                .map(|i| format!("{}-\n", "  ".repeat(i)))
+                .collect::<String>()
+                + &"  ".repeat(depth)
+                + "x\n",
+        ]
+    }
+
+    fn depth_of(node: &Node) -> usize {
+        height(node)
+    }
+
+    #[test]
+    fn nesting_is_bounded_in_every_style() {
+        for text in nested(MAX_DEPTH) {
+            let root = parse(&text).unwrap_or_else(|e| panic!("{e:?} on {text:?}"));
+            assert_eq!(depth_of(&root), MAX_DEPTH, "{text:?}");
+        }
+        for text in nested(MAX_DEPTH + 1) {
+            let err = parse(&text).unwrap_err();
+            assert!(err.message.contains("nesting deeper than 64"), "{err:?}");
+            assert!(err.line.is_some(), "{err:?}");
+        }
+        // The indented styles name the line of the level too many.
+        let err = parse(&nested(MAX_DEPTH + 1)[3]).unwrap_err();
+        assert_eq!(err.line, Some(MAX_DEPTH + 1), "{err:?}");
+    }
+
+    #[test]
+    fn sixty_kilobytes_of_block_sequence_do_not_overflow_the_stack() {
+        // The input that overflowed yaml-rust2's recursive loader.
+        let text = "- ".repeat(30_000) + "x";
+        assert_eq!(text.len(), 60_001);
+        let err = parse(&text).unwrap_err();
+        assert_eq!(err.line, Some(1));
+        assert_eq!(err.column, Some(2 * MAX_DEPTH + 1), "{err:?}");
+        for text in nested(30_000) {
+            assert!(parse(&text).is_err());
+        }
+        // Brackets inside strings are text, not nesting.
+        let root = parse(&format!("a: \"{}\"\n", "[".repeat(1000))).unwrap();
+        assert_eq!(depth_of(&root), 1);
+    }
+
+    #[test]
+    fn aliases_cannot_nest_deeper_than_the_limit() {
+        let half = MAX_DEPTH / 2;
+        let text = |around: usize| {
+            format!(
+                "a: &a {}x{}\nb: {}*a{}\n",
+                "[".repeat(half),
+                "]".repeat(half),
+                "[".repeat(around),
+                "]".repeat(around)
+            )
+        };
+        // The root mapping, `around` lists, then the anchor's `half`: at the limit.
+        let root = parse(&text(half - 1)).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(depth_of(&root), MAX_DEPTH);
+        // One more: rejected at the alias, before it is copied in.
+        let err = parse(&text(half)).unwrap_err();
+        assert!(err.message.contains("nesting deeper"), "{err:?}");
+        assert_eq!(err.line, Some(2), "{err:?}");
     }
 
     #[test]

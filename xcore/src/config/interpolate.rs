@@ -92,8 +92,15 @@ fn expand(text: &str, env: &Env) -> Result<(String, bool), Failure> {
             out.push('$');
             rest = after;
         } else if let Some(inner_start) = after.strip_prefix('{') {
-            let end = closing_brace(inner_start).ok_or_else(|| {
-                Failure::Syntax(format!("`${{` without a closing `}}` in `{text}`"))
+            let end = closing_brace(inner_start).map_err(|nested| {
+                Failure::Syntax(if nested {
+                    format!(
+                        "`${{…}}` nested more than {MAX_NESTING} levels deep in `{}`",
+                        head(text)
+                    )
+                } else {
+                    format!("`${{` without a closing `}}` in `{}`", head(text))
+                })
             })?;
             out.push_str(&reference(&inner_start[..end], env)?);
             used = true;
@@ -108,8 +115,21 @@ fn expand(text: &str, env: &Env) -> Result<(String, bool), Failure> {
     Ok((out, used))
 }
 
-/// The index of the `}` closing a `${`, allowing nested `${…}` in defaults and messages.
-fn closing_brace(text: &str) -> Option<usize> {
+/// How deep `${…}` may nest inside a default or a message (each level is one recursion of
+/// the expansion, and one more scan of the rest of the text).
+const MAX_NESTING: usize = 16;
+
+/// The start of a long text, for an error message.
+fn head(text: &str) -> String {
+    if text.chars().count() <= 200 {
+        return text.to_owned();
+    }
+    text.chars().take(200).chain(std::iter::once('…')).collect()
+}
+
+/// The index of the `}` closing a `${`, allowing nested `${…}` in defaults and messages;
+/// `Err(true)` when they nest deeper than [`MAX_NESTING`], `Err(false)` when none closes.
+fn closing_brace(text: &str) -> Result<usize, bool> {
     let bytes = text.as_bytes();
     let mut depth = 0usize;
     let mut i = 0;
@@ -118,15 +138,18 @@ fn closing_brace(text: &str) -> Option<usize> {
             b'$' if bytes.get(i + 1) == Some(&b'$') => i += 1,
             b'$' if bytes.get(i + 1) == Some(&b'{') => {
                 depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(true);
+                }
                 i += 1;
             }
-            b'}' if depth == 0 => return Some(i),
+            b'}' if depth == 0 => return Ok(i),
             b'}' => depth -= 1,
             _ => {}
         }
         i += 1;
     }
-    None
+    Err(false)
 }
 
 /// The value of one `VAR`, `VAR:-default` or `VAR:?message`.
@@ -224,6 +247,21 @@ mod tests {
         assert_eq!(ok("${NOPE:-}"), Some(String::new()));
         assert_eq!(ok("$${HOST} ${HOST}"), Some("${HOST} db.local".into()));
         assert_eq!(ok("${HOST:?needed}"), Some("db.local".into()));
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let nested = |n: usize| format!("{}x{}", "${NOPE:-".repeat(n), "}".repeat(n));
+        assert_eq!(ok(&nested(MAX_NESTING + 1)), Some("x".into()));
+        let Failure::Syntax(message) = expand(&nested(MAX_NESTING + 2), &env()).unwrap_err() else {
+            panic!("not a syntax error");
+        };
+        assert!(message.contains("nested more than 16 levels"), "{message}");
+        // 60 KB of it: rejected without recursing, the message quotes only its start.
+        let Failure::Syntax(message) = expand(&nested(7_500), &env()).unwrap_err() else {
+            panic!("not a syntax error");
+        };
+        assert!(message.len() < 400, "{}", message.len());
     }
 
     #[test]

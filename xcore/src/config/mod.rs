@@ -25,6 +25,11 @@
 //! - **Strict**: unknown keys are errors that suggest the closest known key; every error names
 //!   the file (or `<string>`, or the `<env>` variable), the key path and, where known, the line.
 //!   A file that cannot be read is an error, never a silent fallback to defaults.
+//! - **Bounded**: a file nests 64 levels at most — YAML block or flow style, aliases included,
+//!   TOML arrays, inline tables, table headers and dotted keys alike — checked before any
+//!   recursive step sees the text; deeper is a syntax error at its line. `${…}` nests 16
+//!   levels at most in a default or a message, an override names 63 keys at most, and
+//!   aliases expand to 1,000,000 values at most.
 //! - **Production**: with `app.env: production`, `app.secret_key` and `app.admin_token` must be
 //!   random values of at least 16 characters, not placeholders, and distinct.
 //!

@@ -8,6 +8,7 @@ use indexmap::IndexMap;
 use super::{
     env::Env,
     error::ConfigError,
+    from_yaml::MAX_DEPTH,
     node::{Entry, Node, Source, Value},
 };
 
@@ -21,6 +22,16 @@ pub(crate) fn apply_all(root: &mut Node, env: &Env, prefix: &str) -> Result<(), 
                 "it names no key, or has an empty key segment; write `{prefix}SECTION__KEY=value` with `__` between keys"
             ),
         })?;
+        if keys.len() >= MAX_DEPTH {
+            return Err(ConfigError::Override {
+                var: var.clone(),
+                message: format!(
+                    "it names {} levels of keys, more than the {} a config may nest",
+                    keys.len(),
+                    MAX_DEPTH - 1
+                ),
+            });
+        }
         apply(root, &var, &keys, value)?;
     }
     Ok(())
@@ -94,6 +105,19 @@ mod tests {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
         )
+    }
+
+    #[test]
+    fn override_depth_is_bounded() {
+        let var = |n: usize| format!("XCORE__{}", vec!["A"; n].join("__"));
+        let mut root = Node::empty_map();
+        let at = var(MAX_DEPTH - 1);
+        apply_all(&mut root, &env(&[(&at, "x")]), "XCORE").unwrap();
+        let over = var(MAX_DEPTH);
+        let err = apply_all(&mut root, &env(&[(&over, "x")]), "XCORE").unwrap_err();
+        assert!(err.to_string().contains("64 levels of keys"), "{err}");
+        let huge = var(30_000);
+        assert!(apply_all(&mut Node::empty_map(), &env(&[(&huge, "x")]), "XCORE").is_err());
     }
 
     #[test]

@@ -158,9 +158,11 @@ where
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum EventError {
-    /// The plugin lacks the grant.
+    /// The plugin lacks the grant. A subscription needs an allow grant covering its whole
+    /// pattern and no deny grant matching any event of it.
     #[error(
-        "plugin `{plugin}` may not {action} `{event}`: it holds no grant `events:{event}: {action}`"
+        "plugin `{plugin}` may not {action} `{event}`: its grants do not allow \
+         `events:{event}: {action}` for every event it names"
     )]
     PermissionDenied {
         /// The plugin refused.

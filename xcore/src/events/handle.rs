@@ -56,7 +56,9 @@ fn check_name(name: &str) -> Result<(), EventError> {
             "an event name has no wildcard (patterns are for subscriptions)".into(),
         ));
     }
-    ResourcePattern::parse(name).map(drop).map_err(invalid)
+    ResourcePattern::parse(name)
+        .map(drop)
+        .map_err(|e| invalid(e.reason().to_owned()))
 }
 
 impl Events {
@@ -65,14 +67,29 @@ impl Events {
     }
 
     fn check(&self, resource: &str, action: &'static str) -> Result<(), EventError> {
+        self.check_with(resource, action, |grants| {
+            grants.allows_scoped("events", resource, action)
+        })
+    }
+
+    /// A subscription is allowed when the grants allow every event its pattern can match
+    /// (an allow covers the pattern, no deny intersects it).
+    fn check_pattern(&self, text: &str, pattern: &ResourcePattern) -> Result<(), EventError> {
+        self.check_with(text, "subscribe", |grants| {
+            grants.allows_pattern_scoped("events", pattern, "subscribe")
+        })
+    }
+
+    fn check_with(
+        &self,
+        resource: &str,
+        action: &'static str,
+        allowed: impl FnOnce(&crate::Grants) -> bool,
+    ) -> Result<(), EventError> {
         let Some(plugin) = &self.owner else {
             return Ok(());
         };
-        if plugin
-            .manifest()
-            .permissions()
-            .allows_scoped("events", resource, action)
-        {
+        if allowed(plugin.manifest().permissions()) {
             return Ok(());
         }
         self.bus.audit.record(
@@ -157,12 +174,11 @@ impl Events {
         options: SubscribeOptions,
         handler: H,
     ) -> Result<SubscriptionId, EventError> {
-        let compiled =
-            ResourcePattern::parse(pattern).map_err(|reason| EventError::InvalidPattern {
-                pattern: pattern.chars().take(200).collect(),
-                reason,
-            })?;
-        self.check(pattern, "subscribe")?;
+        let compiled = ResourcePattern::parse(pattern).map_err(|e| EventError::InvalidPattern {
+            pattern: pattern.chars().take(200).collect(),
+            reason: e.reason().to_owned(),
+        })?;
+        self.check_pattern(pattern, &compiled)?;
         let owner = self.owner.as_ref().map(PluginIdentity::name);
         Ok(self
             .bus

@@ -6,7 +6,14 @@
 //! subscribe`).
 //!
 //! - **Names and patterns** use the grant grammar: segments split by `.` or `:`, `*` within a
-//!   segment, `**` across segments (`user.*` matches `user.created`, not `user.created.v2`).
+//!   segment, `**` across segments (`user.*` matches `user.created`, not `user.created.v2`);
+//!   at most [`MAX_PATTERN_LEN`](crate::MAX_PATTERN_LEN) bytes and
+//!   [`MAX_PATTERN_SEGMENTS`](crate::MAX_PATTERN_SEGMENTS) segments.
+//! - **A subscription is checked as a pattern**, not as a name: it is allowed only when every
+//!   event it can match is allowed — an allow grant covers the whole pattern and no deny grant
+//!   intersects it ([`Grants::allows_pattern`](crate::Grants::allows_pattern), whose module
+//!   docs hold the table of cases). `events:user.*: subscribe` admits `user.*` and
+//!   `user.created`, not `user.**`; `events:*.x: subscribe` does not admit `**.x`.
 //! - **Priority**: higher first, ties in subscription order. One rule, everywhere.
 //! - **Dispatch**: [`Dispatch::Sequential`] (the default) runs handlers one after the other in
 //!   priority order, and a handler returning [`Flow::Stop`] stops the ones after it;
