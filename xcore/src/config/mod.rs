@@ -57,7 +57,7 @@ use self::node::{Node, join};
 pub use self::raw::RawSection;
 pub use self::sections::{
     AppConfig, Environment, LogFormat, ObservabilityConfig, SchedulerConfig, ServicesConfig,
-    TenancyConfig, WorkerBackend, WorkerConfig,
+    TenancyConfig, WebConfig, WorkerBackend, WorkerConfig,
 };
 
 /// The configuration of an xcore host: the sections `app`, `plugins`, `services`, `tenancy`
@@ -123,6 +123,8 @@ pub struct Config {
     pub services: ServicesConfig,
     /// Tenant resolution.
     pub tenancy: TenancyConfig,
+    /// The time limits at the HTTP edge.
+    pub web: WebConfig,
     /// Logs.
     pub observability: ObservabilityConfig,
     /// Where the config came from.
@@ -207,6 +209,7 @@ impl PartialEq for Config {
             && self.plugins == other.plugins
             && self.services == other.services
             && self.tenancy == other.tenancy
+            && self.web == other.web
             && self.observability == other.observability
     }
 }
@@ -219,6 +222,7 @@ impl fmt::Debug for Config {
             .field("plugins", &self.plugins)
             .field("services", &self.services)
             .field("tenancy", &self.tenancy)
+            .field("web", &self.web)
             .field("observability", &self.observability)
             .finish()
     }

@@ -72,6 +72,7 @@ pub mod axum;
 mod body;
 mod builder;
 mod dispatch;
+mod edge;
 mod error;
 #[cfg(feature = "hyper")]
 #[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
@@ -80,6 +81,8 @@ mod json;
 mod layers;
 mod prefix;
 mod routes;
+#[cfg(any(feature = "hyper", feature = "axum"))]
+mod server;
 mod service;
 mod tenant;
 mod traceparent;
@@ -87,6 +90,9 @@ mod validate;
 
 pub use self::body::{Body, BoxError};
 pub use self::builder::{DEFAULT_BODY_LIMIT, WebBuildError, WebBuilder};
+pub use self::edge::{
+    BodyTimedOut, BodyTimeout, BodyTimeoutFuture, BodyTimeoutLayer, Edge, EdgeLimits, EdgeStats, TimeoutBody,
+};
 pub use self::error::{HttpError, call_error_response, json_response, ok_response};
 pub use self::json::{BodyLimitInForce, decode_json, decode_valid, is_json, read_body};
 pub(crate) use self::routes::collect_routes;
