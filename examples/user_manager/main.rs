@@ -77,9 +77,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = xcore::web::axum::mount(axum::Router::new(), &web);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    // axum's router on xcore's server: the header, body and write limits of the `web`
+    // config section (10 s, 10 s / 60 s, 30 s by default).
+    xcore::web::axum::serve(listener, app, web.edge().clone(), shutdown_signal()).await?;
     let stopped = xcore.shutdown().await;
     println!("shut down (clean: {})", stopped.is_clean());
     Ok(())
