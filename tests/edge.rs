@@ -182,3 +182,32 @@ fn the_web_section_sets_the_limits() {
     .unwrap_err();
     assert!(err.to_string().contains("header_read_timeout"), "{err}");
 }
+
+/// Two tenant headers are a 400 `invalid_tenant` under every adapter, never the first one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicated_tenant_header_is_400_under_every_adapter() {
+    let xcore = boot().await;
+    for adapter in ADAPTERS {
+        let web = xcore.web().tenancy(&support::tenancy_on()).build().unwrap();
+        let addr = serve(adapter, web).await;
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(
+                b"POST /plugin/echo/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Tenant-ID: acme\r\n\
+                  X-Tenant-ID: globex\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi",
+            )
+            .await
+            .unwrap();
+        let mut reply = String::new();
+        tokio::time::timeout(BOUND, stream.read_to_string(&mut reply))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(reply.starts_with("HTTP/1.1 400"), "{adapter:?}: {reply}");
+        assert!(reply.contains("\"code\":\"invalid_tenant\""), "{adapter:?}: {reply}");
+        // One header is served.
+        let one = send(addr, Method::POST, "/plugin/echo/echo", &[("x-tenant-id", "acme")], "hi").await;
+        assert_eq!(one.status, 200, "{adapter:?}");
+    }
+    xcore.shutdown().await;
+}

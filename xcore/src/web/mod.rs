@@ -10,7 +10,8 @@
 //!   segments: `/plugin/a` never serves `/plugin/ab`.
 //! - Every request goes through the same layers under every adapter: a `tracing` span
 //!   (method, path, plugin, route, tenant, status), a body limit (413), tenant resolution
-//!   (400 `invalid_tenant` for an invalid id, never a fallback), and JSON error envelopes.
+//!   (400 `invalid_tenant` for an invalid id or a tenant header given more than once, never a
+//!   fallback), and JSON error envelopes.
 //!   Handlers find the [`TenantId`](crate::TenantId) and a [`CallContext`](crate::CallContext)
 //!   (host caller, tenant, `traceparent` trace) in the request's extensions — with axum,
 //!   as extractors — and pass the context on to the calls they make.
