@@ -17,7 +17,10 @@
 //!   as extractors — and pass the context on to the calls they make.
 //! - Errors are [`HttpError`]s answered as `{"status":"error","code":…,"message":…}`;
 //!   a [`CallError`](crate::CallError) keeps its code and status; invalid JSON and failed
-//!   [`Validate`] checks are 422 `invalid_payload` with the field paths.
+//!   [`Validate`] checks are 422 `invalid_payload` with the field paths. A 5xx answers its
+//!   code, a generic message and an error id; its cause is logged at ERROR with that id.
+//! - [`Edge`] limits under every adapter: header read, body idle and total, response write
+//!   timeouts and a connection cap (the `web` config section; see [`EdgeLimits`]).
 //!
 //! | adapter | feature | mounts with |
 //! |---|---|---|
@@ -31,7 +34,8 @@
 //! | endpoint | auth | answers |
 //! |---|---|---|
 //! | `GET /xcore/health/live` | none | 200 |
-//! | `GET /xcore/health/ready` | none | 200 with the health report unless unhealthy, else 503 |
+//! | `GET /xcore/health/ready` | none | 200 unless unhealthy, else 503: ready or not and each node's status name, no messages |
+//! | `GET /xcore/health` | token | the full health report (messages, timings) |
 //! | `GET /xcore` | token | the endpoints |
 //! | `GET /xcore/plugins` | token | every plugin: name, state, version, wave, routes |
 //! | `GET /xcore/boot` | token | the boot report |
