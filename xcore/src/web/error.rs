@@ -33,6 +33,7 @@ pub struct HttpError {
     code: Cow<'static, str>,
     message: String,
     details: Option<Value>,
+    public: bool,
 }
 
 impl HttpError {
@@ -47,7 +48,17 @@ impl HttpError {
             code: code.into(),
             message: message.into(),
             details: None,
+            public: false,
         }
+    }
+
+    /// Marks a 5xx's message and details as written for clients (no internals): they are
+    /// sent as they are, not replaced by a generic message and an error id. xcore's own
+    /// "plugin `x` is not running" 503 is one.
+    #[must_use]
+    pub fn public(mut self) -> Self {
+        self.public = true;
+        self
     }
 
     /// Attaches machine-readable details.
@@ -153,7 +164,7 @@ impl HttpError {
     /// same id (in the request's span: method, path, plugin, route, tenant, trace id), never
     /// sent. A 4xx keeps its precise message.
     pub fn into_response(self) -> Response<Body> {
-        let this = if self.status.is_server_error() {
+        let this = if self.status.is_server_error() && !self.public {
             self.concealed()
         } else {
             self
@@ -204,6 +215,7 @@ impl HttpError {
             message: format!("{generic} (error id {error_id})"),
             code: self.code,
             details: Some(details),
+            public: true,
         }
     }
 }
@@ -236,6 +248,7 @@ impl From<&CallError> for HttpError {
             code: Cow::Borrowed(err.code().as_str()),
             message: err.message().to_owned(),
             details: err.details().cloned(),
+            public: false,
         }
     }
 }

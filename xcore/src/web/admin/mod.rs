@@ -91,6 +91,7 @@ impl Admin {
                         "not_ready",
                         "xcore has not booted (or its boot failed)",
                     )
+                    .public()
                     .into_response(),
                 })
             }),
