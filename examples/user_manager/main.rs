@@ -48,7 +48,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let token = match std::env::var("XCORE_ADMIN_TOKEN") {
         Ok(token) => token,
         Err(_) => {
-            let token = random_token();
+            let token = random_token()?;
             println!("admin token (set XCORE_ADMIN_TOKEN to choose it): {token}");
             token
         }
@@ -107,11 +107,7 @@ async fn shutdown_signal() {
     }
 }
 
-fn random_token() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let state = std::collections::hash_map::RandomState::new();
-    let (mut a, mut b) = (state.build_hasher(), state.build_hasher());
-    a.write_u8(1);
-    b.write_u8(2);
-    format!("{:016x}{:016x}", a.finish(), b.finish())
+/// An admin token: 128 bits from the operating system's cryptographic generator.
+fn random_token() -> Result<String, getrandom::Error> {
+    plugin::session_token()
 }
