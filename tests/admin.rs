@@ -351,9 +351,11 @@ async fn health_endpoints_need_no_token_and_ready_follows_health() {
         );
         // Status names only: no messages, kinds or timings without the token.
         assert!(
-            nodes
-                .iter()
-                .all(|n| n.as_object().unwrap().keys().all(|k| k == "name" || k == "status")),
+            nodes.iter().all(|n| n
+                .as_object()
+                .unwrap()
+                .keys()
+                .all(|k| k == "name" || k == "status")),
             "{adapter:?}: {nodes:?}"
         );
         assert!(

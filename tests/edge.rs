@@ -77,7 +77,10 @@ async fn stall(addr: SocketAddr, bytes: &[u8]) -> (String, Duration) {
         "the connection was still open after {BOUND:?}; received {:?}",
         String::from_utf8_lossy(&received)
     );
-    (String::from_utf8_lossy(&received).into_owned(), start.elapsed())
+    (
+        String::from_utf8_lossy(&received).into_owned(),
+        start.elapsed(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,7 +95,10 @@ async fn stalled_clients_are_closed_within_the_limits_under_every_adapter() {
         let stats = web.edge().stats().clone();
         let addr = serve(adapter, web).await;
 
-        let headers = stall(addr, b"GET /plugin/echo/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow");
+        let headers = stall(
+            addr,
+            b"GET /plugin/echo/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow",
+        );
         let body = stall(
             addr,
             b"POST /plugin/echo/echo HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-length: 100\r\n\r\n{\"partial\":",
@@ -121,13 +127,19 @@ async fn stalled_clients_are_closed_within_the_limits_under_every_adapter() {
         );
         // hyper closes silently; actix answers 408 first.
         if !head_reply.is_empty() {
-            assert!(head_reply.starts_with("HTTP/1.1 408"), "{adapter:?}: {head_reply}");
+            assert!(
+                head_reply.starts_with("HTTP/1.1 408"),
+                "{adapter:?}: {head_reply}"
+            );
         }
         assert!(
             body_reply.starts_with("HTTP/1.1 408"),
             "{adapter:?}: {body_reply}"
         );
-        assert!(body_reply.contains("\"code\":\"timeout\""), "{adapter:?}: {body_reply}");
+        assert!(
+            body_reply.contains("\"code\":\"timeout\""),
+            "{adapter:?}: {body_reply}"
+        );
 
         assert_eq!(stats.body_timeouts(), 1, "{adapter:?}");
         if adapter != Adapter::Actix {
@@ -156,7 +168,10 @@ async fn the_body_timeout_layer_guards_a_hosts_own_routes() {
     )
     .await;
     assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
-    assert!(took + Duration::from_millis(50) >= BODY_IDLE_LIMIT, "{took:?}");
+    assert!(
+        took + Duration::from_millis(50) >= BODY_IDLE_LIMIT,
+        "{took:?}"
+    );
     assert_eq!(edge.stats().body_timeouts(), 1);
     let ok = send(addr, Method::POST, "/upload", &[], "complete").await;
     assert_eq!((ok.status.as_u16(), &ok.body[..]), (200, &b"complete"[..]));
@@ -204,9 +219,19 @@ async fn a_duplicated_tenant_header_is_400_under_every_adapter() {
             .unwrap()
             .unwrap();
         assert!(reply.starts_with("HTTP/1.1 400"), "{adapter:?}: {reply}");
-        assert!(reply.contains("\"code\":\"invalid_tenant\""), "{adapter:?}: {reply}");
+        assert!(
+            reply.contains("\"code\":\"invalid_tenant\""),
+            "{adapter:?}: {reply}"
+        );
         // One header is served.
-        let one = send(addr, Method::POST, "/plugin/echo/echo", &[("x-tenant-id", "acme")], "hi").await;
+        let one = send(
+            addr,
+            Method::POST,
+            "/plugin/echo/echo",
+            &[("x-tenant-id", "acme")],
+            "hi",
+        )
+        .await;
         assert_eq!(one.status, 200, "{adapter:?}");
     }
     xcore.shutdown().await;

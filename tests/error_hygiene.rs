@@ -14,7 +14,7 @@ use xcore::{
     Actions, CallContext, CallError, Manifest, Plugin, PluginContext, PluginError, Xcore,
     async_trait,
     config::Config,
-    services::db::{Db, DatabaseOptions, sqlx},
+    services::db::{DatabaseOptions, Db, sqlx},
     web::Routes,
 };
 

@@ -134,8 +134,8 @@ async fn concurrent_registrations(config: Config, tenant: &str) {
         .build()
         .unwrap();
     xcore.boot().await.unwrap();
-    let app = xcore_testkit::TestClient::new(xcore.web().config(&config).build().unwrap())
-        .tenant(tenant);
+    let app =
+        xcore_testkit::TestClient::new(xcore.web().config(&config).build().unwrap()).tenant(tenant);
     let path = "/plugin/user_manager/v2/register";
     let mut requests = tokio::task::JoinSet::new();
     for i in 0..50 {
@@ -203,9 +203,13 @@ async fn concurrent_registrations_on_postgres_and_redis() {
             Format::Yaml,
         );
     let config = config.unwrap();
-    let tenant = format!("load_{:08x}", std::process::id() ^ (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos()));
+    let tenant = format!(
+        "load_{:08x}",
+        std::process::id()
+            ^ (std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos())
+    );
     concurrent_registrations(config, &tenant).await;
 }

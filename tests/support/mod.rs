@@ -65,11 +65,11 @@ pub(crate) async fn serve(adapter: Adapter, web: Web) -> SocketAddr {
                         actix_web::App::new().configure(xcore::web::actix::configure(web.clone()))
                     });
                     xcore::web::actix::apply_limits(server, &edge)
-                    .workers(1)
-                    .disable_signals()
-                    .listen(listener)?
-                    .run()
-                    .await
+                        .workers(1)
+                        .disable_signals()
+                        .listen(listener)?
+                        .run()
+                        .await
                 })
             });
             addr

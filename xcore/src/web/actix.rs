@@ -69,7 +69,10 @@ pub fn configure(web: Web) -> impl FnOnce(&mut ServiceConfig) {
 /// (`client_request_timeout`: 408, then closed) and the connection cap (`max_connections`,
 /// per worker). The body limits are applied by the adapter; actix has no response write
 /// limit.
-pub fn apply_limits<F, I, S, B>(server: HttpServer<F, I, S, B>, edge: &Edge) -> HttpServer<F, I, S, B>
+pub fn apply_limits<F, I, S, B>(
+    server: HttpServer<F, I, S, B>,
+    edge: &Edge,
+) -> HttpServer<F, I, S, B>
 where
     F: Fn() -> I + Send + Clone + 'static,
     I: actix_service::IntoServiceFactory<S, actix_http::Request>,

@@ -27,7 +27,11 @@ pub(crate) fn body_error(err: &(dyn std::error::Error + 'static), limit: usize) 
     if is_length_limit(err) {
         HttpError::payload_too_large(limit)
     } else if err.is::<super::BodyTimedOut>() {
-        HttpError::new(http::StatusCode::REQUEST_TIMEOUT, "timeout", err.to_string())
+        HttpError::new(
+            http::StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            err.to_string(),
+        )
     } else {
         HttpError::bad_request(format!("the request body could not be read: {err}"))
     }

@@ -96,7 +96,8 @@ mod validate;
 pub use self::body::{Body, BoxError};
 pub use self::builder::{DEFAULT_BODY_LIMIT, WebBuildError, WebBuilder};
 pub use self::edge::{
-    BodyTimedOut, BodyTimeout, BodyTimeoutFuture, BodyTimeoutLayer, Edge, EdgeLimits, EdgeStats, TimeoutBody,
+    BodyTimedOut, BodyTimeout, BodyTimeoutFuture, BodyTimeoutLayer, Edge, EdgeLimits, EdgeStats,
+    TimeoutBody,
 };
 pub use self::error::{HttpError, call_error_response, json_response, ok_response};
 pub use self::json::{BodyLimitInForce, decode_json, decode_valid, is_json, read_body};

@@ -38,7 +38,10 @@ where
     F: Future<Output = ()> + Send,
 {
     let graceful = GracefulShutdown::new();
-    let cap = edge.limits().connection_cap().map(|n| Arc::new(Semaphore::new(n)));
+    let cap = edge
+        .limits()
+        .connection_cap()
+        .map(|n| Arc::new(Semaphore::new(n)));
     let mut shutdown = std::pin::pin!(shutdown);
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())

@@ -126,7 +126,9 @@ struct HyperRouter(BodyTimeout<Router>);
 impl hyper::service::Service<http::Request<hyper::body::Incoming>> for HyperRouter {
     type Response = http::Response<Body>;
     type Error = Infallible;
-    type Future = super::BodyTimeoutFuture<<Router as Service<http::Request<super::TimeoutBody<hyper::body::Incoming>>>>::Future>;
+    type Future = super::BodyTimeoutFuture<
+        <Router as Service<http::Request<super::TimeoutBody<hyper::body::Incoming>>>>::Future,
+    >;
 
     fn call(&self, request: http::Request<hyper::body::Incoming>) -> Self::Future {
         // A router is always ready.

@@ -217,8 +217,9 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let (mut parts, body) = request.into_parts();
-        let flag = (!body.is_end_stream() && parts.extensions.get::<BodyTimeoutsInForce>().is_none())
-            .then(TimedOutFlag::default);
+        let flag = (!body.is_end_stream()
+            && parts.extensions.get::<BodyTimeoutsInForce>().is_none())
+        .then(TimedOutFlag::default);
         let body = match &flag {
             Some(flag) => {
                 parts.extensions.insert(BodyTimeoutsInForce);
@@ -284,15 +285,20 @@ mod tests {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(1);
         tokio::spawn(async move {
             loop {
-                if tx.send(Ok(Frame::data(Bytes::from_static(b"x")))).await.is_err() {
+                if tx
+                    .send(Ok(Frame::data(Bytes::from_static(b"x"))))
+                    .await
+                    .is_err()
+                {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         });
-        let slow = TimeoutBody::new(http_body_util::StreamBody::new(
-            tokio_stream_like(rx),
-        ), &edge);
+        let slow = TimeoutBody::new(
+            http_body_util::StreamBody::new(tokio_stream_like(rx)),
+            &edge,
+        );
         let start = Instant::now();
         let err = slow.collect().await.unwrap_err();
         let err = err.downcast::<BodyTimedOut>().unwrap();
@@ -300,9 +306,17 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::from_secs(1));
         // A body that stalls: idle.
         let (_tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(1);
-        let stalled = TimeoutBody::new(http_body_util::StreamBody::new(tokio_stream_like(rx)), &edge);
+        let stalled = TimeoutBody::new(
+            http_body_util::StreamBody::new(tokio_stream_like(rx)),
+            &edge,
+        );
         let start = Instant::now();
-        let err = stalled.collect().await.unwrap_err().downcast::<BodyTimedOut>().unwrap();
+        let err = stalled
+            .collect()
+            .await
+            .unwrap_err()
+            .downcast::<BodyTimedOut>()
+            .unwrap();
         assert!(err.idle);
         assert_eq!(start.elapsed(), Duration::from_millis(300));
         assert_eq!(edge.stats().body_timeouts(), 2);

@@ -56,7 +56,11 @@ impl<T> WriteTimeoutIo<T> {
         )))
     }
 
-    fn progress<R>(&mut self, result: Poll<io::Result<R>>, cx: &mut Context<'_>) -> Poll<io::Result<R>> {
+    fn progress<R>(
+        &mut self,
+        result: Poll<io::Result<R>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<R>> {
         match result {
             Poll::Ready(r) => {
                 self.armed = false;
