@@ -1,27 +1,4 @@
 //! [`Edge`]: the time limits at the HTTP edge, and the count of clients they closed.
-//!
-//! A client that opens a connection and then stalls holds a socket, a task and memory until
-//! something closes it. Every adapter applies the same limits:
-//!
-//! | limit | default | config key (`web.…`) | when crossed | counted in |
-//! |---|---|---|---|---|
-//! | header read | 10 s | `header_read_timeout` | the connection is closed (actix: 408, then closed) | [`EdgeStats::header_timeouts`] (hyper, axum) |
-//! | body idle: no body bytes for this long | 10 s | `body_idle_timeout` | 408 `timeout`, `connection: close` | [`EdgeStats::body_timeouts`] |
-//! | body total: the whole body read within | 60 s | `body_read_timeout` | 408 `timeout`, `connection: close` | [`EdgeStats::body_timeouts`] |
-//! | response write: no write progress for this long | 30 s | `response_write_timeout` | the connection is closed | [`EdgeStats::write_timeouts`] (hyper, axum) |
-//! | connections open at once | none | `max_connections` | the next connection waits in the kernel's backlog | — |
-//!
-//! Where each limit is applied:
-//!
-//! | adapter | header read, response write, connections | body idle and total |
-//! |---|---|---|
-//! | `xcore::web::hyper::serve` | the server | the [`Web`](super::Web) service (every plugin and admin route) |
-//! | `xcore::web::axum::serve` | the server | the server, for the host's routes too |
-//! | `axum::serve` with `xcore::web::axum::mount` | — (axum has no header timeout: use `xcore::web::axum::serve`) | the [`Web`](super::Web) service; [`BodyTimeoutLayer`] on the host's router |
-//! | `xcore::web::actix` | `xcore::web::actix::apply_limits(server, edge)` (actix's `client_request_timeout`, `max_connections`) | the adapter |
-//!
-//! A body that times out ends with a [`BodyTimedOut`] error, whatever the extractor that was
-//! reading it does with it, the answer is 408 `timeout` and the connection is closed.
 
 mod body;
 #[cfg(any(feature = "hyper", feature = "axum"))]
@@ -40,7 +17,7 @@ pub use self::body::{BodyTimedOut, BodyTimeout, BodyTimeoutFuture, BodyTimeoutLa
 pub(crate) use self::body::{BodyTimeoutsInForce, TimedOutFlag};
 use crate::config::WebConfig;
 
-/// The time limits at the edge (see the [module docs](self) for where each applies).
+/// The time limits at the edge (see [`Edge`] for where each applies).
 ///
 /// ```
 /// use std::time::Duration;
@@ -169,6 +146,7 @@ impl EdgeStats {
         self.0.write.load(Ordering::Relaxed)
     }
 
+    #[cfg_attr(not(any(feature = "hyper", feature = "axum")), allow(dead_code))]
     pub(crate) fn header_timed_out(&self) {
         self.0.header.fetch_add(1, Ordering::Relaxed);
     }
@@ -177,6 +155,7 @@ impl EdgeStats {
         self.0.body.fetch_add(1, Ordering::Relaxed);
     }
 
+    #[cfg_attr(not(any(feature = "hyper", feature = "axum")), allow(dead_code))]
     pub(crate) fn write_timed_out(&self) {
         self.0.write.fetch_add(1, Ordering::Relaxed);
     }
@@ -194,6 +173,29 @@ impl fmt::Debug for EdgeStats {
 
 /// The limits of one edge and the counters of what they closed: from
 /// [`Web::edge`](super::Web::edge), or [`Edge::new`] for a host's own server.
+///
+/// A client that opens a connection and then stalls holds a socket, a task and memory until
+/// something closes it. Every adapter applies the same limits:
+///
+/// | limit | default | config key (`web.…`) | when crossed | counted in |
+/// |---|---|---|---|---|
+/// | header read | 10 s | `header_read_timeout` | the connection is closed (actix: 408, then closed) | [`EdgeStats::header_timeouts`] (hyper, axum) |
+/// | body idle: no body bytes for this long | 10 s | `body_idle_timeout` | 408 `timeout`, `connection: close` | [`EdgeStats::body_timeouts`] |
+/// | body total: the whole body read within | 60 s | `body_read_timeout` | 408 `timeout`, `connection: close` | [`EdgeStats::body_timeouts`] |
+/// | response write: no write progress for this long | 30 s | `response_write_timeout` | the connection is closed | [`EdgeStats::write_timeouts`] (hyper, axum) |
+/// | connections open at once | none | `max_connections` | the next connection waits in the kernel's backlog | — |
+///
+/// Where each limit is applied:
+///
+/// | adapter | header read, response write, connections | body idle and total |
+/// |---|---|---|
+/// | `xcore::web::hyper::serve` | the server | the [`Web`](crate::web::Web) service (every plugin and admin route) |
+/// | `xcore::web::axum::serve` | the server | the server, for the host's routes too |
+/// | `axum::serve` with `xcore::web::axum::mount` | — (axum has no header timeout: use `xcore::web::axum::serve`) | the [`Web`](crate::web::Web) service; [`BodyTimeoutLayer`] on the host's router |
+/// | `xcore::web::actix` | `xcore::web::actix::apply_limits(server, edge)` (actix's `client_request_timeout`, `max_connections`) | the adapter |
+///
+/// A body that times out ends with a [`BodyTimedOut`] error; whatever the extractor reading it
+/// makes of it, the answer is 408 `timeout` and the connection is closed.
 #[derive(Debug, Clone, Default)]
 pub struct Edge {
     limits: EdgeLimits,
