@@ -294,11 +294,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr: SocketAddr = std::env::var("XCORE_ADDR")
         .unwrap_or_else(|_| "127.0.0.1:8080".into())
         .parse()?;
-    let token = std::env::var("XCORE_ADMIN_TOKEN").unwrap_or_else(|_| {
-        let token = format!("{:032x}", fastrand_u128());
-        println!("admin token (set XCORE_ADMIN_TOKEN to choose one): {token}");
-        token
-    });
+    let token = match std::env::var("XCORE_ADMIN_TOKEN") {
+        Ok(token) => token,
+        Err(_) => {
+            let token = random_token()?;
+            println!("admin token (set XCORE_ADMIN_TOKEN to choose one): {token}");
+            token
+        }
+    };
 
     let mut config = Config::default();
     config
@@ -319,23 +322,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = xcore::web::axum::mount(Router::new(), &web);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    // axum's router on xcore's server: the header, body and write limits of the `web`
+    // config section (10 s, 10 s / 60 s, 30 s by default).
+    xcore::web::axum::serve(listener, app, web.edge().clone(), async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     let stopped = xcore.shutdown().await;
     println!("shut down (clean: {})", stopped.is_clean());
     Ok(())
 }
 
-/// A random value for the admin token, from the OS-seeded hasher of the standard library.
-fn fastrand_u128() -> u128 {
-    use std::hash::{BuildHasher, Hasher};
-    let state = std::collections::hash_map::RandomState::new();
-    let mut a = state.build_hasher();
-    a.write_u8(1);
-    let mut b = state.build_hasher();
-    b.write_u8(2);
-    (u128::from(a.finish()) << 64) | u128::from(b.finish())
+/// A random admin token: 128 bits from the operating system's cryptographic generator.
+fn random_token() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }

@@ -48,7 +48,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let token = match std::env::var("XCORE_ADMIN_TOKEN") {
         Ok(token) => token,
         Err(_) => {
-            let token = random_token();
+            let token = random_token()?;
             println!("admin token (set XCORE_ADMIN_TOKEN to choose it): {token}");
             token
         }
@@ -77,9 +77,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = xcore::web::axum::mount(axum::Router::new(), &web);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    // axum's router on xcore's server: the header, body and write limits of the `web`
+    // config section (10 s, 10 s / 60 s, 30 s by default).
+    xcore::web::axum::serve(listener, app, web.edge().clone(), shutdown_signal()).await?;
     let stopped = xcore.shutdown().await;
     println!("shut down (clean: {})", stopped.is_clean());
     Ok(())
@@ -107,11 +107,7 @@ async fn shutdown_signal() {
     }
 }
 
-fn random_token() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let state = std::collections::hash_map::RandomState::new();
-    let (mut a, mut b) = (state.build_hasher(), state.build_hasher());
-    a.write_u8(1);
-    b.write_u8(2);
-    format!("{:016x}{:016x}", a.finish(), b.finish())
+/// An admin token: 128 bits from the operating system's cryptographic generator.
+fn random_token() -> Result<String, getrandom::Error> {
+    plugin::session_token()
 }

@@ -36,7 +36,13 @@ pub(crate) async fn serve(adapter: Adapter, web: Web) -> SocketAddr {
             let addr = listener.local_addr().unwrap();
             let host = Router::new().route("/", get(|| async { "home" }));
             let app = xcore::web::axum::mount(host, &web);
-            tokio::spawn(async move { axum::serve(listener, app).await });
+            let edge = web.edge().clone();
+            tokio::spawn(xcore::web::axum::serve(
+                listener,
+                app,
+                edge,
+                std::future::pending(),
+            ));
             addr
         }
         Adapter::Hyper => {
@@ -54,14 +60,16 @@ pub(crate) async fn serve(adapter: Adapter, web: Web) -> SocketAddr {
             let addr = listener.local_addr().unwrap();
             std::thread::spawn(move || {
                 actix_web::rt::System::new().block_on(async move {
-                    actix_web::HttpServer::new(move || {
+                    let edge = web.edge().clone();
+                    let server = actix_web::HttpServer::new(move || {
                         actix_web::App::new().configure(xcore::web::actix::configure(web.clone()))
-                    })
-                    .workers(1)
-                    .disable_signals()
-                    .listen(listener)?
-                    .run()
-                    .await
+                    });
+                    xcore::web::actix::apply_limits(server, &edge)
+                        .workers(1)
+                        .disable_signals()
+                        .listen(listener)?
+                        .run()
+                        .await
                 })
             });
             addr

@@ -62,7 +62,7 @@ use self::node::{Node, join};
 pub use self::raw::RawSection;
 pub use self::sections::{
     AppConfig, Environment, LogFormat, ObservabilityConfig, SchedulerConfig, ServicesConfig,
-    TenancyConfig, WorkerBackend, WorkerConfig,
+    TenancyConfig, WebConfig, WorkerBackend, WorkerConfig,
 };
 
 /// The configuration of an xcore host: the sections `app`, `plugins`, `services`, `tenancy`
@@ -128,6 +128,8 @@ pub struct Config {
     pub services: ServicesConfig,
     /// Tenant resolution.
     pub tenancy: TenancyConfig,
+    /// The time limits at the HTTP edge.
+    pub web: WebConfig,
     /// Logs.
     pub observability: ObservabilityConfig,
     /// Where the config came from.
@@ -212,6 +214,7 @@ impl PartialEq for Config {
             && self.plugins == other.plugins
             && self.services == other.services
             && self.tenancy == other.tenancy
+            && self.web == other.web
             && self.observability == other.observability
     }
 }
@@ -224,6 +227,7 @@ impl fmt::Debug for Config {
             .field("plugins", &self.plugins)
             .field("services", &self.services)
             .field("tenancy", &self.tenancy)
+            .field("web", &self.web)
             .field("observability", &self.observability)
             .finish()
     }

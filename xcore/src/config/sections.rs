@@ -226,6 +226,43 @@ impl Default for TenancyConfig {
     }
 }
 
+/// The `web` section: the time limits at the HTTP edge, applied by every adapter (see
+/// `xcore::web::EdgeLimits`). Durations are written as in manifests (`"500ms"`, `"10s"`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct WebConfig {
+    /// How long a client may take to send a request's headers; then it is disconnected.
+    /// Default 10 s.
+    #[serde(with = "crate::services::serde_duration")]
+    pub header_read_timeout: Duration,
+    /// How long a request body may go without a byte; then 408. Default 10 s.
+    #[serde(with = "crate::services::serde_duration")]
+    pub body_idle_timeout: Duration,
+    /// How long a whole request body may take; then 408. Default 60 s.
+    #[serde(with = "crate::services::serde_duration")]
+    pub body_read_timeout: Duration,
+    /// How long writing a response may make no progress; then the client is disconnected.
+    /// Default 30 s.
+    #[serde(with = "crate::services::serde_duration")]
+    pub response_write_timeout: Duration,
+    /// The most connections served at once; the next wait in the kernel's backlog. Default:
+    /// no cap.
+    pub max_connections: Option<usize>,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            body_idle_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(60),
+            response_write_timeout: Duration::from_secs(30),
+            max_connections: None,
+        }
+    }
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -15,7 +15,11 @@
 //!     let xcore = Xcore::builder().build()?;
 //!     xcore.boot().await?;
 //!     let web = xcore.web().build()?;
-//!     HttpServer::new(move || App::new().configure(xcore::web::actix::configure(web.clone())))
+//!     let edge = web.edge().clone();
+//!     let server =
+//!         HttpServer::new(move || App::new().configure(xcore::web::actix::configure(web.clone())));
+//!     // The header read limit and the connection cap of the edge.
+//!     xcore::web::actix::apply_limits(server, &edge)
 //!         .bind(("127.0.0.1", 8080))?
 //!         .run()
 //!         .await?;
@@ -26,20 +30,23 @@
 //! ```
 
 use std::{
+    fmt,
     pin::Pin,
     task::{Context, Poll},
 };
 
 use actix_web::{
-    HttpRequest, HttpResponse,
+    HttpRequest, HttpResponse, HttpServer,
     body::{BodySize, MessageBody},
+    dev::{AppConfig, Service, ServiceFactory},
+    http::ConnectionType,
     web::{Payload, ServiceConfig, scope, to},
 };
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use http_body::Body as _;
 
-use super::{Body, BoxError, HttpError, Web};
+use super::{Body, BoxError, Edge, HttpError, Web, edge::body_timeout_response};
 
 /// Registers the admin API's prefix, then the plugin prefix, as actix scopes served by
 /// `web`: `App::new().configure(xcore::web::actix::configure(web.clone()))`. The host's other
@@ -58,23 +65,64 @@ pub fn configure(web: Web) -> impl FnOnce(&mut ServiceConfig) {
     }
 }
 
+/// Applies the limits of `edge` that actix's server enforces: the header read limit
+/// (`client_request_timeout`: 408, then closed) and the connection cap (`max_connections`,
+/// per worker). The body limits are applied by the adapter; actix has no response write
+/// limit.
+pub fn apply_limits<F, I, S, B>(
+    server: HttpServer<F, I, S, B>,
+    edge: &Edge,
+) -> HttpServer<F, I, S, B>
+where
+    F: Fn() -> I + Send + Clone + 'static,
+    I: actix_service::IntoServiceFactory<S, actix_http::Request>,
+    S: ServiceFactory<actix_http::Request, Config = AppConfig> + 'static,
+    S::Error: Into<actix_web::Error> + 'static,
+    S::InitError: fmt::Debug,
+    S::Response: Into<actix_http::Response<B>> + 'static,
+    <S::Service as Service<actix_http::Request>>::Future: 'static,
+    S::Service: 'static,
+    B: MessageBody + 'static,
+{
+    let server = server.client_request_timeout(edge.limits().header_read_timeout());
+    match edge.limits().connection_cap() {
+        Some(cap) => server.max_connections(cap),
+        None => server,
+    }
+}
+
 /// Serves one actix request through `web`.
 async fn handle(web: Web, request: HttpRequest, payload: Payload) -> HttpResponse {
-    let request = match to_http(&request, payload, web.body_limit()).await {
+    let request = match to_http(&request, payload, &web).await {
         Ok(request) => request,
-        Err(err) => return to_actix(err.into_response()),
+        Err(Unread::Invalid(err)) => return to_actix(err.into_response()),
+        Err(Unread::TimedOut) => return to_actix(body_timeout_response()),
     };
     let Ok(response) = web.handle(request).await;
     to_actix(response)
 }
 
+/// Why a request could not be converted.
+enum Unread {
+    Invalid(HttpError),
+    TimedOut,
+}
+
+impl From<HttpError> for Unread {
+    fn from(err: HttpError) -> Self {
+        Self::Invalid(err)
+    }
+}
+
 /// The actix request as an `http::Request`, its body read (at most `limit + 1` bytes: the
-/// body limit layer answers 413 to anything longer).
+/// body limit layer answers 413 to anything longer) within the edge's body limits.
 async fn to_http(
     request: &HttpRequest,
     mut payload: Payload,
-    limit: usize,
-) -> Result<http::Request<Body>, HttpError> {
+    web: &Web,
+) -> Result<http::Request<Body>, Unread> {
+    let limit = web.body_limit();
+    let edge = web.edge();
     let method = http::Method::from_bytes(request.method().as_str().as_bytes())
         .map_err(|_| HttpError::bad_request("invalid method"))?;
     let uri = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
@@ -101,7 +149,15 @@ async fn to_http(
         }
     }
     let mut body = BytesMut::new();
-    while let Some(chunk) = payload.next().await {
+    let deadline = tokio::time::Instant::now() + edge.limits().body_read_timeout();
+    loop {
+        let wait = (tokio::time::Instant::now() + edge.limits().body_idle_timeout()).min(deadline);
+        let Ok(next) = tokio::time::timeout_at(wait, payload.next()).await else {
+            edge.stats().body_timed_out();
+            tracing::debug!("request body timed out");
+            return Err(Unread::TimedOut);
+        };
+        let Some(chunk) = next else { break };
         let chunk = chunk.map_err(|e| {
             HttpError::bad_request(format!("the request body could not be read: {e}"))
         })?;
@@ -112,7 +168,7 @@ async fn to_http(
     }
     builder
         .body(Body::from(body.freeze()))
-        .map_err(|e| HttpError::bad_request(format!("invalid request: {e}")))
+        .map_err(|e| HttpError::bad_request(format!("invalid request: {e}")).into())
 }
 
 /// An `http::Response` as an actix response; the body is streamed.
@@ -121,6 +177,13 @@ fn to_actix(response: http::Response<Body>) -> HttpResponse {
     let status = actix_web::http::StatusCode::from_u16(parts.status.as_u16())
         .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
     let mut out = HttpResponse::with_body(status, ActixBody(body));
+    if parts
+        .headers
+        .get(http::header::CONNECTION)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"))
+    {
+        out.head_mut().set_connection_type(ConnectionType::Close);
+    }
     let headers = out.headers_mut();
     for (name, value) in &parts.headers {
         if let (Ok(name), Ok(value)) = (

@@ -5,7 +5,7 @@ use std::{fmt, sync::Arc};
 use http::HeaderName;
 
 use super::{
-    TenantResolver, Web,
+    Edge, EdgeLimits, TenantResolver, Web,
     admin::{Admin, AdminToken},
     dispatch::Dispatch,
     prefix::Prefix,
@@ -50,6 +50,7 @@ pub struct WebBuilder {
     tenancy: TenancyConfig,
     resolver: Option<Arc<dyn TenantResolver>>,
     body_limit: usize,
+    limits: EdgeLimits,
 }
 
 impl WebBuilder {
@@ -63,12 +64,16 @@ impl WebBuilder {
             tenancy: TenancyConfig::default(),
             resolver: None,
             body_limit: DEFAULT_BODY_LIMIT,
+            limits: EdgeLimits::default(),
         }
     }
 
-    /// Takes the `tenancy` section and `app.admin_token` (when set) from the config.
+    /// Takes the `tenancy` section, the edge limits of the `web` section and `app.admin_token`
+    /// (when set) from the config.
     pub fn config(self, config: &Config) -> Self {
-        let this = self.tenancy(&config.tenancy);
+        let this = self
+            .tenancy(&config.tenancy)
+            .edge_limits(EdgeLimits::from(&config.web));
         match &config.app.admin_token {
             Some(token) => this.admin_token(token),
             None => this,
@@ -116,6 +121,12 @@ impl WebBuilder {
     /// The largest request body accepted, in bytes (2 MiB by default); larger is 413.
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;
+        self
+    }
+
+    /// The time limits at the edge (see [`EdgeLimits`]; the defaults otherwise).
+    pub fn edge_limits(mut self, limits: EdgeLimits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -168,6 +179,7 @@ impl WebBuilder {
             admin.prefix,
             self.body_limit,
             tenancy,
+            Edge::new(self.limits),
         ))
     }
 }
@@ -184,6 +196,7 @@ impl fmt::Debug for WebBuilder {
             .field("tenancy", &self.tenancy)
             .field("resolver", &self.resolver.is_some())
             .field("body_limit", &self.body_limit)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }

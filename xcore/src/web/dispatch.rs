@@ -78,12 +78,17 @@ impl Dispatch {
 /// of the call error, without the list of plugins or the reason of a failure (the admin API
 /// shows those).
 fn absent(name: &str, err: &CallError) -> HttpError {
-    let message = match err.code() {
-        ErrorCode::NotFound => format!("no plugin `{name}`"),
-        ErrorCode::Unavailable => format!("plugin `{name}` is not running"),
-        _ => err.message().to_owned(),
-    };
-    HttpError::from(CallError::new(err.code(), message))
+    match err.code() {
+        ErrorCode::NotFound => {
+            HttpError::from(CallError::new(err.code(), format!("no plugin `{name}`")))
+        }
+        ErrorCode::Unavailable => HttpError::from(CallError::new(
+            err.code(),
+            format!("plugin `{name}` is not running"),
+        ))
+        .public(),
+        _ => HttpError::from(err),
+    }
 }
 
 /// The request as the plugin sees it: the path without the prefix and the plugin's name

@@ -33,6 +33,7 @@ pub struct HttpError {
     code: Cow<'static, str>,
     message: String,
     details: Option<Value>,
+    public: bool,
 }
 
 impl HttpError {
@@ -47,7 +48,17 @@ impl HttpError {
             code: code.into(),
             message: message.into(),
             details: None,
+            public: false,
         }
+    }
+
+    /// Marks a 5xx's message and details as written for clients (no internals): they are
+    /// sent as they are, not replaced by a generic message and an error id. xcore's own
+    /// "plugin `x` is not running" 503 is one.
+    #[must_use]
+    pub fn public(mut self) -> Self {
+        self.public = true;
+        self
     }
 
     /// Attaches machine-readable details.
@@ -146,14 +157,26 @@ impl HttpError {
 
     /// The response: the status, `content-type: application/json`, the envelope (and
     /// `www-authenticate: Bearer` for a 401, `retry-after` for a rate limit).
+    ///
+    /// A 5xx answers only its code, a generic message and an error id
+    /// (`{"status":"error","code":"handler_error","message":"internal error (error id 9f…)","details":{"error_id":"9f…"}}`):
+    /// its message and details — database errors, pool states — are logged at ERROR with the
+    /// same id (in the request's span: method, path, plugin, route, tenant, trace id), never
+    /// sent. A 4xx keeps its precise message.
     pub fn into_response(self) -> Response<Body> {
-        let mut response = json_response(self.status, &self.to_envelope());
-        if self.status == StatusCode::UNAUTHORIZED {
+        let this = if self.status.is_server_error() && !self.public {
+            self.concealed()
+        } else {
+            self
+        };
+        let mut response = json_response(this.status, &this.to_envelope());
+        let this = &this;
+        if this.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if let Some(ms) = self
+        if let Some(ms) = this
             .details
             .as_ref()
             .and_then(|d| d.get("retry_after_ms"))
@@ -164,6 +187,36 @@ impl HttpError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(ms.div_ceil(1000)));
         }
         response
+    }
+
+    /// The 5xx sent to the client: the code, a generic message, an error id (and a retry
+    /// hint); the cause is logged at ERROR with the id.
+    fn concealed(self) -> Self {
+        let error_id = format!("{:016x}", fastrand::u64(..));
+        tracing::error!(
+            error_id = %error_id,
+            status = self.status.as_u16(),
+            code = %self.code,
+            cause = %self.message,
+            details = ?self.details,
+            "request failed",
+        );
+        let generic = match self.status {
+            StatusCode::SERVICE_UNAVAILABLE => "service unavailable",
+            StatusCode::GATEWAY_TIMEOUT => "timed out",
+            _ => "internal error",
+        };
+        let mut details = json!({ "error_id": error_id });
+        if let Some(ms) = self.details.as_ref().and_then(|d| d.get("retry_after_ms")) {
+            details["retry_after_ms"] = ms.clone();
+        }
+        Self {
+            status: self.status,
+            message: format!("{generic} (error id {error_id})"),
+            code: self.code,
+            details: Some(details),
+            public: true,
+        }
     }
 }
 
@@ -195,6 +248,7 @@ impl From<&CallError> for HttpError {
             code: Cow::Borrowed(err.code().as_str()),
             message: err.message().to_owned(),
             details: err.details().cloned(),
+            public: false,
         }
     }
 }

@@ -22,11 +22,10 @@
 //! # }
 //! ```
 
-use std::{convert::Infallible, future::Future, time::Duration};
+use std::{convert::Infallible, future::Future};
 
 use http::{Request, Response};
-use hyper::{body::Incoming, server::conn::http1};
-use hyper_util::{rt::TokioIo, server::graceful::GracefulShutdown};
+use hyper::body::Incoming;
 
 use super::{Body, ResponseFuture, Web};
 
@@ -56,8 +55,11 @@ impl hyper::service::Service<Request<Incoming>> for HyperService {
 /// lets the requests in flight finish (idle keep-alive connections close at once) and
 /// returns.
 ///
-/// A failed `accept` (too many open files, say) is logged and retried after a short pause;
-/// a connection's error is logged and ends only that connection.
+/// The limits of [`Web::edge`] apply: a client that does not send its headers within the
+/// header read limit is disconnected, one whose body stalls is answered 408, one that does
+/// not read its response is disconnected; each is counted in the edge's
+/// [`EdgeStats`](super::EdgeStats). A failed `accept` (too many open files, say) is logged and
+/// retried after a short pause; a connection's error is logged and ends only that connection.
 pub async fn serve<F>(
     listener: tokio::net::TcpListener,
     web: Web,
@@ -66,33 +68,6 @@ pub async fn serve<F>(
 where
     F: Future<Output = ()> + Send,
 {
-    let service = service(web);
-    let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    let connection = http1::Builder::new()
-                        .timer(hyper_util::rt::TokioTimer::new())
-                        .serve_connection(TokioIo::new(stream), service.clone());
-                    let connection = graceful.watch(connection);
-                    tokio::spawn(async move {
-                        if let Err(err) = connection.await {
-                            tracing::debug!(%peer, error = %err, "connection ended with an error");
-                        }
-                    });
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, "accept failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            () = &mut shutdown => break,
-        }
-    }
-    drop(listener);
-    graceful.shutdown().await;
-    Ok(())
+    let edge = web.edge().clone();
+    super::server::serve(listener, service(web), edge, shutdown).await
 }

@@ -12,7 +12,8 @@ use super::{Body, FieldErrors, HttpError, Validate};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BodyLimitInForce(pub usize);
 
-/// Reads a whole body, at most `limit` bytes: over it is 413 `payload_too_large`, a broken
+/// Reads a whole body, at most `limit` bytes: over it is 413 `payload_too_large`, a body
+/// that did not arrive in time ([`BodyTimedOut`](super::BodyTimedOut)) 408 `timeout`, a broken
 /// stream 400 `bad_request`.
 pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, HttpError> {
     match Limited::new(body, limit).collect().await {
@@ -25,6 +26,12 @@ pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, HttpError> {
 pub(crate) fn body_error(err: &(dyn std::error::Error + 'static), limit: usize) -> HttpError {
     if is_length_limit(err) {
         HttpError::payload_too_large(limit)
+    } else if err.is::<super::BodyTimedOut>() {
+        HttpError::new(
+            http::StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            err.to_string(),
+        )
     } else {
         HttpError::bad_request(format!("the request body could not be read: {err}"))
     }

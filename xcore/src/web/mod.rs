@@ -10,13 +10,17 @@
 //!   segments: `/plugin/a` never serves `/plugin/ab`.
 //! - Every request goes through the same layers under every adapter: a `tracing` span
 //!   (method, path, plugin, route, tenant, status), a body limit (413), tenant resolution
-//!   (400 `invalid_tenant` for an invalid id, never a fallback), and JSON error envelopes.
+//!   (400 `invalid_tenant` for an invalid id or a tenant header given more than once, never a
+//!   fallback), and JSON error envelopes.
 //!   Handlers find the [`TenantId`](crate::TenantId) and a [`CallContext`](crate::CallContext)
 //!   (host caller, tenant, `traceparent` trace) in the request's extensions — with axum,
 //!   as extractors — and pass the context on to the calls they make.
 //! - Errors are [`HttpError`]s answered as `{"status":"error","code":…,"message":…}`;
 //!   a [`CallError`](crate::CallError) keeps its code and status; invalid JSON and failed
-//!   [`Validate`] checks are 422 `invalid_payload` with the field paths.
+//!   [`Validate`] checks are 422 `invalid_payload` with the field paths. A 5xx answers its
+//!   code, a generic message and an error id; its cause is logged at ERROR with that id.
+//! - [`Edge`] limits under every adapter: header read, body idle and total, response write
+//!   timeouts and a connection cap (the `web` config section; see [`EdgeLimits`]).
 //!
 //! | adapter | feature | mounts with |
 //! |---|---|---|
@@ -30,7 +34,8 @@
 //! | endpoint | auth | answers |
 //! |---|---|---|
 //! | `GET /xcore/health/live` | none | 200 |
-//! | `GET /xcore/health/ready` | none | 200 with the health report unless unhealthy, else 503 |
+//! | `GET /xcore/health/ready` | none | 200 unless unhealthy, else 503: ready or not and each node's status name, no messages |
+//! | `GET /xcore/health` | token | the full health report (messages, timings) |
 //! | `GET /xcore` | token | the endpoints |
 //! | `GET /xcore/plugins` | token | every plugin: name, state, version, wave, routes |
 //! | `GET /xcore/boot` | token | the boot report |
@@ -72,6 +77,7 @@ pub mod axum;
 mod body;
 mod builder;
 mod dispatch;
+mod edge;
 mod error;
 #[cfg(feature = "hyper")]
 #[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
@@ -80,6 +86,8 @@ mod json;
 mod layers;
 mod prefix;
 mod routes;
+#[cfg(any(feature = "hyper", feature = "axum"))]
+mod server;
 mod service;
 mod tenant;
 mod traceparent;
@@ -87,6 +95,10 @@ mod validate;
 
 pub use self::body::{Body, BoxError};
 pub use self::builder::{DEFAULT_BODY_LIMIT, WebBuildError, WebBuilder};
+pub use self::edge::{
+    BodyTimedOut, BodyTimeout, BodyTimeoutFuture, BodyTimeoutLayer, Edge, EdgeLimits, EdgeStats,
+    TimeoutBody,
+};
 pub use self::error::{HttpError, call_error_response, json_response, ok_response};
 pub use self::json::{BodyLimitInForce, decode_json, decode_valid, is_json, read_body};
 pub(crate) use self::routes::collect_routes;

@@ -12,8 +12,9 @@ use http::{Request, Response};
 use tower::{Layer, Service};
 
 use super::{
-    Body, BoxError, ResponseFuture, WebBuilder,
+    Body, BoxError, Edge, ResponseFuture, TimeoutBody, WebBuilder,
     dispatch::Dispatch,
+    edge::{BodyTimeoutsInForce, TimedOutFlag, body_timeout_response},
     layers::{
         BodyLimit, BodyLimitLayer, ErrorEnvelope, ErrorEnvelopeLayer, RequestTrace,
         RequestTraceLayer, ResolveTenant, ResolveTenantLayer,
@@ -64,6 +65,7 @@ struct Info {
     admin_prefix: Prefix,
     body_limit: usize,
     tenancy: TenantResolution,
+    edge: Edge,
 }
 
 impl Web {
@@ -78,6 +80,7 @@ impl Web {
         admin_prefix: Prefix,
         body_limit: usize,
         tenancy: TenantResolution,
+        edge: Edge,
     ) -> Self {
         let stack = RequestTraceLayer.layer(BodyLimitLayer::new(body_limit).layer(
             ResolveTenantLayer::new(tenancy.clone()).layer(ErrorEnvelopeLayer.layer(dispatch)),
@@ -89,6 +92,7 @@ impl Web {
                 admin_prefix,
                 body_limit,
                 tenancy,
+                edge,
             }),
         }
     }
@@ -108,14 +112,39 @@ impl Web {
         self.info.body_limit
     }
 
-    /// Serves one request (through `&self`).
+    /// The edge: its time limits and the count of clients they closed.
+    pub fn edge(&self) -> &Edge {
+        &self.info.edge
+    }
+
+    /// Serves one request (through `&self`). A body not already timed by a layer outside
+    /// ([`BodyTimeoutLayer`](super::BodyTimeoutLayer), `xcore::web::axum::serve`) is timed with
+    /// the [`edge`](Self::edge)'s limits.
     pub fn handle<B>(&self, request: Request<B>) -> ResponseFuture
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
+        let request = request.map(Body::new);
         // Every service of the stack is always ready.
-        self.stack.clone().call(request.map(Body::new))
+        if http_body::Body::is_end_stream(request.body())
+            || request.extensions().get::<BodyTimeoutsInForce>().is_some()
+        {
+            return self.stack.clone().call(request);
+        }
+        let flag = TimedOutFlag::default();
+        let timed = flag.clone();
+        let request =
+            request.map(|body| Body::new(TimeoutBody::flagged(body, &self.info.edge, timed)));
+        let call = self.stack.clone().call(request);
+        Box::pin(async move {
+            let Ok(response) = call.await;
+            Ok(if flag.is_set() {
+                body_timeout_response()
+            } else {
+                response
+            })
+        })
     }
 }
 
@@ -126,6 +155,7 @@ impl fmt::Debug for Web {
             .field("admin_prefix", &self.info.admin_prefix.as_str())
             .field("body_limit", &self.info.body_limit)
             .field("tenancy", &self.info.tenancy)
+            .field("edge", &self.info.edge)
             .finish_non_exhaustive()
     }
 }

@@ -80,7 +80,8 @@ impl fmt::Debug for TenantResolution {
 }
 
 impl TenantResolution {
-    /// The tenant of a request, admitted; an invalid tenant id is an error, never a fallback.
+    /// The tenant of a request, admitted; an invalid tenant id, or the header given more
+    /// than once, is an error, never a fallback.
     pub(crate) fn resolve(&self, parts: &Parts) -> Result<TenantId, HttpError> {
         if !self.enabled {
             return Ok(TenantId::default());
@@ -106,7 +107,18 @@ impl TenantResolution {
         {
             return Ok(tenant);
         }
-        if let Some(value) = parts.headers.get(&self.header) {
+        let mut values = parts.headers.get_all(&self.header).iter();
+        if let Some(value) = values.next() {
+            if values.next().is_some() {
+                return Err(HttpError::new(
+                    http::StatusCode::BAD_REQUEST,
+                    "invalid_tenant",
+                    format!(
+                        "the `{}` header is given more than once; name one tenant",
+                        self.header
+                    ),
+                ));
+            }
             let value = value.to_str().map_err(|_| {
                 HttpError::new(
                     http::StatusCode::BAD_REQUEST,
@@ -114,7 +126,22 @@ impl TenantResolution {
                     format!("the `{}` header is not visible ASCII", self.header),
                 )
             })?;
-            return Ok(TenantId::new(value.trim())?);
+            let tenant = TenantId::new(value.trim())?;
+            if self.subdomain
+                && let Some(label) = subdomain(parts)
+                && label != tenant.as_str()
+            {
+                return Err(HttpError::new(
+                    http::StatusCode::BAD_REQUEST,
+                    "invalid_tenant",
+                    format!(
+                        "the `{}` header names tenant `{tenant}` but the host names `{label}`; \
+                         name one tenant",
+                        self.header
+                    ),
+                ));
+            }
+            return Ok(tenant);
         }
         if self.subdomain
             && let Some(label) = subdomain(parts)
@@ -203,6 +230,16 @@ mod tests {
             let err = on.resolve(&parts(&[("x-tenant-id", bad)])).unwrap_err();
             assert_eq!(err.code(), "invalid_tenant", "{bad}");
         }
+        let mut twice = parts(&[("x-tenant-id", "acme")]);
+        twice
+            .headers
+            .append("x-tenant-id", http::HeaderValue::from_static("globex"));
+        assert_eq!(on.resolve(&twice).unwrap_err().code(), "invalid_tenant");
+        // Header and host naming two tenants: refused; naming the same one: fine.
+        let conflict = parts(&[("x-tenant-id", "acme"), ("host", "globex.example.com")]);
+        assert_eq!(on.resolve(&conflict).unwrap_err().code(), "invalid_tenant");
+        let agree = parts(&[("x-tenant-id", "acme"), ("host", "acme.example.com")]);
+        assert_eq!(on.resolve(&agree).unwrap().as_str(), "acme");
         let with_resolver = TenantResolution {
             resolver: Some(Arc::new(|p: &Parts| {
                 if p.headers.contains_key("x-deny") {

@@ -3,7 +3,8 @@
 //! | endpoint | auth | answers |
 //! |---|---|---|
 //! | `GET {admin}/health/live` | none | 200 `{"status":"ok","result":{"live":true}}` |
-//! | `GET {admin}/health/ready` | none | 200 with the health report when not unhealthy, else 503 `unavailable` with the report in `details` |
+//! | `GET {admin}/health/ready` | none | 200 `{"ready":true,"status":…,"nodes":[{"name":…,"status":…}]}` when not unhealthy, else 503 `unavailable` with the same in `details`: status names only |
+//! | `GET {admin}/health` | token | the health report: every node's status, message, timing |
 //! | `GET {admin}` | token | the endpoints |
 //! | `GET {admin}/plugins` | token | every plugin: name, state, version, wave, routes |
 //! | `GET {admin}/boot` | token | the boot report (503 `not_ready` before boot) |
@@ -17,7 +18,9 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use serde_json::json;
 
 pub(crate) use self::auth::AdminToken;
-use super::{Body, HttpError, ResponseFuture, layers::ready, ok_response, prefix::Prefix};
+use super::{
+    Body, HttpError, ResponseFuture, json_response, layers::ready, ok_response, prefix::Prefix,
+};
 use crate::{HealthStatus, Xcore};
 
 /// The admin API of one `Xcore`, matched before plugin routes.
@@ -30,10 +33,11 @@ pub(crate) struct Admin {
 }
 
 /// The endpoints, for `GET {admin}`.
-const ENDPOINTS: [(&str, &str); 6] = [
+const ENDPOINTS: [(&str, &str); 7] = [
     ("GET", ""),
     ("GET", "/health/live"),
     ("GET", "/health/ready"),
+    ("GET", "/health"),
     ("GET", "/plugins"),
     ("GET", "/boot"),
     ("POST", "/ipc/{plugin}/{action}"),
@@ -69,6 +73,10 @@ impl Admin {
             "" => only(&method, Method::GET, || {
                 ready(ok_response(self.endpoints()))
             }),
+            "/health" => only(&method, Method::GET, || {
+                let xcore = self.xcore.clone();
+                Box::pin(async move { Ok(ok_response(views::health(&xcore.health().await))) })
+            }),
             "/plugins" => only(&method, Method::GET, || {
                 ready(ok_response(views::plugins(
                     &self.xcore,
@@ -83,6 +91,7 @@ impl Admin {
                         "not_ready",
                         "xcore has not booted (or its boot failed)",
                     )
+                    .public()
                     .into_response(),
                 })
             }),
@@ -138,20 +147,24 @@ fn only(
     ready(response)
 }
 
-/// `GET {admin}/health/ready`.
+/// `GET {admin}/health/ready`: whether xcore is ready, and each node's status name — no
+/// messages (they may name servers or hold counts): those need the token (`/health`).
 async fn readiness(xcore: &Xcore) -> Response<Body> {
     let report = xcore.health().await;
-    let view = views::health(&report);
-    if report.status() == HealthStatus::Unhealthy {
-        HttpError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "xcore is not ready",
-        )
-        .with_details(view)
-        .into_response()
-    } else {
+    let ready = report.status() != HealthStatus::Unhealthy;
+    let view = views::readiness(&report, ready);
+    if ready {
         ok_response(view)
+    } else {
+        json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({
+                "status": "error",
+                "code": "unavailable",
+                "message": "xcore is not ready",
+                "details": view,
+            }),
+        )
     }
 }
 

@@ -136,3 +136,14 @@ pub(crate) fn health(report: &HealthReport) -> Value {
         .collect();
     json!({ "status": report.status(), "nodes": nodes })
 }
+
+/// What anyone may see of a health report: ready or not, the overall status and each node's
+/// status name.
+pub(crate) fn readiness(report: &HealthReport, ready: bool) -> Value {
+    let nodes: Vec<Value> = report
+        .nodes()
+        .iter()
+        .map(|n| json!({ "name": n.node().name(), "status": n.health().status() }))
+        .collect();
+    json!({ "ready": ready, "status": report.status(), "nodes": nodes })
+}

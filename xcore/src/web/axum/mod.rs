@@ -12,7 +12,9 @@
 //! let web = xcore.web().admin_token("a-long-random-admin-token").build()?;
 //! // The host's own routes, then xcore's: `/xcore/…` and `/plugin/…`.
 //! let app: Router = xcore::web::axum::mount(Router::new().route("/", get(|| async { "home" })), &web);
-//! // axum::serve(listener, app).await?;
+//! // Serve with the edge limits (header, body and write timeouts): axum's own `serve` has no
+//! // header read timeout.
+//! // xcore::web::axum::serve(listener, app, web.edge().clone(), shutdown_signal).await?;
 //! # let _ = app;
 //! # Ok(())
 //! # }
@@ -23,6 +25,7 @@ mod json;
 
 use std::{
     convert::Infallible,
+    future::Future,
     task::{Context, Poll},
 };
 
@@ -32,10 +35,10 @@ use ::axum::{
     response::{IntoResponse, Response},
 };
 use futures_util::{FutureExt, future::Map};
-use tower::Service;
+use tower::{Layer, Service};
 
 pub use self::json::{Json, Valid};
-use super::{Body, HttpError, ResponseFuture, Web};
+use super::{Body, BodyTimeout, BodyTimeoutLayer, Edge, HttpError, ResponseFuture, Web};
 use crate::CallError;
 
 /// Adds the web layer to a host's router: every path under the admin prefix and under the
@@ -81,6 +84,55 @@ impl Service<Request> for AxumWeb {
         self.0
             .handle(request)
             .map(|r| r.map(|response| response.map(Body::into_axum)))
+    }
+}
+
+/// Serves `router` over HTTP/1.1 on `listener` with the limits of `edge` (usually
+/// `web.edge().clone()`) until `shutdown` completes, then stops accepting, lets the requests
+/// in flight finish and returns.
+///
+/// What `axum::serve` does, plus the edge limits for every route, the host's too: a client
+/// that does not send its headers in time is disconnected, one whose body stalls is answered
+/// 408, one that does not read its response is disconnected, each counted in the edge's
+/// [`EdgeStats`](super::EdgeStats); at most the connection cap are served at once.
+///
+/// ```no_run
+/// # async fn run(web: xcore::web::Web) -> std::io::Result<()> {
+/// let app = xcore::web::axum::router(&web);
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+/// xcore::web::axum::serve(listener, app, web.edge().clone(), async {
+///     let _ = tokio::signal::ctrl_c().await;
+/// })
+/// .await
+/// # }
+/// ```
+pub async fn serve<F>(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    edge: Edge,
+    shutdown: F,
+) -> std::io::Result<()>
+where
+    F: Future<Output = ()> + Send,
+{
+    let service = HyperRouter(BodyTimeoutLayer::new(edge.clone()).layer(router));
+    super::server::serve(listener, service, edge, shutdown).await
+}
+
+/// A router, its bodies timed, as a hyper service.
+#[derive(Clone)]
+struct HyperRouter(BodyTimeout<Router>);
+
+impl hyper::service::Service<http::Request<hyper::body::Incoming>> for HyperRouter {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = super::BodyTimeoutFuture<
+        <Router as Service<http::Request<super::TimeoutBody<hyper::body::Incoming>>>>::Future,
+    >;
+
+    fn call(&self, request: http::Request<hyper::body::Incoming>) -> Self::Future {
+        // A router is always ready.
+        self.0.clone().call(request)
     }
 }
 

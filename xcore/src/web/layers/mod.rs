@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | [`RequestTraceLayer`] | a `tracing` span per request: method, path, plugin, route, tenant, status | — |
 //! | [`BodyLimitLayer`] | caps the body (declared length and bytes read) | 413 `payload_too_large` |
-//! | [`ResolveTenantLayer`] | puts the [`TenantId`](crate::TenantId) and a [`CallContext`](crate::CallContext) (host caller, tenant, `traceparent`) in the request's extensions | 400 `invalid_tenant` (or the resolver's error) |
+//! | [`ResolveTenantLayer`] | puts the [`TenantId`](crate::TenantId) and a [`CallContext`](crate::CallContext) (host caller, tenant, `traceparent`) in the request's extensions | 400 `invalid_tenant`: an invalid id, the header given more than once (or the resolver's error) |
 //! | [`ErrorEnvelopeLayer`] | turns empty error responses (a router's bare 404 or 405) into JSON envelopes | — |
 
 mod body_limit;

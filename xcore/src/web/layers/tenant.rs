@@ -73,6 +73,11 @@ impl<S: WebService> Service<Request<Body>> for ResolveTenant<S> {
         {
             cx = cx.with_trace(trace);
         }
+        let trace_id = cx.trace().trace_id();
+        tracing::Span::current().record(
+            "trace_id",
+            tracing::field::display(format_args!("{trace_id:032x}")),
+        );
         parts.extensions.insert(tenant);
         parts.extensions.insert(cx);
         self.inner.call(Request::from_parts(parts, body))

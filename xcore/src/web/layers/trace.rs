@@ -22,7 +22,7 @@ impl<S> Layer<S> for RequestTraceLayer {
 }
 
 /// Runs each request in an `xcore.http` span with `method` and `path`; the inner layers
-/// record `plugin`, `route` (the path the plugin sees) and `tenant`, and `status` is recorded
+/// record `plugin`, `route` (the path the plugin sees), `tenant` and `trace_id`, and `status` is recorded
 /// when the response is ready.
 #[derive(Debug, Clone)]
 pub(crate) struct RequestTrace<S> {
@@ -46,6 +46,7 @@ impl<S: WebService> Service<Request<Body>> for RequestTrace<S> {
             plugin = Empty,
             route = Empty,
             tenant = Empty,
+            trace_id = Empty,
             status = Empty,
         );
         let call = span.in_scope(|| self.inner.call(request));
