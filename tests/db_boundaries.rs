@@ -525,7 +525,7 @@ async fn provisioning_failure_is_retryable(url: &str) {
     assert!(matches!(err, DbError::Provisioning { .. }), "{err}");
     let call_error = CallError::from(err);
     assert_eq!(call_error.http_status(), 503, "{call_error:?}");
-    assert_eq!(call_error.details().unwrap()["retry_after"], 1);
+    assert_eq!(call_error.details().unwrap()["retry_after_ms"], 1000);
     // Retried (and failing the same way) on next use, not remembered as provisioned.
     assert!(
         writer

@@ -116,7 +116,7 @@ impl From<DbError> for CallError {
         };
         let error = CallError::new(code, err.to_string());
         if code == ErrorCode::Unavailable {
-            error.with_details(serde_json::json!({ "retry_after": 1 }))
+            error.with_details(serde_json::json!({ "retry_after_ms": 1000 }))
         } else {
             error
         }

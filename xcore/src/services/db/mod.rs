@@ -21,7 +21,7 @@
 //! | scoping | the file | the `search_path` of the tenant pools' connections, re-asserted on every release, and `SET LOCAL search_path` in every transaction |
 //! | admission | the `Xcore`'s [`Tenants`](crate::tenancy::Tenants) (`tenancy.provision`, `max_tenants`): a refused tenant gets [`DbError::TenantRefused`] and nothing is created | same |
 //! | provisioning | single flight per tenant, no lock held over other tenants | same, with `CREATE SCHEMA` and migrations under a cross-instance advisory lock (two instances opening one new tenant both succeed) |
-//! | failure | [`DbError::Provisioning`]: 503 with `retry_after` | same |
+//! | failure | [`DbError::Provisioning`]: 503 with `retry_after_ms` (and a `Retry-After` header over HTTP) | same |
 //! | bound | at most `tenant_pools` tenants keep pools (of `tenant_max_connections` each); the least recently used one that no handle holds is closed; all in use → [`DbError::TenantCapacity`] (503) | same |
 //!
 //! # The embedded default
