@@ -69,7 +69,7 @@ struct Meter {
     count: usize,
     max: Duration,
     slowest: String,
-    /// Inputs over the bound on their first run, fast on their second.
+    /// Inputs run again because they went over the bound (the best of three runs counts).
     rerun: usize,
 }
 
@@ -92,11 +92,16 @@ impl Meter {
             (start.elapsed(), result)
         };
         let (mut elapsed, mut result) = timed();
-        if elapsed > MAX_PER_INPUT {
+        // A slow input is slow every time; a pre-empted thread (other tests, other
+        // processes on a shared machine) is not: the best of three runs counts.
+        for _ in 0..2 {
+            if elapsed <= MAX_PER_INPUT {
+                break;
+            }
             self.rerun += 1;
-            let (again, second) = timed();
+            let (again, next) = timed();
             elapsed = elapsed.min(again);
-            result = second;
+            result = next;
         }
         self.record(elapsed, input);
         match result {
