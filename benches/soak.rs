@@ -1,0 +1,388 @@
+//! Soak bench: one booted `Xcore` driven in process through four long phases, with the
+//! resident set size (RSS) and the thread count sampled every tenth of each phase.
+//!
+//! | phase | what one operation is | default count | env var |
+//! |---|---|---:|---|
+//! | `calls` | `xcore.call("b", "ping", {})` through the full pipeline, answer checked | 10,000,000 | `XCORE_SOAK_CALLS` |
+//! | `denials` | `xcore.call("nosy", "poke", ..)`: plugin `nosy` (grant `plugin:b: ping` only) calls `b.x<i>`, a new action name each time; `PermissionDenied` checked, each denial audited (the audit keeps the last 1,000) | 1,000,000 | `XCORE_SOAK_DENIALS` |
+//! | `replacements` | the host's scheduler adds job `daily-report` again with the same id, alternately on cron `0 0 9 * * *` and as a one-shot in a new second an hour ahead | 100,000 | `XCORE_SOAK_REPLACEMENTS` |
+//! | `tasks` | a task sent to the in-process worker (`keep_finished` 1,000), in windows of 100, each awaited with `Worker::wait` and its result checked | 10,000 | `XCORE_SOAK_TASKS` |
+//!
+//! Every row of the printed table is a checkpoint: the phase, the operations done, the time
+//! since the phase began, `VmRSS`, `VmHWM` (peak RSS) and `Threads` from `/proc/self/status`
+//! (Linux), and the state that must stay bounded (audit entries kept, scheduler jobs, pending
+//! firings and armed seconds). The run fails if a counted state exceeds its bound or if RSS
+//! grows by more than `XCORE_SOAK_MAX_GROWTH_MIB` (default 16) between the first tenth and
+//! the end of a phase.
+//!
+//! Not run in CI: it is a plain `main` (`harness = false`). `cargo bench` passes `--bench`
+//! and gets the full counts; any other run (`cargo test --benches`, `--all-targets`) divides
+//! the defaults by 1,000, so it finishes in well under a second.
+//!
+//! ```sh
+//! cargo bench --bench soak
+//! XCORE_SOAK_CALLS=1000000 XCORE_SOAK_DENIALS=100000 cargo bench --bench soak
+//! ```
+
+use std::{
+    sync::{Arc, OnceLock},
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+use xcore::{
+    Actions, CallContext, CallError, ErrorCode, Manifest, Plugin, PluginContext, PluginError,
+    Xcore, async_trait,
+    services::{
+        scheduler::{
+            SchedulerOptions, SchedulerService, Trigger,
+            chrono::{TimeDelta, Utc},
+        },
+        worker::{TaskError, TaskStatus, WorkerOptions, WorkerService},
+    },
+};
+
+/// Tasks sent before they are awaited.
+const TASK_WINDOW: usize = 100;
+/// Finished tasks the in-process queue keeps (the default is 10,000: as many as the phase
+/// sends, so a lower bound shows the eviction within the run).
+const KEEP_FINISHED: usize = 1_000;
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Answers `ping` with `"pong"`.
+struct PingPlugin;
+
+#[async_trait]
+impl Actions for PingPlugin {
+    fn action_names(&self) -> &'static [&'static str] {
+        &["ping"]
+    }
+
+    async fn handle(
+        &self,
+        action: &str,
+        _payload: Value,
+        _cx: &CallContext,
+    ) -> Result<Value, CallError> {
+        match action {
+            "ping" => Ok(json!("pong")),
+            other => Err(CallError::unknown_action(other, self.action_names())),
+        }
+    }
+}
+
+#[async_trait]
+impl Plugin for PingPlugin {}
+
+/// `poke {"action": name}` calls `b.<name>` through the context kept from `on_load`.
+struct NosyPlugin(Arc<OnceLock<PluginContext>>);
+
+#[async_trait]
+impl Actions for NosyPlugin {
+    fn action_names(&self) -> &'static [&'static str] {
+        &["poke"]
+    }
+
+    async fn handle(
+        &self,
+        action: &str,
+        payload: Value,
+        cx: &CallContext,
+    ) -> Result<Value, CallError> {
+        match action {
+            "poke" => {
+                let ctx = self
+                    .0
+                    .get()
+                    .ok_or_else(|| CallError::internal("poke before on_load"))?;
+                let target = payload["action"].as_str().unwrap_or("ping");
+                ctx.plugin("b").call(cx, target, json!({})).await
+            }
+            other => Err(CallError::unknown_action(other, self.action_names())),
+        }
+    }
+}
+
+#[async_trait]
+impl Plugin for NosyPlugin {
+    async fn on_load(&mut self, ctx: &PluginContext) -> Result<(), PluginError> {
+        let _ = self.0.set(ctx.clone());
+        Ok(())
+    }
+}
+
+/// `VmRSS`, `VmHWM` (bytes) and `Threads` of this process, from `/proc/self/status`; zeros
+/// elsewhere.
+fn proc_status() -> (u64, u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (
+        field("VmRSS:") * 1024,
+        field("VmHWM:") * 1024,
+        field("Threads:"),
+    )
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// One checkpoint.
+struct Row {
+    phase: &'static str,
+    done: usize,
+    elapsed: Duration,
+    rss: u64,
+    peak: u64,
+    threads: u64,
+    state: String,
+}
+
+/// The checkpoints of the run, and the duration of each phase.
+struct Soak {
+    xcore: Xcore,
+    rows: Vec<Row>,
+    phases: Vec<(&'static str, usize, Duration)>,
+}
+
+impl Soak {
+    /// The state that must stay bounded, as one cell.
+    fn state(&self) -> String {
+        let audit = self.xcore.audit();
+        let kept = audit.denials(None, usize::MAX).len();
+        let stats = self.xcore.scheduler().expect("scheduler").stats();
+        format!(
+            "audit {kept}/{} of {}; jobs {}, firings {}, armed {}",
+            audit.capacity(),
+            audit.total(),
+            stats.jobs,
+            stats.pending_firings,
+            stats.armed_seconds,
+        )
+    }
+
+    fn checkpoint(&mut self, phase: &'static str, done: usize, elapsed: Duration) {
+        let (rss, peak, threads) = proc_status();
+        let state = self.state();
+        self.rows.push(Row {
+            phase,
+            done,
+            elapsed,
+            rss,
+            peak,
+            threads,
+            state,
+        });
+    }
+
+    /// Runs `op(0..n)`, with a checkpoint after every tenth.
+    async fn phase(&mut self, name: &'static str, n: usize, mut op: impl AsyncFnMut(usize)) {
+        let step = (n / 10).max(1);
+        let started = Instant::now();
+        for i in 0..n {
+            op(i).await;
+            if (i + 1) % step == 0 || i + 1 == n {
+                self.checkpoint(name, i + 1, started.elapsed());
+            }
+        }
+        self.phases.push((name, n, started.elapsed()));
+    }
+
+    /// RSS growth (MiB) of `phase` from its first checkpoint to its last.
+    fn growth(&self, phase: &str) -> f64 {
+        let rows: Vec<&Row> = self.rows.iter().filter(|r| r.phase == phase).collect();
+        match (rows.first(), rows.last()) {
+            (Some(first), Some(last)) => mib(last.rss) - mib(first.rss),
+            _ => 0.0,
+        }
+    }
+
+    fn print(&self) {
+        println!(
+            "| phase | done | elapsed | RSS (MiB) | peak RSS (MiB) | threads | bounded state |"
+        );
+        println!("|---|---:|---:|---:|---:|---:|---|");
+        for r in &self.rows {
+            println!(
+                "| {} | {} | {:.2} s | {:.1} | {:.1} | {} | {} |",
+                r.phase,
+                r.done,
+                r.elapsed.as_secs_f64(),
+                mib(r.rss),
+                mib(r.peak),
+                r.threads,
+                r.state,
+            );
+        }
+        println!();
+        for (name, n, took) in &self.phases {
+            println!(
+                "{name}: {n} in {:.2} s ({:.2} µs each); RSS {:+.1} MiB from its first tenth to its end",
+                took.as_secs_f64(),
+                took.as_secs_f64() * 1e6 / (*n).max(1) as f64,
+                self.growth(name),
+            );
+        }
+    }
+}
+
+async fn build() -> Xcore {
+    let nosy = Manifest::builder("nosy", "1.0.0")
+        .requires(["b"])
+        .permissions(["plugin:b: ping"])
+        .build()
+        .expect("manifest of nosy");
+    let xcore = Xcore::builder()
+        .without_registered()
+        .service(SchedulerService::new(SchedulerOptions::default()).expect("scheduler"))
+        .service(
+            WorkerService::new(WorkerOptions::memory().keep_finished(KEEP_FINISHED))
+                .expect("worker"),
+        )
+        .plugin(
+            Manifest::builder("b", "1.0.0").build().expect("manifest"),
+            PingPlugin,
+        )
+        .plugin(nosy, NosyPlugin(Arc::new(OnceLock::new())))
+        .build()
+        .expect("build");
+    xcore
+        .boot()
+        .await
+        .expect("boot")
+        .ensure_all_started()
+        .expect("all started");
+    xcore
+}
+
+async fn soak(calls: usize, denials: usize, replacements: usize, tasks: usize) -> Soak {
+    let xcore = build().await;
+    let mut soak = Soak {
+        xcore: xcore.clone(),
+        rows: Vec::new(),
+        phases: Vec::new(),
+    };
+    soak.checkpoint("boot", 0, Duration::ZERO);
+
+    let pong = json!("pong");
+    soak.phase("calls", calls, async |_| {
+        let answer = xcore.call("b", "ping", json!({})).await.expect("ping");
+        assert_eq!(answer, pong);
+    })
+    .await;
+
+    soak.phase("denials", denials, async |i| {
+        let err = xcore
+            .call("nosy", "poke", json!({"action": format!("x{i}")}))
+            .await
+            .expect_err("a call without a grant");
+        assert_eq!(err.code(), ErrorCode::PermissionDenied, "{err}");
+    })
+    .await;
+    let audit = xcore.audit();
+    assert_eq!(audit.total(), denials as u64, "every denial audited");
+    assert!(audit.denials(None, usize::MAX).len() <= audit.capacity());
+
+    let scheduler = xcore.scheduler().expect("scheduler");
+    let daily = Trigger::cron("0 0 9 * * *").expect("cron");
+    let hour = Utc::now() + TimeDelta::hours(1);
+    soak.phase("replacements", replacements, async |i| {
+        let trigger = if i % 2 == 0 {
+            daily.clone()
+        } else {
+            Trigger::at(hour + TimeDelta::seconds(i as i64))
+        };
+        scheduler
+            .add("daily-report", trigger, |_| async { Ok(()) })
+            .await
+            .expect("add");
+    })
+    .await;
+    // The seconds emptied by the last replacements are disarmed in the background.
+    let settled = Instant::now();
+    let stats = loop {
+        let stats = scheduler.stats();
+        if (stats.pending_firings <= 1 && stats.armed_seconds <= 1)
+            || settled.elapsed() > Duration::from_secs(10)
+        {
+            break stats;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        stats.jobs == 1 && stats.pending_firings <= 1 && stats.armed_seconds <= 1,
+        "firings pile up: {stats:?}"
+    );
+
+    let worker = xcore.worker().expect("worker");
+    worker
+        .register("noop", |_task, n: u64| async move { Ok::<_, TaskError>(n) })
+        .expect("register");
+    let mut window = Vec::with_capacity(TASK_WINDOW);
+    soak.phase("tasks", tasks, async |i| {
+        window.push((
+            i as u64,
+            worker.send("noop", &(i as u64)).await.expect("send"),
+        ));
+        if window.len() == TASK_WINDOW || i + 1 == tasks {
+            for (n, id) in window.drain(..) {
+                match worker
+                    .wait(id, Duration::from_secs(60))
+                    .await
+                    .expect("wait")
+                {
+                    TaskStatus::Succeeded { result, .. } => assert_eq!(result, json!(n)),
+                    other => panic!("task {n} did not succeed: {other:?}"),
+                }
+            }
+        }
+    })
+    .await;
+
+    xcore.shutdown().await;
+    soak.checkpoint("shutdown", 0, Duration::ZERO);
+    soak
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; any other run (`cargo test --benches`) is a smoke run.
+    let full = std::env::args().any(|a| a == "--bench");
+    let scale = if full { 1 } else { 1_000 };
+    let calls = env("XCORE_SOAK_CALLS", 10_000_000 / scale);
+    let denials = env("XCORE_SOAK_DENIALS", 1_000_000 / scale);
+    let replacements = env("XCORE_SOAK_REPLACEMENTS", 100_000 / scale);
+    let tasks = env("XCORE_SOAK_TASKS", 10_000 / scale);
+    let max_growth = env("XCORE_SOAK_MAX_GROWTH_MIB", 16) as f64;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a multi-thread tokio runtime");
+    println!(
+        "soak: {calls} calls, {denials} denials, {replacements} job replacements, {tasks} tasks \
+         (2-worker runtime)\n"
+    );
+    let started = Instant::now();
+    let soak = runtime.block_on(soak(calls, denials, replacements, tasks));
+    soak.print();
+    println!("total {:.1} s", started.elapsed().as_secs_f64());
+    for (name, _, _) in &soak.phases {
+        let growth = soak.growth(name);
+        assert!(
+            growth <= max_growth,
+            "RSS grew by {growth:.1} MiB during `{name}` (limit {max_growth} MiB)"
+        );
+    }
+}
