@@ -5,7 +5,7 @@
 //! |---|---|---:|---|
 //! | `calls` | `xcore.call("b", "ping", {})` through the full pipeline, answer checked | 10,000,000 | `XCORE_SOAK_CALLS` |
 //! | `denials` | `xcore.call("nosy", "poke", ..)`: plugin `nosy` (grant `plugin:b: ping` only) calls `b.x<i>`, a new action name each time; `PermissionDenied` checked, each denial audited (the audit keeps the last 1,000) | 1,000,000 | `XCORE_SOAK_DENIALS` |
-//! | `replacements` | the host's scheduler adds job `daily-report` again with the same id, alternately on cron `0 0 9 * * *` and as a one-shot in a new second an hour ahead | 100,000 | `XCORE_SOAK_REPLACEMENTS` |
+//! | `replacements` | the host's scheduler adds job `daily-report` again with the same id, alternately on cron `0 0 9 * * *` and as a one-shot in a new second an hour ahead (`XCORE_SOAK_TRIGGER=cron` or `at`: only one kind) | 100,000 | `XCORE_SOAK_REPLACEMENTS` |
 //! | `tasks` | a task sent to the in-process worker (`keep_finished` 1,000), in windows of 100, each awaited with `Worker::wait` and its result checked | 10,000 | `XCORE_SOAK_TASKS` |
 //!
 //! Every row of the printed table is a checkpoint: the phase, the operations done, the time
@@ -47,6 +47,17 @@ const TASK_WINDOW: usize = 100;
 /// Finished tasks the in-process queue keeps (the default is 10,000: as many as the phase
 /// sends, so a lower bound shows the eviction within the run).
 const KEEP_FINISHED: usize = 1_000;
+
+/// The triggers of the replacements (`XCORE_SOAK_TRIGGER`: `cron`, `at` or `both`).
+#[derive(Clone, Copy, Debug)]
+enum Triggers {
+    /// Always cron `0 0 9 * * *`: the same second each time.
+    Cron,
+    /// Always a one-shot, in a new second each time.
+    At,
+    /// Alternately (the default).
+    Both,
+}
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -187,8 +198,11 @@ impl Soak {
         });
     }
 
-    /// Runs `op(0..n)`, with a checkpoint after every tenth.
+    /// Runs `op(0..n)`, with a checkpoint after every tenth (nothing at all for `n` = 0).
     async fn phase(&mut self, name: &'static str, n: usize, mut op: impl AsyncFnMut(usize)) {
+        if n == 0 {
+            return;
+        }
         let step = (n / 10).max(1);
         let started = Instant::now();
         for i in 0..n {
@@ -227,12 +241,27 @@ impl Soak {
             );
         }
         println!();
+        println!(
+            "| phase | operations | duration | per operation | RSS before, then at each tenth (MiB) | RSS first tenth → end | threads |"
+        );
+        println!("|---|---:|---:|---:|---|---:|---:|");
         for (name, n, took) in &self.phases {
+            let first = self.rows.iter().position(|r| r.phase == *name);
+            let before = first
+                .and_then(|i| i.checked_sub(1))
+                .map(|i| format!("{:.1}", mib(self.rows[i].rss)))
+                .unwrap_or_default();
+            let rows: Vec<&Row> = self.rows.iter().filter(|r| r.phase == *name).collect();
+            let series: Vec<String> = rows.iter().map(|r| format!("{:.1}", mib(r.rss))).collect();
+            let threads: Vec<u64> = rows.iter().map(|r| r.threads).collect();
             println!(
-                "{name}: {n} in {:.2} s ({:.2} µs each); RSS {:+.1} MiB from its first tenth to its end",
+                "| {name} | {n} | {:.2} s | {:.2} µs | {before} → {} | {:+.1} MiB | {}–{} |",
                 took.as_secs_f64(),
                 took.as_secs_f64() * 1e6 / (*n).max(1) as f64,
+                series.join(", "),
                 self.growth(name),
+                threads.iter().min().unwrap_or(&0),
+                threads.iter().max().unwrap_or(&0),
             );
         }
     }
@@ -267,7 +296,13 @@ async fn build() -> Xcore {
     xcore
 }
 
-async fn soak(calls: usize, denials: usize, replacements: usize, tasks: usize) -> Soak {
+async fn soak(
+    calls: usize,
+    denials: usize,
+    replacements: usize,
+    triggers: Triggers,
+    tasks: usize,
+) -> Soak {
     let xcore = build().await;
     let mut soak = Soak {
         xcore: xcore.clone(),
@@ -299,7 +334,12 @@ async fn soak(calls: usize, denials: usize, replacements: usize, tasks: usize) -
     let daily = Trigger::cron("0 0 9 * * *").expect("cron");
     let hour = Utc::now() + TimeDelta::hours(1);
     soak.phase("replacements", replacements, async |i| {
-        let trigger = if i % 2 == 0 {
+        let cron = match triggers {
+            Triggers::Cron => true,
+            Triggers::At => false,
+            Triggers::Both => i % 2 == 0,
+        };
+        let trigger = if cron {
             daily.clone()
         } else {
             Trigger::at(hour + TimeDelta::seconds(i as i64))
@@ -364,6 +404,11 @@ fn main() {
     let denials = env("XCORE_SOAK_DENIALS", 1_000_000 / scale);
     let replacements = env("XCORE_SOAK_REPLACEMENTS", 100_000 / scale);
     let tasks = env("XCORE_SOAK_TASKS", 10_000 / scale);
+    let triggers = match std::env::var("XCORE_SOAK_TRIGGER").as_deref() {
+        Ok("cron") => Triggers::Cron,
+        Ok("at") => Triggers::At,
+        _ => Triggers::Both,
+    };
     let max_growth = env("XCORE_SOAK_MAX_GROWTH_MIB", 16) as f64;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -371,11 +416,11 @@ fn main() {
         .build()
         .expect("a multi-thread tokio runtime");
     println!(
-        "soak: {calls} calls, {denials} denials, {replacements} job replacements, {tasks} tasks \
-         (2-worker runtime)\n"
+        "soak: {calls} calls, {denials} denials, {replacements} job replacements ({triggers:?}), \
+         {tasks} tasks (2-worker runtime)\n"
     );
     let started = Instant::now();
-    let soak = runtime.block_on(soak(calls, denials, replacements, tasks));
+    let soak = runtime.block_on(soak(calls, denials, replacements, triggers, tasks));
     soak.print();
     println!("total {:.1} s", started.elapsed().as_secs_f64());
     for (name, _, _) in &soak.phases {
