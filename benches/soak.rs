@@ -11,13 +11,15 @@
 //! Every row of the printed table is a checkpoint: the phase, the operations done, the time
 //! since the phase began, `VmRSS`, `VmHWM` (peak RSS) and `Threads` from `/proc/self/status`
 //! (Linux), and the state that must stay bounded (audit entries kept, scheduler jobs, pending
-//! firings and armed seconds). The run fails if a counted state exceeds its bound or if RSS
-//! grows by more than `XCORE_SOAK_MAX_GROWTH_MIB` (default 16) between the first tenth and
-//! the end of a phase.
+//! firings and armed seconds), plus a row `settled` 2 s after the replacements (the
+//! one-shots they replaced are removed from tokio-cron-scheduler in the background) and a row
+//! after shutdown; then one summary line per phase (duration, time per operation, the RSS
+//! series). The run fails if a counted state exceeds its bound or if RSS grows by more than
+//! `XCORE_SOAK_MAX_GROWTH_MIB` (default 16) between the first tenth and the end of a phase.
 //!
 //! Not run in CI: it is a plain `main` (`harness = false`). `cargo bench` passes `--bench`
 //! and gets the full counts; any other run (`cargo test --benches`, `--all-targets`) divides
-//! the defaults by 1,000, so it finishes in well under a second.
+//! the defaults by 1,000, so it finishes in about 2 s (the pause after the replacements).
 //!
 //! ```sh
 //! cargo bench --bench soak
