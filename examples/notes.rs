@@ -317,6 +317,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("{}", xcore.plan());
     let report = xcore.boot().await?;
     println!("{report}");
+    // This host needs every plugin: a plugin that failed to boot stops it, with the reason.
+    if let Err(err) = report.ensure_all_started() {
+        xcore.shutdown().await;
+        return Err(err.into());
+    }
 
     let web = xcore.web().config(&config).admin_token(&token).build()?;
     let app = xcore::web::axum::mount(Router::new(), &web);
