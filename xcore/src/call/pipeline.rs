@@ -4,10 +4,12 @@ use serde_json::Value;
 use tower::{Layer, Service, ServiceBuilder, util::BoxCloneSyncService};
 
 use super::layers::{
-    AuthorizeLayer, CatchPanicLayer, ConcurrencyLimitLayer, Handler, RateLimitLayer, TimeoutLayer,
-    Trace,
+    AuthorizeLayer, CatchPanicLayer, ConcurrencyLimitLayer, Handler, RateLimitLayer,
+    RecordMetricsLayer, TimeoutLayer, Trace,
 };
-use crate::{CallContext, CallError, Plugin, PluginIdentity, permissions::Audit};
+use crate::{
+    CallContext, CallError, Plugin, PluginIdentity, observability::Metrics, permissions::Audit,
+};
 
 /// The future of a call through a pipeline stage.
 pub type CallFuture = Pin<Box<dyn Future<Output = Result<Value, CallError>> + Send + 'static>>;
@@ -98,8 +100,10 @@ pub(crate) fn build_pipeline(
     plugin: Arc<dyn Plugin>,
     host_layers: &[HostLayer],
     audit: &Arc<Audit>,
+    metrics: &Metrics,
 ) -> BoxCallService {
     let manifest = target.manifest();
+    let actions = plugin.action_names();
     let core = ServiceBuilder::new()
         .layer(AuthorizeLayer::new(target.clone(), audit.clone()))
         .layer(RateLimitLayer::new(manifest.rate_limit()))
@@ -110,6 +114,11 @@ pub(crate) fn build_pipeline(
     let mut svc = BoxCloneSyncService::new(core);
     for layer in host_layers.iter().rev() {
         svc = layer(svc);
+    }
+    if metrics.is_enabled() {
+        svc = BoxCloneSyncService::new(
+            RecordMetricsLayer::new(metrics.clone(), target, actions).layer(svc),
+        );
     }
     BoxCloneSyncService::new(Trace::new(svc))
 }

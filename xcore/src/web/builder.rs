@@ -8,11 +8,14 @@ use super::{
     TenantResolver, Web,
     admin::{Admin, AdminToken},
     dispatch::Dispatch,
+    layers::RequestTraceLayer,
     prefix::Prefix,
+    route_label::RouteLabels,
     tenant::TenantResolution,
 };
 use crate::{
     TenantId, Xcore,
+    observability::HttpMeter,
     config::{Config, TenancyConfig},
     tenancy::InvalidTenantId,
 };
@@ -162,8 +165,17 @@ impl WebBuilder {
             prefix: admin.clone(),
             plugin_prefix: plugins.clone(),
         };
+        let trace = RequestTraceLayer::new(
+            RouteLabels {
+                xcore: admin.xcore.clone(),
+                admin: admin.prefix.clone(),
+                plugins: plugins.clone(),
+            },
+            HttpMeter::new(admin.xcore.metrics().clone()),
+        );
         Ok(Web::new(
             Dispatch::new(admin.clone(), plugins.clone()),
+            trace,
             plugins,
             admin.prefix,
             self.body_limit,

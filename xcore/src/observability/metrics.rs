@@ -1,0 +1,370 @@
+//! [`Metrics`]: where one `Xcore` records, and the handles its choke points keep.
+
+use std::{
+    fmt,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
+
+use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder, SharedString};
+
+use super::names::{self, DESCRIPTIONS, Kind};
+use crate::ErrorCode;
+
+/// What every series is registered with.
+static METADATA: Metadata<'static> = Metadata::new("xcore", Level::INFO, Some("xcore"));
+
+/// Where one [`Xcore`](crate::Xcore) records its metrics: nowhere
+/// ([`disabled`](Self::disabled), the default), any [`metrics::Recorder`]
+/// ([`with_recorder`](Self::with_recorder)), or a Prometheus exporter of its own
+/// ([`prometheus`](Self::prometheus), feature `prometheus`).
+///
+/// Cheap to clone; clones record into the same place. Nothing is installed globally: see the
+/// [module docs](super) for the metrics and their labels.
+///
+/// ```
+/// use xcore::{Xcore, observability::Metrics};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // Any recorder of the `metrics` ecosystem; here one that drops everything.
+/// let xcore = Xcore::builder()
+///     .without_registered()
+///     .metrics(Metrics::with_recorder(metrics::NoopRecorder))
+///     .build()?;
+/// assert!(xcore.metrics().is_enabled());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Default)]
+pub struct Metrics {
+    inner: Option<Arc<Inner>>,
+}
+
+struct Inner {
+    recorder: Arc<dyn Recorder + Send + Sync>,
+    #[cfg(feature = "prometheus")]
+    prometheus: Option<super::prometheus::Exporter>,
+}
+
+impl Metrics {
+    /// Records nothing (the default).
+    pub fn disabled() -> Self {
+        Self::default()
+    }
+
+    /// Records into `recorder`, which is told the name, unit and help text of every metric
+    /// first.
+    pub fn with_recorder<R>(recorder: R) -> Self
+    where
+        R: Recorder + Send + Sync + 'static,
+    {
+        Self::from_inner(Inner {
+            recorder: Arc::new(recorder),
+            #[cfg(feature = "prometheus")]
+            prometheus: None,
+        })
+    }
+
+    /// Records into a Prometheus recorder of its own, with the buckets of
+    /// [`SECONDS_BUCKETS`](super::SECONDS_BUCKETS) for the duration histograms; the admin API
+    /// renders it at `GET {admin}/metrics`, [`render_prometheus`](Self::render_prometheus)
+    /// too.
+    ///
+    /// ```
+    /// use xcore::observability::Metrics;
+    ///
+    /// let metrics = Metrics::prometheus();
+    /// let text = metrics.render_prometheus().unwrap();
+    /// assert!(text.contains("# HELP xcore_calls_total") || text.is_empty());
+    /// ```
+    #[cfg(feature = "prometheus")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
+    pub fn prometheus() -> Self {
+        let exporter = super::prometheus::Exporter::new();
+        Self::from_inner(Inner {
+            recorder: exporter.recorder(),
+            prometheus: Some(exporter),
+        })
+    }
+
+    fn from_inner(inner: Inner) -> Self {
+        for (name, kind, help) in DESCRIPTIONS {
+            let (name, help) = ((*name).into(), SharedString::const_str(help));
+            match kind {
+                Kind::Counter => inner.recorder.describe_counter(name, None, help),
+                Kind::Gauge => inner.recorder.describe_gauge(name, None, help),
+                Kind::Histogram => {
+                    inner
+                        .recorder
+                        .describe_histogram(name, Some(metrics::Unit::Seconds), help)
+                }
+            }
+        }
+        Self {
+            inner: Some(Arc::new(inner)),
+        }
+    }
+
+    /// Whether anything is recorded.
+    pub fn is_enabled(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    /// The Prometheus text exposition of everything recorded, or `None` unless built with
+    /// [`prometheus`](Self::prometheus).
+    #[cfg(feature = "prometheus")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
+    pub fn render_prometheus(&self) -> Option<String> {
+        Some(self.inner.as_ref()?.prometheus.as_ref()?.render())
+    }
+
+    /// Starts the periodic upkeep of the Prometheus exporter (draining histogram samples so
+    /// that memory stays bounded between scrapes), once, on the current tokio runtime.
+    pub(crate) fn start_upkeep(&self) {
+        #[cfg(feature = "prometheus")]
+        if let Some(exporter) = self.inner.as_ref().and_then(|i| i.prometheus.as_ref()) {
+            exporter.start_upkeep();
+        }
+    }
+
+    /// A counter (a no-op one when disabled).
+    pub(crate) fn counter(&self, name: &'static str, labels: Vec<Label>) -> Counter {
+        match &self.inner {
+            Some(inner) => inner
+                .recorder
+                .register_counter(&Key::from_parts(name, labels), &METADATA),
+            None => Counter::noop(),
+        }
+    }
+
+    /// A gauge (a no-op one when disabled).
+    pub(crate) fn gauge(&self, name: &'static str, labels: Vec<Label>) -> Gauge {
+        match &self.inner {
+            Some(inner) => inner
+                .recorder
+                .register_gauge(&Key::from_parts(name, labels), &METADATA),
+            None => Gauge::noop(),
+        }
+    }
+
+    /// A histogram (a no-op one when disabled).
+    pub(crate) fn histogram(&self, name: &'static str, labels: Vec<Label>) -> Histogram {
+        match &self.inner {
+            Some(inner) => inner
+                .recorder
+                .register_histogram(&Key::from_parts(name, labels), &METADATA),
+            None => Histogram::noop(),
+        }
+    }
+
+    /// Counts a denial.
+    pub(crate) fn denial(&self, plugin: &str, kind: &'static str) {
+        if self.is_enabled() {
+            self.counter(
+                names::DENIALS_TOTAL,
+                vec![
+                    Label::new("plugin", plugin.to_owned()),
+                    Label::from_static_parts("kind", kind),
+                ],
+            )
+            .increment(1);
+        }
+    }
+
+    /// Counts an emitted event.
+    pub(crate) fn event_emitted(&self, event: &str) {
+        if self.is_enabled() {
+            self.counter(
+                names::EVENTS_EMITTED_TOTAL,
+                vec![Label::new("event", event.to_owned())],
+            )
+            .increment(1);
+        }
+    }
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match &self.inner {
+            None => "disabled",
+            #[cfg(feature = "prometheus")]
+            Some(inner) if inner.prometheus.is_some() => "prometheus",
+            Some(_) => "recorder",
+        };
+        f.debug_tuple("Metrics").field(&kind).finish()
+    }
+}
+
+/// The action label of undeclared action names.
+pub(crate) const UNKNOWN_ACTION: &str = "_unknown";
+
+/// Every error code, in the order of [`code_index`].
+const CODES: [ErrorCode; 13] = [
+    ErrorCode::NotReady,
+    ErrorCode::NotFound,
+    ErrorCode::UnknownAction,
+    ErrorCode::InvalidPayload,
+    ErrorCode::PermissionDenied,
+    ErrorCode::CallerDenied,
+    ErrorCode::RateLimited,
+    ErrorCode::Overloaded,
+    ErrorCode::Timeout,
+    ErrorCode::Unavailable,
+    ErrorCode::HandlerError,
+    ErrorCode::Panicked,
+    ErrorCode::Internal,
+];
+
+fn code_index(code: ErrorCode) -> usize {
+    match code {
+        ErrorCode::NotReady => 0,
+        ErrorCode::NotFound => 1,
+        ErrorCode::UnknownAction => 2,
+        ErrorCode::InvalidPayload => 3,
+        ErrorCode::PermissionDenied => 4,
+        ErrorCode::CallerDenied => 5,
+        ErrorCode::RateLimited => 6,
+        ErrorCode::Overloaded => 7,
+        ErrorCode::Timeout => 8,
+        ErrorCode::Unavailable => 9,
+        ErrorCode::HandlerError => 10,
+        ErrorCode::Panicked => 11,
+        ErrorCode::Internal => 12,
+    }
+}
+
+/// The metrics of one plugin's calls, with the handles of its declared actions registered
+/// once (so that a call costs two atomic updates, not a registry lookup).
+pub(crate) struct CallMeter {
+    metrics: Metrics,
+    plugin: Arc<str>,
+    declared: &'static [&'static str],
+    /// One per declared action, then one for `_unknown`.
+    actions: Box<[ActionMeter]>,
+}
+
+struct ActionMeter {
+    duration: Histogram,
+    ok: Counter,
+    errors: [OnceLock<Counter>; CODES.len()],
+}
+
+impl CallMeter {
+    pub(crate) fn new(metrics: Metrics, plugin: &str, declared: &'static [&'static str]) -> Self {
+        let actions = declared
+            .iter()
+            .copied()
+            .chain([UNKNOWN_ACTION])
+            .map(|action| ActionMeter {
+                duration: metrics.histogram(
+                    names::CALL_DURATION_SECONDS,
+                    vec![
+                        Label::new("plugin", plugin.to_owned()),
+                        Label::from_static_parts("action", action),
+                    ],
+                ),
+                ok: metrics.counter(
+                    names::CALLS_TOTAL,
+                    vec![
+                        Label::new("plugin", plugin.to_owned()),
+                        Label::from_static_parts("action", action),
+                        Label::from_static_parts("code", "ok"),
+                    ],
+                ),
+                errors: Default::default(),
+            })
+            .collect();
+        Self {
+            metrics,
+            plugin: Arc::from(plugin),
+            declared,
+            actions,
+        }
+    }
+
+    /// Records one call of `action` that took `took`, answered `Ok` or with `code`.
+    pub(crate) fn record(&self, action: &str, outcome: Option<ErrorCode>, took: Duration) {
+        let at = self.declared.iter().position(|a| *a == action);
+        let (meter, label) = match at {
+            Some(i) => (&self.actions[i], self.declared[i]),
+            None if self.declared.is_empty() && outcome != Some(ErrorCode::UnknownAction) => {
+                // A plugin that declares no names: the action as called, registered per call.
+                return self.record_undeclared(action, outcome, took);
+            }
+            None => (&self.actions[self.declared.len()], UNKNOWN_ACTION),
+        };
+        meter.duration.record(took.as_secs_f64());
+        match outcome {
+            None => meter.ok.increment(1),
+            Some(code) => meter.errors[code_index(code)]
+                .get_or_init(|| {
+                    self.metrics.counter(
+                        names::CALLS_TOTAL,
+                        vec![
+                            Label::new("plugin", self.plugin.to_string()),
+                            Label::from_static_parts("action", label),
+                            Label::from_static_parts("code", code.as_str()),
+                        ],
+                    )
+                })
+                .increment(1),
+        }
+    }
+
+    fn record_undeclared(&self, action: &str, outcome: Option<ErrorCode>, took: Duration) {
+        let plugin = Label::new("plugin", self.plugin.to_string());
+        let action = Label::new("action", action.to_owned());
+        self.metrics
+            .histogram(
+                names::CALL_DURATION_SECONDS,
+                vec![plugin.clone(), action.clone()],
+            )
+            .record(took.as_secs_f64());
+        let code = outcome.map_or("ok", ErrorCode::as_str);
+        self.metrics
+            .counter(
+                names::CALLS_TOTAL,
+                vec![plugin, action, Label::from_static_parts("code", code)],
+            )
+            .increment(1);
+    }
+}
+
+impl fmt::Debug for CallMeter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallMeter")
+            .field("plugin", &self.plugin)
+            .field("declared", &self.declared)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The metrics of HTTP requests.
+#[derive(Debug, Clone)]
+pub(crate) struct HttpMeter {
+    metrics: Metrics,
+}
+
+impl HttpMeter {
+    pub(crate) fn new(metrics: Metrics) -> Option<Self> {
+        metrics.is_enabled().then_some(Self { metrics })
+    }
+
+    /// Records one request to `route` of `plugin` answered `status` after `took`.
+    pub(crate) fn record(&self, plugin: Arc<str>, route: String, status: u16, took: Duration) {
+        let plugin = Label::new("plugin", plugin);
+        let route = Label::new("route", route);
+        self.metrics
+            .histogram(
+                names::HTTP_REQUEST_DURATION_SECONDS,
+                vec![plugin.clone(), route.clone()],
+            )
+            .record(took.as_secs_f64());
+        self.metrics
+            .counter(
+                names::HTTP_REQUESTS_TOTAL,
+                vec![plugin, route, Label::new("status", status.to_string())],
+            )
+            .increment(1);
+    }
+}
