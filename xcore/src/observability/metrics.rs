@@ -171,6 +171,37 @@ impl Metrics {
         }
     }
 
+    /// Counts a run of a scheduled job (`succeeded`, `failed`, `skipped`).
+    #[cfg_attr(not(feature = "scheduler"), allow(dead_code))]
+    pub(crate) fn job_run(&self, plugin: Option<&str>, job: &str, outcome: &'static str) {
+        if self.is_enabled() {
+            self.counter(
+                names::JOB_RUNS_TOTAL,
+                vec![
+                    Label::new("plugin", plugin.unwrap_or_default().to_owned()),
+                    Label::new("job", job.to_owned()),
+                    Label::from_static_parts("outcome", outcome),
+                ],
+            )
+            .increment(1);
+        }
+    }
+
+    /// Counts an attempt of a worker task (`succeeded`, `retried`, `dead`).
+    pub(crate) fn task_attempt(&self, plugin: Option<&str>, task: &str, outcome: &'static str) {
+        if self.is_enabled() {
+            self.counter(
+                names::TASKS_TOTAL,
+                vec![
+                    Label::new("plugin", plugin.unwrap_or_default().to_owned()),
+                    Label::new("task", task.to_owned()),
+                    Label::from_static_parts("outcome", outcome),
+                ],
+            )
+            .increment(1);
+        }
+    }
+
     /// Counts an emitted event.
     pub(crate) fn event_emitted(&self, event: &str) {
         if self.is_enabled() {

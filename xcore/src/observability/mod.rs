@@ -26,6 +26,8 @@
 //! | `xcore_http_request_duration_seconds` | histogram | `plugin`, `route` | the same requests, until the response head is ready |
 //! | `xcore_denials_total` | counter | `plugin`, `kind` | every denial kept by the [`Audit`](crate::permissions::Audit) (`permission`, `caller`) |
 //! | `xcore_events_emitted_total` | counter | `event` | every event emitted (published) on the bus |
+//! | `xcore_job_runs_total` | counter | `plugin`, `job`, `outcome` | every firing of a scheduled job this instance ran (`succeeded`, `failed` after its retries) or skipped (`skipped`: overlap, too late, lock unavailable) |
+//! | `xcore_tasks_total` | counter | `plugin`, `task`, `outcome` | every attempt of a worker task run here: `succeeded`, `retried`, `dead` |
 //! | `xcore_plugin_state` | gauge | `plugin`, `state` | 1 for the plugin's state, 0 for the others; sampled by [`Xcore::sample_metrics`](crate::Xcore::sample_metrics) |
 //!
 //! # Cardinality
@@ -35,13 +37,16 @@
 //!
 //! | label | values | bounded by |
 //! |---|---|---|
-//! | `plugin` | names of the plugins in the plan; `""` for the admin API and for requests that name no known plugin | the plan |
+//! | `plugin` | names of the plugins in the plan; `""` for the admin API, for requests that name no known plugin, and for the host's own jobs and tasks | the plan |
 //! | `action` | the plugin's declared [`action_names`](crate::Actions::action_names); `_unknown` for any other name (or, when a plugin declares none, for a call answered `unknown_action`) | the code |
 //! | `code` | `ok` or one of the 13 error codes | the code |
 //! | `route` | the route **template**: `{plugin prefix}/<plugin>` followed by the endpoint declared with [`Routes::endpoint`](crate::web::Routes::endpoint) that matches (`/plugin/users/{id}`); only the plugin's mount point when no declared endpoint matches; the plugin prefix alone for an unknown plugin; `{admin}/…` templates for the admin API (`/xcore/ipc/{plugin}/{action}`), the admin prefix for an unknown admin path; `""` for a path outside both prefixes | the declared endpoints |
 //! | `status` | the HTTP status code | 100–999 |
 //! | `kind` | `permission`, `caller` | the code |
 //! | `event` | the event names emitted: plugin-defined, so bounded by the plugins' code (an event name built from user input would break the bound: don't) | the code |
+//! | `job` | the job ids: chosen by the plugins' code (a declared `#[job]`, a config job, or an id given to the scheduler); a job id built from user data (one job per user, say) breaks the bound: give such jobs a fixed id prefix and keep them out of hot paths, or use the worker | the code |
+//! | `task` | the task names registered by the plugins (`<name>` without the namespace) | the code |
+//! | `outcome` | the fixed outcomes of jobs and tasks | the code |
 //! | `state` | `running`, `stopped`, `failed`, `skipped`, `rolled_back`, `pending` | the code |
 
 mod metrics;
@@ -50,7 +55,7 @@ pub mod names;
 mod prometheus;
 
 pub use self::metrics::Metrics;
+pub(crate) use self::metrics::{CallMeter, HttpMeter};
 #[cfg(feature = "prometheus")]
 #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
 pub use self::prometheus::SECONDS_BUCKETS;
-pub(crate) use self::metrics::{CallMeter, HttpMeter};

@@ -12,6 +12,12 @@ pub const HTTP_REQUEST_DURATION_SECONDS: &str = "xcore_http_request_duration_sec
 pub const DENIALS_TOTAL: &str = "xcore_denials_total";
 /// Events emitted: counter, `event`.
 pub const EVENTS_EMITTED_TOTAL: &str = "xcore_events_emitted_total";
+/// Runs of scheduled jobs: counter, `plugin`, `job`, `outcome` (`succeeded`, `failed`,
+/// `skipped`).
+pub const JOB_RUNS_TOTAL: &str = "xcore_job_runs_total";
+/// Attempts of worker tasks: counter, `plugin`, `task`, `outcome` (`succeeded`, `retried`,
+/// `dead`).
+pub const TASKS_TOTAL: &str = "xcore_tasks_total";
 /// The state of each plugin: gauge (1 for its state, 0 for the others), `plugin`, `state`.
 pub const PLUGIN_STATE: &str = "xcore_plugin_state";
 
@@ -46,6 +52,16 @@ pub(crate) const DESCRIPTIONS: &[(&str, Kind, &str)] = &[
         EVENTS_EMITTED_TOTAL,
         Kind::Counter,
         "Events emitted on the event bus, by event name.",
+    ),
+    (
+        JOB_RUNS_TOTAL,
+        Kind::Counter,
+        "Firings of scheduled jobs run (or skipped) here, by outcome.",
+    ),
+    (
+        TASKS_TOTAL,
+        Kind::Counter,
+        "Attempts of worker tasks run here, by outcome.",
     ),
     (
         PLUGIN_STATE,

@@ -15,8 +15,8 @@ use super::{
 };
 use crate::{
     TenantId, Xcore,
-    observability::HttpMeter,
     config::{Config, TenancyConfig},
+    observability::HttpMeter,
     tenancy::InvalidTenantId,
 };
 

@@ -22,7 +22,11 @@ pub struct RecordMetricsLayer {
 impl RecordMetricsLayer {
     /// Records the calls to `target`, whose declared actions are `actions` (any other name is
     /// labelled `_unknown`), into `metrics`.
-    pub fn new(metrics: Metrics, target: &PluginIdentity, actions: &'static [&'static str]) -> Self {
+    pub fn new(
+        metrics: Metrics,
+        target: &PluginIdentity,
+        actions: &'static [&'static str],
+    ) -> Self {
         Self {
             meter: Arc::new(CallMeter::new(metrics, target.name(), actions)),
         }
