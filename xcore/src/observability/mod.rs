@@ -1,6 +1,18 @@
 //! Observability: metrics through the [`metrics`] facade, an optional Prometheus exporter,
 //! and (feature `logging`) a `tracing` subscriber configured from the `observability` section.
 //!
+//! # Logs
+//!
+//! [`init_tracing`] (feature `logging`) installs a `tracing` subscriber from the
+//! `observability` section — `log_level`, `log_format` (`text` or `json`) — with `RUST_LOG`
+//! winning over `log_level` when set. xcore's spans:
+//!
+//! | span | level | fields |
+//! |---|---|---|
+//! | `xcore.http` | INFO | `method`, `path`, `plugin`, `route` (the template), `tenant`, `status`, `latency_ms`; a 5xx is logged at WARN inside it |
+//! | `xcore.call` | DEBUG | `plugin`, `action`, `caller`, `tenant`, `trace_id`, `outcome` (`ok` or the error code) |
+//! | `xcore.boot`, `xcore.shutdown` | INFO | `nodes` |
+//!
 //! # Metrics
 //!
 //! Each [`Xcore`](crate::Xcore) records into the [`Metrics`] it was built with
@@ -49,11 +61,16 @@
 //! | `outcome` | the fixed outcomes of jobs and tasks | the code |
 //! | `state` | `running`, `stopped`, `failed`, `skipped`, `rolled_back`, `pending` | the code |
 
+#[cfg(feature = "logging")]
+mod logging;
 mod metrics;
 pub mod names;
 #[cfg(feature = "prometheus")]
 mod prometheus;
 
+#[cfg(feature = "logging")]
+#[cfg_attr(docsrs, doc(cfg(feature = "logging")))]
+pub use self::logging::{LogInitError, init_tracing, tracing_subscriber};
 pub use self::metrics::Metrics;
 pub(crate) use self::metrics::{CallMeter, HttpMeter};
 #[cfg(feature = "prometheus")]

@@ -29,7 +29,8 @@ impl<S> Layer<S> for TraceLayer {
 }
 
 /// Opens a `tracing` span `xcore.call` per call, with the plugin, the action, the caller, the
-/// tenant and the trace id, and records the outcome code when the call ends.
+/// tenant and the trace id, and records the outcome (`ok` or the error code) when the call
+/// ends, then logs `call answered` at DEBUG inside the span (so the outcome is on that line).
 #[derive(Debug, Clone)]
 pub struct Trace<S> {
     inner: S,
@@ -74,6 +75,7 @@ where
                     Err(e) => e.code().as_str(),
                 };
                 tracing::Span::current().record("outcome", outcome);
+                tracing::debug!("call answered");
                 out
             }
             .instrument(span),
