@@ -83,7 +83,10 @@ async fn json_lines_carry_the_route_template_status_latency_and_call_outcome() {
         .boot()
         .await
         .unwrap();
-    assert_eq!(app.client().get("/plugin/users/users/42").await.status(), 200);
+    assert_eq!(
+        app.client().get("/plugin/users/users/42").await.status(),
+        200
+    );
     app.call("users", "get", json!({})).await.unwrap_err();
     app.shutdown().await;
 
@@ -126,7 +129,11 @@ async fn the_level_filters_and_rust_log_wins_over_it() {
         });
         let text = capture.text();
         assert!(text.contains("a warn line"), "{rust_log:?}: {text}");
-        assert_eq!(text.contains("an info line"), expect_info, "{rust_log:?}: {text}");
+        assert_eq!(
+            text.contains("an info line"),
+            expect_info,
+            "{rust_log:?}: {text}"
+        );
         // Text format: not JSON.
         assert!(!text.trim_start().starts_with('{'), "{text}");
     }
@@ -135,15 +142,25 @@ async fn the_level_filters_and_rust_log_wins_over_it() {
 #[test]
 fn a_bad_filter_is_refused_naming_its_origin() {
     let config = observability("observability: { log_level: \"info,xcore=loud\" }\n");
-    let err = tracing_subscriber(&config, None, std::io::sink).err().unwrap();
+    let err = tracing_subscriber(&config, None, std::io::sink)
+        .err()
+        .unwrap();
     assert!(
         matches!(&err, LogInitError::InvalidFilter { origin: "observability.log_level", filter, .. } if filter == "info,xcore=loud"),
         "{err}"
     );
     let fine = observability("observability: { log_level: info }\n");
-    let err = tracing_subscriber(&fine, Some("=[{"), std::io::sink).err().unwrap();
+    let err = tracing_subscriber(&fine, Some("=[{"), std::io::sink)
+        .err()
+        .unwrap();
     assert!(
-        matches!(&err, LogInitError::InvalidFilter { origin: "RUST_LOG", .. }),
+        matches!(
+            &err,
+            LogInitError::InvalidFilter {
+                origin: "RUST_LOG",
+                ..
+            }
+        ),
         "{err}"
     );
     assert!(err.to_string().contains("RUST_LOG"), "{err}");

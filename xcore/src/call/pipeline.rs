@@ -4,11 +4,13 @@ use serde_json::Value;
 use tower::{Layer, Service, ServiceBuilder, util::BoxCloneSyncService};
 
 use super::layers::{
-    AuthorizeLayer, CatchPanicLayer, ConcurrencyLimitLayer, Handler, RateLimitLayer,
-    RecordMetricsLayer, TimeoutLayer, Trace,
+    AuthorizeLayer, CatchPanicLayer, ConcurrencyLimitLayer, Handler, RateLimitLayer, TimeoutLayer,
+    Trace,
 };
 use crate::{
-    CallContext, CallError, Plugin, PluginIdentity, observability::Metrics, permissions::Audit,
+    CallContext, CallError, Plugin, PluginIdentity,
+    observability::{CallMeter, Metrics},
+    permissions::Audit,
 };
 
 /// The future of a call through a pipeline stage.
@@ -115,10 +117,8 @@ pub(crate) fn build_pipeline(
     for layer in host_layers.iter().rev() {
         svc = layer(svc);
     }
-    if metrics.is_enabled() {
-        svc = BoxCloneSyncService::new(
-            RecordMetricsLayer::new(metrics.clone(), target, actions).layer(svc),
-        );
-    }
-    BoxCloneSyncService::new(Trace::new(svc))
+    let meter = metrics
+        .is_enabled()
+        .then(|| Arc::new(CallMeter::new(metrics.clone(), target.name(), actions)));
+    BoxCloneSyncService::new(Trace::new(svc).with_meter(meter))
 }

@@ -313,26 +313,38 @@ impl CallMeter {
         }
     }
 
-    /// Records one call of `action` that took `took`, answered `Ok` or with `code`.
-    pub(crate) fn record(&self, action: &str, outcome: Option<ErrorCode>, took: Duration) {
-        let at = self.declared.iter().position(|a| *a == action);
-        let (meter, label) = match at {
-            Some(i) => (&self.actions[i], self.declared[i]),
-            None if self.declared.is_empty() && outcome != Some(ErrorCode::UnknownAction) => {
-                // A plugin that declares no names: the action as called, registered per call.
-                return self.record_undeclared(action, outcome, took);
+    /// Where a call to `request`'s action is recorded: resolved before the call.
+    pub(crate) fn slot(&self, request: &crate::call::CallRequest) -> CallSlot {
+        let action = request.action();
+        match self.declared.iter().position(|a| *a == action) {
+            Some(i) => CallSlot::Declared(i),
+            None if self.declared.is_empty() => CallSlot::Undeclared(request.action_arc()),
+            None => CallSlot::Declared(self.declared.len()),
+        }
+    }
+
+    /// Records one call that took `took`, answered `Ok` or with `code`.
+    pub(crate) fn record(&self, slot: CallSlot, outcome: Option<ErrorCode>, took: Duration) {
+        let i = match slot {
+            CallSlot::Declared(i) => i,
+            // A plugin that declares no names: the action as called (unless unknown),
+            // registered per call.
+            CallSlot::Undeclared(action) if outcome != Some(ErrorCode::UnknownAction) => {
+                return self.record_undeclared(&action, outcome, took);
             }
-            None => (&self.actions[self.declared.len()], UNKNOWN_ACTION),
+            CallSlot::Undeclared(_) => self.declared.len(),
         };
+        let meter = &self.actions[i];
         meter.duration.record(took.as_secs_f64());
         match outcome {
             None => meter.ok.increment(1),
             Some(code) => meter.errors[code_index(code)]
                 .get_or_init(|| {
+                    let label = self.declared.get(i).copied().unwrap_or(UNKNOWN_ACTION);
                     self.metrics.counter(
                         names::CALLS_TOTAL,
                         vec![
-                            Label::new("plugin", self.plugin.to_string()),
+                            Label::new("plugin", self.plugin.clone()),
                             Label::from_static_parts("action", label),
                             Label::from_static_parts("code", code.as_str()),
                         ],
@@ -343,7 +355,7 @@ impl CallMeter {
     }
 
     fn record_undeclared(&self, action: &str, outcome: Option<ErrorCode>, took: Duration) {
-        let plugin = Label::new("plugin", self.plugin.to_string());
+        let plugin = Label::new("plugin", self.plugin.clone());
         let action = Label::new("action", action.to_owned());
         self.metrics
             .histogram(
@@ -361,6 +373,15 @@ impl CallMeter {
     }
 }
 
+/// Where a call is recorded in a [`CallMeter`].
+#[derive(Debug)]
+pub(crate) enum CallSlot {
+    /// A declared action, or (past the declared ones) `_unknown`.
+    Declared(usize),
+    /// A plugin that declares no action names: the name as called.
+    Undeclared(Arc<str>),
+}
+
 impl fmt::Debug for CallMeter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CallMeter")
@@ -370,32 +391,70 @@ impl fmt::Debug for CallMeter {
     }
 }
 
-/// The metrics of HTTP requests.
-#[derive(Debug, Clone)]
-pub(crate) struct HttpMeter {
+/// The labels and metric handles of one route template: what a request is labelled with
+/// (see [`observability`](super)), registered once per template and status.
+pub(crate) struct RouteMeter {
+    pub(crate) plugin: Arc<str>,
+    pub(crate) route: Arc<str>,
     metrics: Metrics,
+    duration: Histogram,
+    statuses: std::sync::RwLock<Vec<(u16, Counter)>>,
 }
 
-impl HttpMeter {
-    pub(crate) fn new(metrics: Metrics) -> Option<Self> {
-        metrics.is_enabled().then_some(Self { metrics })
+impl RouteMeter {
+    pub(crate) fn new(metrics: &Metrics, plugin: Arc<str>, route: Arc<str>) -> Self {
+        Self {
+            duration: metrics.histogram(
+                names::HTTP_REQUEST_DURATION_SECONDS,
+                vec![
+                    Label::new("plugin", plugin.clone()),
+                    Label::new("route", route.clone()),
+                ],
+            ),
+            statuses: Default::default(),
+            metrics: metrics.clone(),
+            plugin,
+            route,
+        }
     }
 
-    /// Records one request to `route` of `plugin` answered `status` after `took`.
-    pub(crate) fn record(&self, plugin: Arc<str>, route: String, status: u16, took: Duration) {
-        let plugin = Label::new("plugin", plugin);
-        let route = Label::new("route", route);
-        self.metrics
-            .histogram(
-                names::HTTP_REQUEST_DURATION_SECONDS,
-                vec![plugin.clone(), route.clone()],
-            )
-            .record(took.as_secs_f64());
-        self.metrics
-            .counter(
+    /// Records one request answered `status` after `took`.
+    pub(crate) fn record(&self, status: u16, took: Duration) {
+        if !self.metrics.is_enabled() {
+            return;
+        }
+        self.duration.record(took.as_secs_f64());
+        let known = self
+            .statuses
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map(|(_, c)| c.clone());
+        let counter = known.unwrap_or_else(|| {
+            let counter = self.metrics.counter(
                 names::HTTP_REQUESTS_TOTAL,
-                vec![plugin, route, Label::new("status", status.to_string())],
-            )
-            .increment(1);
+                vec![
+                    Label::new("plugin", self.plugin.clone()),
+                    Label::new("route", self.route.clone()),
+                    Label::new("status", status.to_string()),
+                ],
+            );
+            let mut statuses = self.statuses.write().unwrap_or_else(|p| p.into_inner());
+            if !statuses.iter().any(|(s, _)| *s == status) {
+                statuses.push((status, counter.clone()));
+            }
+            counter
+        });
+        counter.increment(1);
+    }
+}
+
+impl fmt::Debug for RouteMeter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RouteMeter")
+            .field("plugin", &self.plugin)
+            .field("route", &self.route)
+            .finish_non_exhaustive()
     }
 }

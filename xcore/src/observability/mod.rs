@@ -72,7 +72,7 @@ mod prometheus;
 #[cfg_attr(docsrs, doc(cfg(feature = "logging")))]
 pub use self::logging::{LogInitError, init_tracing, tracing_subscriber};
 pub use self::metrics::Metrics;
-pub(crate) use self::metrics::{CallMeter, HttpMeter};
+pub(crate) use self::metrics::{CallMeter, RouteMeter};
 #[cfg(feature = "prometheus")]
 #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
 pub use self::prometheus::SECONDS_BUCKETS;

@@ -16,7 +16,6 @@ use super::{
 use crate::{
     TenantId, Xcore,
     config::{Config, TenancyConfig},
-    observability::HttpMeter,
     tenancy::InvalidTenantId,
 };
 
@@ -166,12 +165,8 @@ impl WebBuilder {
             plugin_prefix: plugins.clone(),
         };
         let trace = RequestTraceLayer::new(
-            RouteLabels {
-                xcore: admin.xcore.clone(),
-                admin: admin.prefix.clone(),
-                plugins: plugins.clone(),
-            },
-            HttpMeter::new(admin.xcore.metrics().clone()),
+            RouteLabels::new(admin.xcore.clone(), admin.prefix.clone(), plugins.clone()),
+            admin.xcore.metrics().is_enabled(),
         );
         Ok(Web::new(
             Dispatch::new(admin.clone(), plugins.clone()),

@@ -1,7 +1,10 @@
 //! [`RouteLabels`]: what a request is labelled with in spans and metrics — the plugin and the
 //! route **template**, never the raw path (see [`observability`](crate::observability)).
 
-use std::sync::Arc;
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+};
 
 use http::Method;
 
@@ -9,87 +12,150 @@ use super::{
     admin::ENDPOINTS,
     prefix::{Prefix, first_segment},
 };
-use crate::Xcore;
+use crate::{Xcore, observability::RouteMeter};
 
-/// The labels of one request: the plugin (`""` when none) and the route template.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RouteLabel {
-    pub(crate) plugin: Arc<str>,
-    pub(crate) route: String,
-}
-
-/// Labels requests by the prefixes and the endpoints the running plugins declare.
+/// Labels requests by the prefixes and the endpoints the running plugins declare, and keeps
+/// one [`RouteMeter`] per label (so a request costs no string building and no registry
+/// lookup once its route has been seen).
 #[derive(Debug)]
 pub(crate) struct RouteLabels {
-    pub(crate) xcore: Xcore,
-    pub(crate) admin: Prefix,
-    pub(crate) plugins: Prefix,
+    xcore: Xcore,
+    admin: Prefix,
+    plugins: Prefix,
+    /// One per admin endpoint, then one for any other admin path.
+    admin_meters: Box<[Arc<RouteMeter>]>,
+    /// A plugin not in the plan, or no plugin named.
+    unknown_plugin: Arc<RouteMeter>,
+    /// Outside both prefixes.
+    outside: Arc<RouteMeter>,
+    /// The running plugins seen so far (bounded by the plan).
+    running: RwLock<HashMap<Arc<str>, Arc<PluginRoutes>>>,
+}
+
+#[derive(Debug)]
+struct PluginRoutes {
+    /// `{plugins}/<plugin>`: paths no declared endpoint matches.
+    mount: Arc<RouteMeter>,
+    endpoints: Box<[EndpointLabel]>,
+}
+
+#[derive(Debug)]
+struct EndpointLabel {
+    method: Method,
+    template: String,
+    score: Vec<u8>,
+    meter: Arc<RouteMeter>,
 }
 
 impl RouteLabels {
-    /// The labels of a request for `path` with `method`:
+    pub(crate) fn new(xcore: Xcore, admin: Prefix, plugins: Prefix) -> Self {
+        let metrics = xcore.metrics().clone();
+        let none: Arc<str> = Arc::from("");
+        let meter = |plugin: &Arc<str>, route: String| {
+            Arc::new(RouteMeter::new(&metrics, plugin.clone(), Arc::from(route)))
+        };
+        let admin_meters = ENDPOINTS
+            .iter()
+            .map(|(_, template)| meter(&none, format!("{admin}{template}")))
+            .chain([meter(&none, admin.to_string())])
+            .collect();
+        Self {
+            unknown_plugin: meter(&none, plugins.to_string()),
+            outside: meter(&none, String::new()),
+            admin_meters,
+            running: RwLock::default(),
+            xcore,
+            admin,
+            plugins,
+        }
+    }
+
+    /// The labels (and meter) of a request for `path` with `method`:
     ///
     /// | path | plugin | route |
     /// |---|---|---|
     /// | an admin endpoint | `""` | `{admin}` + its template (`/xcore/ipc/{plugin}/{action}`) |
     /// | another admin path | `""` | `{admin}` |
-    /// | a declared endpoint of a running plugin | the plugin | `{plugins}/<plugin>` + the endpoint's path |
+    /// | a declared endpoint of a running plugin | the plugin | `{plugins}/<plugin>` + the endpoint's path (the most specific match, the request's method first) |
     /// | another path of a plugin of the plan | the plugin | `{plugins}/<plugin>` |
     /// | a plugin not in the plan | `""` | `{plugins}` |
     /// | anything else | `""` | `""` |
-    pub(crate) fn label(&self, method: &Method, path: &str) -> RouteLabel {
-        let none = || Arc::<str>::from("");
+    pub(crate) fn label(&self, method: &Method, path: &str) -> Arc<RouteMeter> {
         if let Some(rest) = self.admin.strip(path) {
             let rest = rest.strip_suffix('/').unwrap_or(rest);
-            let template = ENDPOINTS
+            let at = ENDPOINTS
                 .iter()
-                .filter(|(_, template)| matches(template, rest))
-                .max_by_key(|(m, template)| (*m == method.as_str(), literal_score(template)))
-                .map_or("", |(_, template)| template);
-            return RouteLabel {
-                plugin: none(),
-                route: format!("{}{template}", self.admin),
-            };
+                .enumerate()
+                .filter(|(_, (_, template))| matches(template, rest))
+                .max_by_key(|(_, (m, template))| (*m == method.as_str(), literal_score(template)))
+                .map_or(ENDPOINTS.len(), |(i, _)| i);
+            return self.admin_meters[at].clone();
         }
         let Some(rest) = self.plugins.strip(path) else {
-            return RouteLabel {
-                plugin: none(),
-                route: String::new(),
-            };
+            return self.outside.clone();
         };
         let Some((name, inner)) = first_segment(rest) else {
-            return RouteLabel {
-                plugin: none(),
-                route: self.plugins.to_string(),
-            };
+            return self.unknown_plugin.clone();
         };
+        let known = self
+            .running
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned();
+        let routes = match known {
+            Some(routes) => routes,
+            None => match self.first_seen(name) {
+                Some(routes) => routes,
+                None => return self.unknown_plugin.clone(),
+            },
+        };
+        routes
+            .endpoints
+            .iter()
+            .filter(|e| matches(&e.template, inner))
+            .max_by(|a, b| (a.method == method, &a.score).cmp(&(b.method == method, &b.score)))
+            .map_or_else(|| routes.mount.clone(), |e| e.meter.clone())
+    }
+
+    /// The routes of plugin `name` the first time it is asked for: cached once it runs (its
+    /// routes are fixed from then on); the mount alone, uncached, for a plugin of the plan
+    /// that does not run; `None` for a name not in the plan.
+    fn first_seen(&self, name: &str) -> Option<Arc<PluginRoutes>> {
         let shared = &self.xcore.shared;
-        let Some(identity) = shared.identities.iter().find(|i| i.name() == name) else {
-            return RouteLabel {
-                plugin: none(),
-                route: self.plugins.to_string(),
-            };
+        let identity = shared.identities.iter().find(|i| i.name() == name)?;
+        let metrics = self.xcore.metrics();
+        let plugin: Arc<str> = Arc::from(identity.name());
+        let mount = format!("{}/{name}", self.plugins);
+        let meter =
+            |route: String| Arc::new(RouteMeter::new(metrics, plugin.clone(), Arc::from(route)));
+        let Ok(live) = shared.running(name) else {
+            return Some(Arc::new(PluginRoutes {
+                mount: meter(mount),
+                endpoints: Box::new([]),
+            }));
         };
-        let live = shared.running(name).ok();
-        let template = live
-            .as_ref()
-            .and_then(|live| live.routes())
-            .and_then(|routes| {
-                routes
-                    .endpoints()
-                    .iter()
-                    .filter(|e| matches(e.path(), inner))
-                    .max_by_key(|e| (e.method() == method, literal_score(e.path())))
-                    .map(|e| e.path())
-            });
-        let route = match template {
-            Some(template) if template != "/" => format!("{}/{name}{template}", self.plugins),
-            _ => format!("{}/{name}", self.plugins),
-        };
-        RouteLabel {
-            plugin: Arc::from(identity.name()),
-            route,
-        }
+        let endpoints = live
+            .routes()
+            .map(|routes| routes.endpoints())
+            .unwrap_or_default()
+            .iter()
+            .map(|e| EndpointLabel {
+                method: e.method().clone(),
+                template: e.path().to_owned(),
+                score: literal_score(e.path()),
+                meter: meter(match e.path() {
+                    "/" | "" => mount.clone(),
+                    template => format!("{mount}{template}"),
+                }),
+            })
+            .collect();
+        let routes = Arc::new(PluginRoutes {
+            mount: meter(mount),
+            endpoints,
+        });
+        let mut running = self.running.write().unwrap_or_else(|p| p.into_inner());
+        Some(running.entry(plugin).or_insert(routes).clone())
     }
 }
 

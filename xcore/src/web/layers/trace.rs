@@ -11,23 +11,21 @@ use tower::{Layer, Service};
 use tracing::{Instrument, field::Empty};
 
 use super::WebService;
-use crate::{
-    observability::HttpMeter,
-    web::{Body, ResponseFuture, route_label::RouteLabels},
-};
+use crate::web::{Body, ResponseFuture, route_label::RouteLabels};
 
 /// Wraps a service in [`RequestTrace`].
 #[derive(Debug, Clone)]
 pub(crate) struct RequestTraceLayer {
     labels: Arc<RouteLabels>,
-    meter: Option<HttpMeter>,
+    measure: bool,
 }
 
 impl RequestTraceLayer {
-    pub(crate) fn new(labels: RouteLabels, meter: Option<HttpMeter>) -> Self {
+    /// Labels requests with `labels`; records metrics if `measure`.
+    pub(crate) fn new(labels: RouteLabels, measure: bool) -> Self {
         Self {
             labels: Arc::new(labels),
-            meter,
+            measure,
         }
     }
 }
@@ -39,7 +37,7 @@ impl<S> Layer<S> for RequestTraceLayer {
         RequestTrace {
             inner,
             labels: self.labels.clone(),
-            meter: self.meter.clone(),
+            measure: self.measure,
         }
     }
 }
@@ -53,7 +51,7 @@ impl<S> Layer<S> for RequestTraceLayer {
 pub(crate) struct RequestTrace<S> {
     inner: S,
     labels: Arc<RouteLabels>,
-    meter: Option<HttpMeter>,
+    measure: bool,
 }
 
 impl<S: WebService> Service<Request<Body>> for RequestTrace<S> {
@@ -66,7 +64,6 @@ impl<S: WebService> Service<Request<Body>> for RequestTrace<S> {
     }
 
     fn call(&mut self, request: Request<Body>) -> ResponseFuture {
-        let started = Instant::now();
         let span = tracing::info_span!(
             "xcore.http",
             method = %request.method(),
@@ -77,26 +74,26 @@ impl<S: WebService> Service<Request<Body>> for RequestTrace<S> {
             status = Empty,
             latency_ms = Empty,
         );
-        let label = (self.meter.is_some() || !span.is_disabled())
-            .then(|| self.labels.label(request.method(), request.uri().path()));
-        if let Some(label) = &label {
-            if !label.plugin.is_empty() {
-                span.record("plugin", &*label.plugin);
+        // Labelled only when someone looks: metrics on, or the span enabled.
+        let labelled = (self.measure || !span.is_disabled()).then(|| {
+            let meter = self.labels.label(request.method(), request.uri().path());
+            if !meter.plugin.is_empty() {
+                span.record("plugin", &*meter.plugin);
             }
-            span.record("route", label.route.as_str());
-        }
-        let meter = self.meter.clone();
+            span.record("route", &*meter.route);
+            (meter, Instant::now())
+        });
         let call = span.in_scope(|| self.inner.call(request));
         Box::pin(
             async move {
                 let Ok(response) = call.await;
-                let took = started.elapsed();
                 let status = response.status().as_u16();
                 let span = tracing::Span::current();
                 span.record("status", status);
-                span.record("latency_ms", took.as_secs_f64() * 1e3);
-                if let (Some(meter), Some(label)) = (meter, label) {
-                    meter.record(label.plugin, label.route, status, took);
+                if let Some((meter, started)) = labelled {
+                    let took = started.elapsed();
+                    span.record("latency_ms", took.as_secs_f64() * 1e3);
+                    meter.record(status, took);
                 }
                 if status >= 500 {
                     tracing::warn!(status, "request failed");
