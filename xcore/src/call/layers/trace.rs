@@ -1,7 +1,6 @@
 use std::{
     sync::Arc,
     task::{Context, Poll},
-    time::Instant,
 };
 
 use serde_json::Value;
@@ -86,7 +85,7 @@ where
         let metered = self
             .meter
             .as_ref()
-            .map(|meter| (meter.clone(), meter.slot(&req), Instant::now()));
+            .map(|meter| (meter.clone(), meter.slot(&req), quanta::Instant::now()));
         let fut = span.in_scope(|| self.inner.call(req));
         Box::pin(
             async move {

@@ -3,7 +3,6 @@
 use std::{
     sync::Arc,
     task::{Context, Poll},
-    time::Instant,
 };
 
 use http::{Request, Response};
@@ -81,7 +80,7 @@ impl<S: WebService> Service<Request<Body>> for RequestTrace<S> {
                 span.record("plugin", &*meter.plugin);
             }
             span.record("route", &*meter.route);
-            (meter, Instant::now())
+            (meter, quanta::Instant::now())
         });
         let call = span.in_scope(|| self.inner.call(request));
         Box::pin(
