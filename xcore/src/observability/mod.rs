@@ -1,4 +1,4 @@
-//! Observability: metrics through the [`metrics`] facade, an optional Prometheus exporter,
+//! Observability: metrics through the [`metrics`](::metrics) facade, an optional Prometheus exporter,
 //! and (feature `logging`) a `tracing` subscriber configured from the `observability` section.
 //!
 //! # Logs
@@ -23,7 +23,7 @@
 //! in one process never mix their figures, and a host's own global recorder (if any) is left
 //! alone.
 //!
-//! - [`Metrics::with_recorder`] records into any [`metrics::Recorder`]: the host picks its
+//! - [`Metrics::with_recorder`] records into any [`metrics::Recorder`](::metrics::Recorder): the host picks its
 //!   exporter (Prometheus, StatsD, OpenTelemetry, ...).
 //! - [`Metrics::prometheus`] (feature `prometheus`) builds a Prometheus recorder of its own
 //!   (no listener, no push gateway) whose text the admin API renders at
