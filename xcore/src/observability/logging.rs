@@ -39,7 +39,7 @@ pub enum LogInitError {
 ///
 /// ```no_run
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let config = xcore::config::Config::load("xcore.yaml")?;
+/// let config = xcore::config::Config::from_file("xcore.yaml")?;
 /// xcore::observability::init_tracing(&config.observability)?;
 /// # Ok(())
 /// # }
