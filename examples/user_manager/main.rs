@@ -26,10 +26,6 @@ use xcore::{
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_target(false)
-        .init();
     let addr: SocketAddr = std::env::var("XCORE_ADDR")
         .unwrap_or_else(|_| "127.0.0.1:8080".into())
         .parse()?;
@@ -45,6 +41,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             config
         }
     };
+    xcore::observability::init_tracing(&config.observability)?;
     let token = match std::env::var("XCORE_ADMIN_TOKEN") {
         Ok(token) => token,
         Err(_) => {

@@ -76,6 +76,7 @@
 //! | [`call`] | [`CallContext`], [`CallError`], the call pipeline and its layers |
 //! | [`config`] | the config file: [`Config`](config::Config), `${VAR}` interpolation, `XCORE__…` overrides, typed sections |
 //! | [`events`] | the event bus, the kernel events |
+//! | [`observability`] | metrics through the `metrics` facade (a recorder per `Xcore`), the Prometheus exporter, the log setup |
 //! | [`permissions`] | grants at every boundary, the audit of denials |
 //! | [`tenancy`] | [`TenantId`], the admission of tenants ([`Tenants`](tenancy::Tenants)) |
 //! | [`web`] | plugins' HTTP [`Routes`](web::Routes), the [`Web`](web::Web) service (tenant, tracing, body limit, JSON envelopes), the admin API, adapters |
@@ -95,6 +96,8 @@
 //! | `axum` | yes | `web::axum`: mount plugins and the admin API into an axum `Router`; extractors (`CallContext`, `web::axum::Json`) |
 //! | `hyper` | no | `web::hyper`: a service for hyper's server connections, `serve` with graceful shutdown |
 //! | `actix` | no | `web::actix`: mount plugins and the admin API into an actix-web `App` |
+//! | `prometheus` | no | `observability::Metrics::prometheus`: a Prometheus exporter rendered at `GET /xcore/metrics` (metrics-exporter-prometheus, no listener) |
+//! | `logging` | no | `observability::init_tracing`: a `tracing` subscriber from the `observability` config and `RUST_LOG` (tracing-subscriber) |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -103,6 +106,7 @@ pub mod config;
 pub mod container;
 pub mod events;
 mod health;
+pub mod observability;
 pub mod permissions;
 pub mod plugin;
 pub mod services;

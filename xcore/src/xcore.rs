@@ -20,6 +20,7 @@ use crate::{
     container::{self, NodeSpec, Nodes},
     events::{EventBus, Events},
     health::{HealthReport, NodeHealth},
+    observability::Metrics,
     permissions::{Audit, audit::DEFAULT_AUDIT_CAPACITY},
     plugin::registered,
 };
@@ -45,6 +46,38 @@ impl Lifecycle {
             Lifecycle::Stopped => "stopped",
             Lifecycle::Failed => "failed to boot",
         }
+    }
+}
+
+/// The states a plugin can be listed in.
+pub(crate) const PLUGIN_STATES: [&str; 6] = [
+    "running",
+    "stopped",
+    "failed",
+    "skipped",
+    "rolled_back",
+    "pending",
+];
+
+/// A plugin's state as listed (one of [`PLUGIN_STATES`]) and the reason it is not running:
+/// from whether it serves calls and its node in the boot report.
+pub(crate) fn plugin_state(
+    running: bool,
+    node: Option<&crate::container::NodeReport>,
+) -> (&'static str, Option<&str>) {
+    match node {
+        _ if running => ("running", None),
+        Some(n) if n.state() == NodeState::Started => ("stopped", None),
+        Some(n) => (
+            match n.state() {
+                NodeState::Started => "running",
+                NodeState::Failed => "failed",
+                NodeState::Skipped => "skipped",
+                NodeState::RolledBack => "rolled_back",
+            },
+            n.reason(),
+        ),
+        None => ("pending", None),
     }
 }
 
@@ -88,6 +121,8 @@ pub(crate) struct Shared {
     pub(crate) layers: Vec<HostLayer>,
     pub(crate) audit: Arc<Audit>,
     pub(crate) events: Arc<EventBus>,
+    /// Where metrics are recorded.
+    pub(crate) metrics: Metrics,
     pub(crate) config: Option<Arc<Config>>,
     /// The tenants admitted (web requests, tenant databases).
     pub(crate) tenants: Arc<crate::tenancy::Tenants>,
@@ -316,6 +351,7 @@ impl Xcore {
     /// had started and returns [`BootError::Aborted`]. An `Xcore` boots once.
     pub async fn boot(&self) -> Result<BootReport, BootError> {
         let span = tracing::info_span!("xcore.boot", nodes = self.shared.plan.nodes().len());
+        self.shared.metrics.start_upkeep();
         container::boot(&self.shared).instrument(span).await
     }
 
@@ -449,6 +485,39 @@ impl Xcore {
     /// [`XcoreBuilder::audit_capacity`]).
     pub fn audit(&self) -> &Audit {
         &self.shared.audit
+    }
+
+    /// Where this `Xcore` records its metrics (see [`XcoreBuilder::metrics`]).
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// Samples the gauges into the metrics: `xcore_plugin_state{plugin,state}`, 1 for each
+    /// plugin's current state and 0 for the others. `GET {admin}/metrics` samples before it
+    /// renders; a host exporting elsewhere calls this before each export (or periodically).
+    pub fn sample_metrics(&self) {
+        let metrics = &self.shared.metrics;
+        if !metrics.is_enabled() {
+            return;
+        }
+        let report = self.boot_report();
+        for identity in &self.shared.identities {
+            let name = identity.name();
+            let running = self.shared.running(name).is_ok();
+            let (state, _) = plugin_state(running, report.as_ref().and_then(|r| r.plugin(name)));
+            let plugin: Arc<str> = Arc::from(name);
+            for candidate in PLUGIN_STATES {
+                metrics
+                    .gauge(
+                        crate::observability::names::PLUGIN_STATE,
+                        vec![
+                            metrics::Label::new("plugin", plugin.clone()),
+                            metrics::Label::from_static_parts("state", candidate),
+                        ],
+                    )
+                    .set(if candidate == state { 1.0 } else { 0.0 });
+            }
+        }
     }
 
     /// The tenants this `Xcore` admits: register tenants here when the policy is `known`.
@@ -587,6 +656,7 @@ pub struct XcoreBuilder {
     config: Option<Arc<Config>>,
     tenants: Option<crate::tenancy::Tenants>,
     required: Vec<String>,
+    metrics: Metrics,
 }
 
 impl Default for XcoreBuilder {
@@ -601,6 +671,7 @@ impl Default for XcoreBuilder {
             audit_capacity: DEFAULT_AUDIT_CAPACITY,
             tenants: None,
             config: None,
+            metrics: Metrics::disabled(),
         }
     }
 }
@@ -774,6 +845,14 @@ impl XcoreBuilder {
         self
     }
 
+    /// Where this `Xcore` records its metrics (none by default): calls, HTTP requests,
+    /// denials, events, plugin states. See [`observability`](crate::observability) for the
+    /// metrics, their labels, and why nothing is installed globally.
+    pub fn metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
     /// Adds a tower layer to every plugin's call pipeline, inside the tracing span and before
     /// authorisation. Layers added first are outermost.
     pub fn call_layer<L>(mut self, layer: L) -> Self
@@ -841,6 +920,7 @@ impl XcoreBuilder {
             audit_capacity,
             config,
             tenants,
+            metrics,
             ..
         } = self;
         let tenants = Arc::new(match (tenants, &config) {
@@ -899,7 +979,7 @@ impl XcoreBuilder {
         }
         let plan = container::plan(&specs);
 
-        let audit = Arc::new(Audit::with_capacity(audit_capacity));
+        let audit = Arc::new(Audit::with_capacity(audit_capacity).with_metrics(metrics.clone()));
         let shared = Arc::new_cyclic(|weak| {
             let mut entries = Vec::with_capacity(specs.len());
             let mut identities = Vec::with_capacity(plugins.len());
@@ -923,8 +1003,9 @@ impl XcoreBuilder {
                 plan,
                 options,
                 layers,
-                events: Arc::new(EventBus::new(audit.clone())),
+                events: Arc::new(EventBus::new(audit.clone(), metrics.clone())),
                 audit,
+                metrics,
                 config,
                 tenants,
                 services: RwLock::new(HashMap::new()),

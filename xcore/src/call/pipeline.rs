@@ -7,7 +7,11 @@ use super::layers::{
     AuthorizeLayer, CatchPanicLayer, ConcurrencyLimitLayer, Handler, RateLimitLayer, TimeoutLayer,
     Trace,
 };
-use crate::{CallContext, CallError, Plugin, PluginIdentity, permissions::Audit};
+use crate::{
+    CallContext, CallError, Plugin, PluginIdentity,
+    observability::{CallMeter, Metrics},
+    permissions::Audit,
+};
 
 /// The future of a call through a pipeline stage.
 pub type CallFuture = Pin<Box<dyn Future<Output = Result<Value, CallError>> + Send + 'static>>;
@@ -98,8 +102,10 @@ pub(crate) fn build_pipeline(
     plugin: Arc<dyn Plugin>,
     host_layers: &[HostLayer],
     audit: &Arc<Audit>,
+    metrics: &Metrics,
 ) -> BoxCallService {
     let manifest = target.manifest();
+    let actions = plugin.action_names();
     let core = ServiceBuilder::new()
         .layer(AuthorizeLayer::new(target.clone(), audit.clone()))
         .layer(RateLimitLayer::new(manifest.rate_limit()))
@@ -111,5 +117,8 @@ pub(crate) fn build_pipeline(
     for layer in host_layers.iter().rev() {
         svc = layer(svc);
     }
-    BoxCloneSyncService::new(Trace::new(svc))
+    let meter = metrics
+        .is_enabled()
+        .then(|| Arc::new(CallMeter::new(metrics.clone(), target.name(), actions)));
+    BoxCloneSyncService::new(Trace::new(svc).with_meter(meter))
 }

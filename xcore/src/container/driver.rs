@@ -323,8 +323,13 @@ async fn start_wave(
                     ..
                 } = &nodes.entries[i]
                 {
-                    let pipeline =
-                        build_pipeline(identity, plugin.clone(), &shared.layers, &shared.audit);
+                    let pipeline = build_pipeline(
+                        identity,
+                        plugin.clone(),
+                        &shared.layers,
+                        &shared.audit,
+                        &shared.metrics,
+                    );
                     // Its routes, asked for once, right after a successful `on_start`.
                     let routes = crate::web::collect_routes(&**plugin, ctx);
                     shared.go_live(

@@ -118,15 +118,17 @@ pub(crate) struct EventBus {
     next_id: AtomicU64,
     tasks: TaskTracker,
     pub(crate) audit: Arc<Audit>,
+    metrics: crate::observability::Metrics,
 }
 
 impl EventBus {
-    pub(crate) fn new(audit: Arc<Audit>) -> Self {
+    pub(crate) fn new(audit: Arc<Audit>, metrics: crate::observability::Metrics) -> Self {
         Self {
             subs: RwLock::new(Vec::new()),
             next_id: AtomicU64::new(1),
             tasks: TaskTracker::new(),
             audit,
+            metrics,
         }
     }
 
@@ -174,6 +176,7 @@ impl EventBus {
     }
 
     pub(crate) async fn emit(&self, event: Event, dispatch: Dispatch) -> EmitReport {
+        self.metrics.event_emitted(event.name());
         let mut once_fired = false;
         let selected: Vec<Arc<Subscription>> = {
             let subs = self.subs.read().unwrap_or_else(|p| p.into_inner());

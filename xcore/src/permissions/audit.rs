@@ -9,6 +9,8 @@ use std::{
 
 use serde::Serialize;
 
+use crate::observability::Metrics;
+
 /// Which check said no.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -17,6 +19,16 @@ pub enum DenialKind {
     Permission,
     /// The target's `allowed_callers` refused the caller (`caller_denied`).
     Caller,
+}
+
+impl DenialKind {
+    /// The kind as serialized and in metrics: `permission`, `caller`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DenialKind::Permission => "permission",
+            DenialKind::Caller => "caller",
+        }
+    }
 }
 
 /// One denial, as kept in the [`Audit`].
@@ -51,6 +63,7 @@ pub struct Audit {
     capacity: usize,
     total: AtomicU64,
     recent: Mutex<VecDeque<Denial>>,
+    metrics: Metrics,
 }
 
 /// How many denials an `Xcore` keeps by default.
@@ -70,13 +83,21 @@ impl Audit {
             capacity,
             total: AtomicU64::new(0),
             recent: Mutex::new(VecDeque::with_capacity(capacity.min(1024))),
+            metrics: Metrics::disabled(),
         }
+    }
+
+    /// The same audit, counting denials in `metrics` too (`xcore_denials_total`).
+    pub(crate) fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Records a denial: logs it, counts it, keeps it (dropping the oldest if full).
     pub fn record(&self, plugin: &str, resource: &str, action: &str, kind: DenialKind) {
         tracing::warn!(plugin, resource, action, ?kind, "denied");
         self.total.fetch_add(1, Ordering::Relaxed);
+        self.metrics.denial(plugin, kind.as_str());
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         if recent.len() == self.capacity {
             recent.pop_front();

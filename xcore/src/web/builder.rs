@@ -8,7 +8,9 @@ use super::{
     Edge, EdgeLimits, TenantResolver, Web,
     admin::{Admin, AdminToken},
     dispatch::Dispatch,
+    layers::RequestTraceLayer,
     prefix::Prefix,
+    route_label::RouteLabels,
     tenant::TenantResolution,
 };
 use crate::{
@@ -173,8 +175,13 @@ impl WebBuilder {
             prefix: admin.clone(),
             plugin_prefix: plugins.clone(),
         };
+        let trace = RequestTraceLayer::new(
+            RouteLabels::new(admin.xcore.clone(), admin.prefix.clone(), plugins.clone()),
+            admin.xcore.metrics().is_enabled(),
+        );
         Ok(Web::new(
             Dispatch::new(admin.clone(), plugins.clone()),
+            trace,
             plugins,
             admin.prefix,
             self.body_limit,

@@ -45,7 +45,7 @@ impl Dispatch {
 
     fn plugin(&self, request: Request<Body>, rest_at: usize) -> ResponseFuture {
         let path = request.uri().path();
-        let Some((name, inner)) = first_segment(&path[rest_at..]) else {
+        let Some((name, _)) = first_segment(&path[rest_at..]) else {
             return ready(
                 HttpError::not_found(format!(
                     "no plugin named in `{path}`; plugin routes are under `{}/<plugin>/…`",
@@ -54,9 +54,6 @@ impl Dispatch {
                 .into_response(),
             );
         };
-        let span = tracing::Span::current();
-        span.record("plugin", name);
-        span.record("route", inner);
         let live = match self.state.admin.xcore.shared.running(name) {
             Ok(live) => live,
             Err(err) => return ready(absent(name, &err).into_response()),

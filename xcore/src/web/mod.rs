@@ -9,7 +9,8 @@
 //!   a failed or stopped plugin is a 503, an unknown one a 404). Prefixes match whole
 //!   segments: `/plugin/a` never serves `/plugin/ab`.
 //! - Every request goes through the same layers under every adapter: a `tracing` span
-//!   (method, path, plugin, route, tenant, status), a body limit (413), tenant resolution
+//!   (method, path, plugin, route template, tenant, status, latency) and the HTTP metrics
+//!   (see [`observability`](crate::observability)), a body limit (413), tenant resolution
 //!   (400 `invalid_tenant` for an invalid id or a tenant header given more than once, never a
 //!   fallback), and JSON error envelopes.
 //!   Handlers find the [`TenantId`](crate::TenantId) and a [`CallContext`](crate::CallContext)
@@ -39,6 +40,7 @@
 //! | `GET /xcore` | token | the endpoints |
 //! | `GET /xcore/plugins` | token | every plugin: name, state, version, wave, routes |
 //! | `GET /xcore/boot` | token | the boot report |
+//! | `GET /xcore/metrics` | token | the Prometheus text of the `Xcore`'s metrics (feature `prometheus`, [`Metrics::prometheus`](crate::observability::Metrics)); 404 without that exporter |
 //! | `POST /xcore/ipc/<plugin>/<action>` | token | calls the plugin with the JSON body as payload: `{"status":"ok","plugin":…,"action":…,"result":…}` or the error envelope with the call error's status |
 //!
 //! A plugin with routes, without framework (see `Routes::from_axum`, feature `axum`, for axum):
@@ -85,6 +87,7 @@ pub mod hyper;
 mod json;
 mod layers;
 mod prefix;
+mod route_label;
 mod routes;
 #[cfg(any(feature = "hyper", feature = "axum"))]
 mod server;

@@ -76,13 +76,14 @@ impl Web {
 
     pub(crate) fn new(
         dispatch: Dispatch,
+        trace: RequestTraceLayer,
         plugin_prefix: Prefix,
         admin_prefix: Prefix,
         body_limit: usize,
         tenancy: TenantResolution,
         edge: Edge,
     ) -> Self {
-        let stack = RequestTraceLayer.layer(BodyLimitLayer::new(body_limit).layer(
+        let stack = trace.layer(BodyLimitLayer::new(body_limit).layer(
             ResolveTenantLayer::new(tenancy.clone()).layer(ErrorEnvelopeLayer.layer(dispatch)),
         ));
         Self {

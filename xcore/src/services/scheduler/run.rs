@@ -77,6 +77,13 @@ impl Engine {
         };
         Counters::bump(&job.counters.runs);
         let outcome = self.attempts(&job, at).await;
+        if let Some(host) = self.host() {
+            let result = match outcome {
+                RunOutcome::Failed { .. } => "failed",
+                _ => "succeeded",
+            };
+            host.metrics.job_run(job.owner.plugin(), &job.id, result);
+        }
         {
             let mut state = job.state();
             state.running -= 1;
@@ -147,6 +154,9 @@ impl Engine {
 
     fn skip(&self, job: &JobEntry, at: DateTime<Utc>, reason: SkipReason) {
         tracing::debug!(job = %job.key, %at, ?reason, "firing skipped");
+        if let Some(host) = self.host() {
+            host.metrics.job_run(job.owner.plugin(), &job.id, "skipped");
+        }
         Counters::bump(&job.counters.skips);
         job.state().last_outcome = Some(RunOutcome::Skipped { reason });
     }

@@ -71,6 +71,8 @@ pub(crate) struct Engine {
     maintainer: Mutex<Option<JoinHandle<()>>>,
     started: AtomicBool,
     backend_error: Mutex<Option<String>>,
+    /// Where attempts are counted (`xcore_tasks_total`).
+    pub(crate) metrics: crate::observability::Metrics,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -83,7 +85,11 @@ fn namespace(full: &str) -> Arc<str> {
 }
 
 impl Engine {
-    pub(crate) fn new(options: WorkerOptions, queue: Arc<dyn Queue>) -> Arc<Self> {
+    pub(crate) fn new(
+        options: WorkerOptions,
+        queue: Arc<dyn Queue>,
+        metrics: crate::observability::Metrics,
+    ) -> Arc<Self> {
         Arc::new(Self {
             permits: Arc::new(Semaphore::new(options.concurrency)),
             options,
@@ -100,6 +106,7 @@ impl Engine {
             maintainer: Mutex::new(None),
             started: AtomicBool::new(false),
             backend_error: Mutex::new(None),
+            metrics,
         })
     }
 

@@ -73,6 +73,17 @@ impl Engine {
                 }
             }
         };
+        let local = task
+            .name
+            .split_once('.')
+            .map_or(&*task.name, |(_, local)| local);
+        let counted = match &result {
+            Ok(_) => "succeeded",
+            Err(error) if error.is_permanent() || task.attempt >= task.max_attempts => "dead",
+            Err(_) => "retried",
+        };
+        self.metrics
+            .task_attempt(handler.owner.plugin(), local, counted);
         let outcome = match result {
             Ok(value) => {
                 Stats::bump(&self.stats.succeeded);

@@ -151,10 +151,14 @@ impl Service for WorkerService {
             ));
         }
         let queue = self.open(ctx).await.map_err(ServiceError::msg)?;
+        let metrics = ctx
+            .xcore()
+            .map(|shared| shared.metrics.clone())
+            .unwrap_or_default();
         let _ = self
             .inner
             .engine
-            .set(Engine::new(self.inner.options.clone(), queue));
+            .set(Engine::new(self.inner.options.clone(), queue, metrics));
         Ok(())
     }
 

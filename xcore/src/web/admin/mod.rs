@@ -8,6 +8,7 @@
 //! | `GET {admin}` | token | the endpoints |
 //! | `GET {admin}/plugins` | token | every plugin: name, state, version, wave, routes |
 //! | `GET {admin}/boot` | token | the boot report (503 `not_ready` before boot) |
+//! | `GET {admin}/metrics` | token | the Prometheus text (`text/plain; version=0.0.4`) of [`Metrics::prometheus`](crate::observability::Metrics), gauges sampled first; 404 `not_found` without that exporter |
 //! | `POST {admin}/ipc/<plugin>/<action>` | token | the call's envelope |
 
 mod auth;
@@ -32,14 +33,15 @@ pub(crate) struct Admin {
     pub(crate) plugin_prefix: Prefix,
 }
 
-/// The endpoints, for `GET {admin}`.
-const ENDPOINTS: [(&str, &str); 7] = [
+/// The endpoints, for `GET {admin}` and the route labels.
+pub(crate) const ENDPOINTS: [(&str, &str); 8] = [
     ("GET", ""),
     ("GET", "/health/live"),
     ("GET", "/health/ready"),
     ("GET", "/health"),
     ("GET", "/plugins"),
     ("GET", "/boot"),
+    ("GET", "/metrics"),
     ("POST", "/ipc/{plugin}/{action}"),
 ];
 
@@ -50,7 +52,6 @@ impl Admin {
             Some(trimmed) => trimmed,
             None => rest,
         };
-        tracing::Span::current().record("route", rest);
         let method = request.method().clone();
         match rest {
             "/health/live" => {
@@ -95,6 +96,7 @@ impl Admin {
                     .into_response(),
                 })
             }),
+            "/metrics" => only(&method, Method::GET, || ready(metrics(&self.xcore))),
             _ => match ipc_target(rest) {
                 Some((plugin, action)) => {
                     let (plugin, action) = (plugin.to_owned(), action.to_owned());
@@ -145,6 +147,29 @@ fn only(
         response.headers_mut().insert(header::ALLOW, value);
     }
     ready(response)
+}
+
+/// `GET {admin}/metrics`: the gauges sampled, then the Prometheus text; 404 when the
+/// `Xcore` records into no Prometheus exporter of its own.
+fn metrics(xcore: &Xcore) -> Response<Body> {
+    #[cfg(feature = "prometheus")]
+    if let Some(text) = {
+        xcore.sample_metrics();
+        xcore.metrics().render_prometheus()
+    } {
+        let mut response = Response::new(Body::from(text));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        return response;
+    }
+    let _ = xcore;
+    HttpError::not_found(
+        "no Prometheus exporter: build the Xcore with `.metrics(Metrics::prometheus())` \
+         (feature `prometheus`)",
+    )
+    .into_response()
 }
 
 /// `GET {admin}/health/ready`: whether xcore is ready, and each node's status name — no

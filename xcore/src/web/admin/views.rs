@@ -50,12 +50,7 @@ pub(crate) fn plugins(xcore: &Xcore, plugin_prefix: &Prefix) -> Value {
             let name = identity.name();
             let node = report.as_ref().and_then(|r| r.plugin(name));
             let running = shared.running(name).ok();
-            let (state, reason) = match (&running, node) {
-                (Some(_), _) => ("running", None),
-                (None, Some(n)) if n.state() == NodeState::Started => ("stopped", None),
-                (None, Some(n)) => (state_name(n.state()), n.reason()),
-                (None, None) => ("pending", None),
-            };
+            let (state, reason) = crate::xcore::plugin_state(running.is_some(), node);
             let routes: Vec<Value> = running
                 .as_ref()
                 .and_then(|live| live.routes())

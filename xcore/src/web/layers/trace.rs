@@ -1,32 +1,56 @@
-//! [`RequestTrace`]: a `tracing` span per request.
+//! [`RequestTrace`]: a `tracing` span per request, and the HTTP metrics.
 
-use std::task::{Context, Poll};
+use std::{
+    sync::Arc,
+    task::{Context, Poll},
+};
 
 use http::{Request, Response};
 use tower::{Layer, Service};
 use tracing::{Instrument, field::Empty};
 
 use super::WebService;
-use crate::web::{Body, ResponseFuture};
+use crate::web::{Body, ResponseFuture, route_label::RouteLabels};
 
 /// Wraps a service in [`RequestTrace`].
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct RequestTraceLayer;
+#[derive(Debug, Clone)]
+pub(crate) struct RequestTraceLayer {
+    labels: Arc<RouteLabels>,
+    measure: bool,
+}
+
+impl RequestTraceLayer {
+    /// Labels requests with `labels`; records metrics if `measure`.
+    pub(crate) fn new(labels: RouteLabels, measure: bool) -> Self {
+        Self {
+            labels: Arc::new(labels),
+            measure,
+        }
+    }
+}
 
 impl<S> Layer<S> for RequestTraceLayer {
     type Service = RequestTrace<S>;
 
     fn layer(&self, inner: S) -> RequestTrace<S> {
-        RequestTrace { inner }
+        RequestTrace {
+            inner,
+            labels: self.labels.clone(),
+            measure: self.measure,
+        }
     }
 }
 
-/// Runs each request in an `xcore.http` span with `method` and `path`; the inner layers
-/// record `plugin`, `route` (the path the plugin sees), `tenant` and `trace_id`, and `status` is recorded
-/// when the response is ready.
+/// Runs each request in an `xcore.http` span with `method`, `path`, `plugin` and `route` (the
+/// route template, see [`RouteLabels::label`]); the inner layers record `tenant` and `trace_id`, and
+/// `status` and `latency_ms` are recorded when the response head is ready. With metrics,
+/// counts the request in `xcore_http_requests_total{plugin,route,status}` and its latency in
+/// `xcore_http_request_duration_seconds{plugin,route}`.
 #[derive(Debug, Clone)]
 pub(crate) struct RequestTrace<S> {
     inner: S,
+    labels: Arc<RouteLabels>,
+    measure: bool,
 }
 
 impl<S: WebService> Service<Request<Body>> for RequestTrace<S> {
@@ -48,13 +72,29 @@ impl<S: WebService> Service<Request<Body>> for RequestTrace<S> {
             tenant = Empty,
             trace_id = Empty,
             status = Empty,
+            latency_ms = Empty,
         );
+        // Labelled only when someone looks: metrics on, or the span enabled.
+        let labelled = (self.measure || !span.is_disabled()).then(|| {
+            let meter = self.labels.label(request.method(), request.uri().path());
+            if !meter.plugin.is_empty() {
+                span.record("plugin", &*meter.plugin);
+            }
+            span.record("route", &*meter.route);
+            (meter, quanta::Instant::now())
+        });
         let call = span.in_scope(|| self.inner.call(request));
         Box::pin(
             async move {
                 let Ok(response) = call.await;
                 let status = response.status().as_u16();
-                tracing::Span::current().record("status", status);
+                let span = tracing::Span::current();
+                span.record("status", status);
+                if let Some((meter, started)) = labelled {
+                    let took = started.elapsed();
+                    span.record("latency_ms", took.as_secs_f64() * 1e3);
+                    meter.record(status, took);
+                }
                 if status >= 500 {
                     tracing::warn!(status, "request failed");
                 } else {

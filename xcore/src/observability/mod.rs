@@ -1,0 +1,78 @@
+//! Observability: metrics through the [`metrics`](::metrics) facade, an optional Prometheus exporter,
+//! and (feature `logging`) a `tracing` subscriber configured from the `observability` section.
+//!
+//! # Logs
+//!
+//! [`init_tracing`] (feature `logging`) installs a `tracing` subscriber from the
+//! `observability` section — `log_level`, `log_format` (`text` or `json`) — with `RUST_LOG`
+//! winning over `log_level` when set. xcore's spans:
+//!
+//! | span | level | fields |
+//! |---|---|---|
+//! | `xcore.http` | INFO | `method`, `path`, `plugin`, `route` (the template), `tenant`, `status`, `latency_ms`; a 5xx is logged at WARN inside it |
+//! | `xcore.call` | DEBUG | `plugin`, `action`, `caller`, `tenant`, `trace_id`, `outcome` (`ok` or the error code) |
+//! | `xcore.boot`, `xcore.shutdown` | INFO | `nodes` |
+//!
+//! # Metrics
+//!
+//! Each [`Xcore`](crate::Xcore) records into the [`Metrics`] it was built with
+//! ([`XcoreBuilder::metrics`](crate::XcoreBuilder::metrics)); by default
+//! [`Metrics::disabled`], which records nothing and costs nothing (the call pipeline does not
+//! even get its metrics layer). There is **no process-wide recorder**: `Metrics` holds its own
+//! `Arc<dyn metrics::Recorder>` and registers every series through it, so two `Xcore` values
+//! in one process never mix their figures, and a host's own global recorder (if any) is left
+//! alone.
+//!
+//! - [`Metrics::with_recorder`] records into any [`metrics::Recorder`](::metrics::Recorder): the host picks its
+//!   exporter (Prometheus, StatsD, OpenTelemetry, ...).
+//! - [`Metrics::prometheus`] (feature `prometheus`) builds a Prometheus recorder of its own
+//!   (no listener, no push gateway) whose text the admin API renders at
+//!   `GET {admin}/metrics` (admin token); [`Metrics::render_prometheus`] gives the same text
+//!   to a host that serves it elsewhere. Histograms have the buckets of [`SECONDS_BUCKETS`].
+//!
+//! | metric | kind | labels | recorded |
+//! |---|---|---|---|
+//! | `xcore_calls_total` | counter | `plugin`, `action`, `code` | every call through a running plugin's pipeline; `code` is `ok` or the [`ErrorCode`](crate::ErrorCode) |
+//! | `xcore_call_duration_seconds` | histogram | `plugin`, `action` | the same calls, whole pipeline (authorisation, limits, handler) |
+//! | `xcore_http_requests_total` | counter | `plugin`, `route`, `status` | every request through [`Web`](crate::web::Web), whatever the adapter |
+//! | `xcore_http_request_duration_seconds` | histogram | `plugin`, `route` | the same requests, until the response head is ready |
+//! | `xcore_denials_total` | counter | `plugin`, `kind` | every denial kept by the [`Audit`](crate::permissions::Audit) (`permission`, `caller`) |
+//! | `xcore_events_emitted_total` | counter | `event` | every event emitted (published) on the bus |
+//! | `xcore_job_runs_total` | counter | `plugin`, `job`, `outcome` | every firing of a scheduled job this instance ran (`succeeded`, `failed` after its retries) or skipped (`skipped`: overlap, too late, lock unavailable) |
+//! | `xcore_tasks_total` | counter | `plugin`, `task`, `outcome` | every attempt of a worker task run here: `succeeded`, `retried`, `dead` |
+//! | `xcore_plugin_state` | gauge | `plugin`, `state` | 1 for the plugin's state, 0 for the others; sampled by [`Xcore::sample_metrics`](crate::Xcore::sample_metrics) |
+//!
+//! # Cardinality
+//!
+//! Every label value comes from code or configuration, never from a request, so the number of
+//! series is bounded by the program, not by its users. No tenant id, no raw path, no payload.
+//!
+//! | label | values | bounded by |
+//! |---|---|---|
+//! | `plugin` | names of the plugins in the plan; `""` for the admin API, for requests that name no known plugin, and for the host's own jobs and tasks | the plan |
+//! | `action` | the plugin's declared [`action_names`](crate::Actions::action_names); `_unknown` for any other name (or, when a plugin declares none, for a call answered `unknown_action`) | the code |
+//! | `code` | `ok` or one of the 13 error codes | the code |
+//! | `route` | the route **template**: `{plugin prefix}/<plugin>` followed by the endpoint declared with [`Routes::endpoint`](crate::web::Routes::endpoint) that matches (`/plugin/users/{id}`); only the plugin's mount point when no declared endpoint matches; the plugin prefix alone for an unknown plugin; `{admin}/…` templates for the admin API (`/xcore/ipc/{plugin}/{action}`), the admin prefix for an unknown admin path; `""` for a path outside both prefixes | the declared endpoints |
+//! | `status` | the HTTP status code | 100–999 |
+//! | `kind` | `permission`, `caller` | the code |
+//! | `event` | the event names emitted: plugin-defined, so bounded by the plugins' code (an event name built from user input would break the bound: don't) | the code |
+//! | `job` | the job ids: chosen by the plugins' code (a declared `#[job]`, a config job, or an id given to the scheduler); a job id built from user data (one job per user, say) breaks the bound: give such jobs a fixed id prefix and keep them out of hot paths, or use the worker | the code |
+//! | `task` | the task names registered by the plugins (`<name>` without the namespace) | the code |
+//! | `outcome` | the fixed outcomes of jobs and tasks | the code |
+//! | `state` | `running`, `stopped`, `failed`, `skipped`, `rolled_back`, `pending` | the code |
+
+#[cfg(feature = "logging")]
+mod logging;
+mod metrics;
+pub mod names;
+#[cfg(feature = "prometheus")]
+mod prometheus;
+
+#[cfg(feature = "logging")]
+#[cfg_attr(docsrs, doc(cfg(feature = "logging")))]
+pub use self::logging::{LogInitError, init_tracing, tracing_subscriber};
+pub use self::metrics::Metrics;
+pub(crate) use self::metrics::{CallMeter, RouteMeter};
+#[cfg(feature = "prometheus")]
+#[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
+pub use self::prometheus::SECONDS_BUCKETS;

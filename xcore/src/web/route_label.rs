@@ -1,0 +1,228 @@
+//! [`RouteLabels`]: what a request is labelled with in spans and metrics — the plugin and the
+//! route **template**, never the raw path (see [`observability`](crate::observability)).
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+};
+
+use http::Method;
+
+use super::{
+    admin::ENDPOINTS,
+    prefix::{Prefix, first_segment},
+};
+use crate::{Xcore, observability::RouteMeter};
+
+/// Labels requests by the prefixes and the endpoints the running plugins declare, and keeps
+/// one [`RouteMeter`] per label (so a request costs no string building and no registry
+/// lookup once its route has been seen).
+#[derive(Debug)]
+pub(crate) struct RouteLabels {
+    xcore: Xcore,
+    admin: Prefix,
+    plugins: Prefix,
+    /// One per admin endpoint, then one for any other admin path.
+    admin_meters: Box<[Arc<RouteMeter>]>,
+    /// A plugin not in the plan, or no plugin named.
+    unknown_plugin: Arc<RouteMeter>,
+    /// Outside both prefixes.
+    outside: Arc<RouteMeter>,
+    /// The running plugins seen so far (bounded by the plan).
+    running: RwLock<HashMap<Arc<str>, Arc<PluginRoutes>>>,
+}
+
+#[derive(Debug)]
+struct PluginRoutes {
+    /// `{plugins}/<plugin>`: paths no declared endpoint matches.
+    mount: Arc<RouteMeter>,
+    endpoints: Box<[EndpointLabel]>,
+}
+
+#[derive(Debug)]
+struct EndpointLabel {
+    method: Method,
+    template: String,
+    score: Vec<u8>,
+    meter: Arc<RouteMeter>,
+}
+
+impl RouteLabels {
+    pub(crate) fn new(xcore: Xcore, admin: Prefix, plugins: Prefix) -> Self {
+        let metrics = xcore.metrics().clone();
+        let none: Arc<str> = Arc::from("");
+        let meter = |plugin: &Arc<str>, route: String| {
+            Arc::new(RouteMeter::new(&metrics, plugin.clone(), Arc::from(route)))
+        };
+        let admin_meters = ENDPOINTS
+            .iter()
+            .map(|(_, template)| meter(&none, format!("{admin}{template}")))
+            .chain([meter(&none, admin.to_string())])
+            .collect();
+        Self {
+            unknown_plugin: meter(&none, plugins.to_string()),
+            outside: meter(&none, String::new()),
+            admin_meters,
+            running: RwLock::default(),
+            xcore,
+            admin,
+            plugins,
+        }
+    }
+
+    /// The labels (and meter) of a request for `path` with `method`:
+    ///
+    /// | path | plugin | route |
+    /// |---|---|---|
+    /// | an admin endpoint | `""` | `{admin}` + its template (`/xcore/ipc/{plugin}/{action}`) |
+    /// | another admin path | `""` | `{admin}` |
+    /// | a declared endpoint of a running plugin | the plugin | `{plugins}/<plugin>` + the endpoint's path (the most specific match, the request's method first) |
+    /// | another path of a plugin of the plan | the plugin | `{plugins}/<plugin>` |
+    /// | a plugin not in the plan | `""` | `{plugins}` |
+    /// | anything else | `""` | `""` |
+    pub(crate) fn label(&self, method: &Method, path: &str) -> Arc<RouteMeter> {
+        if let Some(rest) = self.admin.strip(path) {
+            let rest = rest.strip_suffix('/').unwrap_or(rest);
+            let at = ENDPOINTS
+                .iter()
+                .enumerate()
+                .filter(|(_, (_, template))| matches(template, rest))
+                .max_by_key(|(_, (m, template))| (*m == method.as_str(), literal_score(template)))
+                .map_or(ENDPOINTS.len(), |(i, _)| i);
+            return self.admin_meters[at].clone();
+        }
+        let Some(rest) = self.plugins.strip(path) else {
+            return self.outside.clone();
+        };
+        let Some((name, inner)) = first_segment(rest) else {
+            return self.unknown_plugin.clone();
+        };
+        let known = self
+            .running
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned();
+        let routes = match known {
+            Some(routes) => routes,
+            None => match self.first_seen(name) {
+                Some(routes) => routes,
+                None => return self.unknown_plugin.clone(),
+            },
+        };
+        routes
+            .endpoints
+            .iter()
+            .filter(|e| matches(&e.template, inner))
+            .max_by(|a, b| (a.method == method, &a.score).cmp(&(b.method == method, &b.score)))
+            .map_or_else(|| routes.mount.clone(), |e| e.meter.clone())
+    }
+
+    /// The routes of plugin `name` the first time it is asked for: cached once it runs (its
+    /// routes are fixed from then on); the mount alone, uncached, for a plugin of the plan
+    /// that does not run; `None` for a name not in the plan.
+    fn first_seen(&self, name: &str) -> Option<Arc<PluginRoutes>> {
+        let shared = &self.xcore.shared;
+        let identity = shared.identities.iter().find(|i| i.name() == name)?;
+        let metrics = self.xcore.metrics();
+        let plugin: Arc<str> = Arc::from(identity.name());
+        let mount = format!("{}/{name}", self.plugins);
+        let meter =
+            |route: String| Arc::new(RouteMeter::new(metrics, plugin.clone(), Arc::from(route)));
+        let Ok(live) = shared.running(name) else {
+            return Some(Arc::new(PluginRoutes {
+                mount: meter(mount),
+                endpoints: Box::new([]),
+            }));
+        };
+        let endpoints = live
+            .routes()
+            .map(|routes| routes.endpoints())
+            .unwrap_or_default()
+            .iter()
+            .map(|e| EndpointLabel {
+                method: e.method().clone(),
+                template: e.path().to_owned(),
+                score: literal_score(e.path()),
+                meter: meter(match e.path() {
+                    "/" | "" => mount.clone(),
+                    template => format!("{mount}{template}"),
+                }),
+            })
+            .collect();
+        let routes = Arc::new(PluginRoutes {
+            mount: meter(mount),
+            endpoints,
+        });
+        let mut running = self.running.write().unwrap_or_else(|p| p.into_inner());
+        Some(running.entry(plugin).or_insert(routes).clone())
+    }
+}
+
+/// Whether `path` matches `template`, segment by segment: `{name}` matches one non-empty
+/// segment, `{*name}` the rest (at least one segment), anything else itself.
+pub(crate) fn matches(template: &str, path: &str) -> bool {
+    let mut template = segments(template);
+    let mut path = segments(path);
+    loop {
+        match (template.next(), path.next()) {
+            (None, None) => return true,
+            (Some(t), Some(p)) if t.starts_with("{*") && t.ends_with('}') => return !p.is_empty(),
+            (Some(t), Some(p)) if t.starts_with('{') && t.ends_with('}') => {
+                if p.is_empty() {
+                    return false;
+                }
+            }
+            (Some(t), Some(p)) if t == p => {}
+            _ => return false,
+        }
+    }
+}
+
+/// Segments of a path without its leading `/` (`/` has one empty segment).
+fn segments(path: &str) -> std::str::Split<'_, char> {
+    path.strip_prefix('/').unwrap_or(path).split('/')
+}
+
+/// How specific a template is: literal segments first win (as axum prefers static routes).
+fn literal_score(template: &str) -> Vec<u8> {
+    segments(template)
+        .map(|s| match (s.starts_with("{*"), s.starts_with('{')) {
+            (true, _) => 0,
+            (false, true) => 1,
+            (false, false) => 2,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_match_segments() {
+        let cases = [
+            ("/users/{id}", "/users/42", true),
+            ("/users/{id}", "/users/", false),
+            ("/users/{id}", "/users", false),
+            ("/users/{id}", "/users/42/x", false),
+            ("/users", "/users", true),
+            ("/users", "/users/", false),
+            ("/", "/", true),
+            ("/", "/x", false),
+            ("/files/{*path}", "/files/a/b/c", true),
+            ("/files/{*path}", "/files", false),
+            ("", "", true),
+            ("/ipc/{plugin}/{action}", "/ipc/p/a", true),
+        ];
+        for (template, path, expected) in cases {
+            assert_eq!(matches(template, path), expected, "{template} vs {path}");
+        }
+    }
+
+    #[test]
+    fn literal_segments_are_preferred() {
+        assert!(literal_score("/users/me") > literal_score("/users/{id}"));
+        assert!(literal_score("/users/{id}") > literal_score("/users/{*rest}"));
+    }
+}
