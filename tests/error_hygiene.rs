@@ -80,6 +80,7 @@ async fn a_database_error_is_logged_with_an_id_and_never_sent() {
     tracing::subscriber::set_global_default(
         tracing_subscriber::fmt()
             .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
             .with_writer(move || sink.clone())
             .finish(),
     )
@@ -128,7 +129,7 @@ async fn a_database_error_is_logged_with_an_id_and_never_sent() {
         assert!(line.contains("ERROR"), "{line}");
         assert!(line.contains("secret_ledger_table"), "{line}");
         assert!(line.contains("plugin=\"ledger\""), "{line}");
-        assert!(line.contains("route=\"/entries\""), "{line}");
+        assert!(line.contains("route=\"/plugin/ledger/entries\""), "{line}");
         assert!(line.contains("trace_id="), "{line}");
     }
 
