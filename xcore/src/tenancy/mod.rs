@@ -30,8 +30,37 @@ pub const MAX_TENANT_LEN: usize = 63;
 /// assert_eq!(TenantId::default().as_str(), "default");
 /// assert!(TenantId::new("Acme Inc").is_err());
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TenantId(Arc<str>);
+#[derive(Clone)]
+pub struct TenantId(
+    /// `None` is `default`: the tenant of every call without tenancy, made without allocating.
+    Option<Arc<str>>,
+);
+
+impl PartialEq for TenantId {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for TenantId {}
+
+impl std::hash::Hash for TenantId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl PartialOrd for TenantId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for TenantId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
 
 /// Why a tenant id was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,7 +86,11 @@ impl TenantId {
         {
             "it holds a character other than a-z, 0-9, `_` and `-`"
         } else {
-            return Ok(Self(Arc::from(id)));
+            return Ok(if id == "default" {
+                Self::default()
+            } else {
+                Self(Some(Arc::from(id)))
+            });
         };
         Err(InvalidTenantId {
             id: id.chars().take(80).collect(),
@@ -67,25 +100,25 @@ impl TenantId {
 
     /// The id as a string.
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_deref().unwrap_or("default")
     }
 }
 
 impl Default for TenantId {
     fn default() -> Self {
-        Self(Arc::from("default"))
+        Self(None)
     }
 }
 
 impl fmt::Display for TenantId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for TenantId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TenantId({:?})", &*self.0)
+        write!(f, "TenantId({:?})", self.as_str())
     }
 }
 

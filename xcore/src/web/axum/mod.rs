@@ -136,9 +136,12 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for HyperRout
     }
 }
 
-/// A router serving only the web layer (merge it, or serve it as it is).
+/// A router serving only the web layer, to serve as it is (or nest). Every request goes to
+/// the web layer as the router's fallback, with no route matching in axum first: the web
+/// layer matches the admin and plugin prefixes itself and answers 404 for the rest. To add
+/// the web layer to a router of the host's, use [`mount`].
 pub fn router(web: &Web) -> Router {
-    mount(Router::new(), web)
+    Router::new().fallback_service(AxumWeb(web.clone()))
 }
 
 impl IntoResponse for HttpError {
