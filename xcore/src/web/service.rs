@@ -16,15 +16,15 @@ use super::{
     dispatch::Dispatch,
     edge::{BodyTimeoutsInForce, TimedOutFlag, body_timeout_response},
     layers::{
-        BodyLimit, BodyLimitLayer, ErrorEnvelope, ErrorEnvelopeLayer, RequestTrace,
-        RequestTraceLayer, ResolveTenant, ResolveTenantLayer,
+        BodyLimit, BodyLimitLayer, RequestTrace, RequestTraceLayer, ResolveTenant,
+        ResolveTenantLayer,
     },
     prefix::Prefix,
     tenant::TenantResolution,
 };
 use crate::Xcore;
 
-type Stack = RequestTrace<BodyLimit<ResolveTenant<ErrorEnvelope<Dispatch>>>>;
+type Stack = RequestTrace<BodyLimit<ResolveTenant<Dispatch>>>;
 
 /// The web layer of one [`Xcore`]: the admin API under its prefix (`/xcore`) and every
 /// running plugin's [`Routes`](super::Routes) under `/plugin/<name>/…`, behind the shared
@@ -83,9 +83,10 @@ impl Web {
         tenancy: TenantResolution,
         edge: Edge,
     ) -> Self {
-        let stack = trace.layer(BodyLimitLayer::new(body_limit).layer(
-            ResolveTenantLayer::new(tenancy.clone()).layer(ErrorEnvelopeLayer.layer(dispatch)),
-        ));
+        let stack = trace.layer(
+            BodyLimitLayer::new(body_limit)
+                .layer(ResolveTenantLayer::new(tenancy.clone()).layer(dispatch)),
+        );
         Self {
             stack,
             info: Arc::new(Info {

@@ -62,13 +62,13 @@ impl<S: WebService> Service<Request<Body>> for BodyLimit<S> {
         if declared.is_some_and(|len| len > self.limit as u64) {
             return ready(HttpError::payload_too_large(self.limit).into_response());
         }
+        if request.body().is_end_stream() {
+            // Nothing to read, nothing to limit.
+            return self.inner.call(request);
+        }
         let (mut parts, body) = request.into_parts();
         parts.extensions.insert(BodyLimitInForce(self.limit));
-        let body = if body.is_end_stream() {
-            body
-        } else {
-            Body::new(Limited::new(body, self.limit))
-        };
+        let body = Body::new(Limited::new(body, self.limit));
         self.inner.call(Request::from_parts(parts, body))
     }
 }

@@ -1,63 +1,32 @@
-//! [`ErrorEnvelope`]: no bare error response leaves the web layer.
+//! [`envelope_bare`]: no bare error response leaves the web layer.
 
-use std::task::{Context, Poll};
-
-use http::{Method, Request, Response, StatusCode, Uri, header};
+use http::{Method, Response, StatusCode, Uri, header};
 use http_body::Body as _;
-use tower::{Layer, Service};
 
-use super::WebService;
-use crate::web::{Body, HttpError, ResponseFuture};
-
-/// Wraps a service in [`ErrorEnvelope`].
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct ErrorEnvelopeLayer;
-
-impl<S> Layer<S> for ErrorEnvelopeLayer {
-    type Service = ErrorEnvelope<S>;
-
-    fn layer(&self, inner: S) -> ErrorEnvelope<S> {
-        ErrorEnvelope { inner }
-    }
-}
+use crate::web::{Body, HttpError};
 
 /// Gives an error response (4xx, 5xx) with an empty body and no content type — a router's
 /// bare 404 or 405, say — the JSON envelope of its status (`not_found`,
-/// `method_not_allowed`, …). Responses with a body are left as they are.
-#[derive(Debug, Clone)]
-pub(crate) struct ErrorEnvelope<S> {
-    inner: S,
-}
-
-impl<S: WebService> Service<Request<Body>> for ErrorEnvelope<S> {
-    type Response = Response<Body>;
-    type Error = std::convert::Infallible;
-    type Future = ResponseFuture;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+/// `method_not_allowed`, …). Responses with a body are left as they are. Applied by
+/// [`RequestTrace`](super::RequestTrace) to every response, in the future it already has
+/// (one boxed future less per request than a layer of its own).
+pub(crate) fn envelope_bare(
+    response: Response<Body>,
+    method: &Method,
+    uri: &Uri,
+) -> Response<Body> {
+    let bare = (response.status().is_client_error() || response.status().is_server_error())
+        && !response.headers().contains_key(header::CONTENT_TYPE)
+        && response.body().is_end_stream();
+    if !bare {
+        return response;
     }
-
-    fn call(&mut self, request: Request<Body>) -> ResponseFuture {
-        let method = request.method().clone();
-        let uri = request.uri().clone();
-        let call = self.inner.call(request);
-        Box::pin(async move {
-            let Ok(response) = call.await;
-            let bare = (response.status().is_client_error() || response.status().is_server_error())
-                && !response.headers().contains_key(header::CONTENT_TYPE)
-                && response.body().is_end_stream();
-            if !bare {
-                return Ok(response);
-            }
-            let (mut parts, _) = response.into_parts();
-            let enveloped = envelope_for(parts.status, &method, &uri).into_response();
-            let (env_parts, body) = enveloped.into_parts();
-            parts.headers.extend(env_parts.headers);
-            parts.headers.remove(header::CONTENT_LENGTH);
-            Ok(Response::from_parts(parts, body))
-        })
-    }
+    let (mut parts, _) = response.into_parts();
+    let enveloped = envelope_for(parts.status, method, uri).into_response();
+    let (env_parts, body) = enveloped.into_parts();
+    parts.headers.extend(env_parts.headers);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, body)
 }
 
 /// The envelope of a bare error status.

@@ -2,10 +2,9 @@
 //!
 //! | layer | does | rejects with |
 //! |---|---|---|
-//! | [`RequestTraceLayer`] | a `tracing` span per request: method, path, plugin, route template, tenant, status, latency; the HTTP metrics | — |
+//! | [`RequestTraceLayer`] | a `tracing` span per request: method, path, plugin, route template, tenant, status, latency; the HTTP metrics; turns empty error responses (a router's bare 404 or 405) into JSON envelopes | — |
 //! | [`BodyLimitLayer`] | caps the body (declared length and bytes read) | 413 `payload_too_large` |
 //! | [`ResolveTenantLayer`] | puts the [`TenantId`](crate::TenantId) and a [`CallContext`](crate::CallContext) (host caller, tenant, `traceparent`) in the request's extensions | 400 `invalid_tenant`: an invalid id, the header given more than once (or the resolver's error) |
-//! | [`ErrorEnvelopeLayer`] | turns empty error responses (a router's bare 404 or 405) into JSON envelopes | — |
 
 mod body_limit;
 mod envelope;
@@ -13,7 +12,7 @@ mod tenant;
 mod trace;
 
 pub(crate) use body_limit::{BodyLimit, BodyLimitLayer};
-pub(crate) use envelope::{ErrorEnvelope, ErrorEnvelopeLayer};
+pub(crate) use envelope::envelope_bare;
 pub(crate) use tenant::{ResolveTenant, ResolveTenantLayer};
 pub(crate) use trace::{RequestTrace, RequestTraceLayer};
 

@@ -83,10 +83,12 @@ impl<S: WebService> Service<Request<Body>> for RequestTrace<S> {
             span.record("route", &*meter.route);
             (meter, quanta::Instant::now())
         });
+        let (method, uri) = (request.method().clone(), request.uri().clone());
         let call = span.in_scope(|| self.inner.call(request));
         Box::pin(
             async move {
                 let Ok(response) = call.await;
+                let response = super::envelope_bare(response, &method, &uri);
                 let status = response.status().as_u16();
                 let span = tracing::Span::current();
                 span.record("status", status);
