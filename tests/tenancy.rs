@@ -30,6 +30,18 @@ fn config(url: &str, provision: Provision, max_tenants: usize) -> Config {
     config
 }
 
+/// The user_manager example booted on `config`, and a client of its web layer.
+async fn start(config: &Config) -> (xcore::Xcore, TestClient) {
+    let xcore = TestApp::builder()
+        .plugins(["user_manager"])
+        .configure(|b| b.config(config.clone()))
+        .build()
+        .unwrap();
+    xcore.boot().await.unwrap();
+    let client = TestClient::new(xcore.web().config(config).build().unwrap());
+    (xcore, client)
+}
+
 const REGISTER: &str = "/plugin/user_manager/v2/register";
 
 async fn register(client: &TestClient, tenant: &str, name: &str) -> (u16, serde_json::Value) {
@@ -49,13 +61,7 @@ async fn known_tenants_only_and_nothing_created_for_others() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/app.db", dir.path().display());
     let config = config(&url, Provision::Known, 100);
-    let xcore = TestApp::builder()
-        .plugins(["user_manager"])
-        .configure(|b| b.config(config.clone()))
-        .build()
-        .unwrap();
-    xcore.boot().await.unwrap();
-    let client = TestClient::new(xcore.web().config(&config).build().unwrap());
+    let (xcore, client) = start(&config).await;
 
     for i in 0..20 {
         let (status, body) = register(&client, &format!("stranger-{i}"), "alice").await;
@@ -87,13 +93,7 @@ async fn known_tenants_only_and_nothing_created_for_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_provisioning_stops_at_the_cap() {
     let config = config("sqlite::memory:", Provision::Auto, 3);
-    let xcore = TestApp::builder()
-        .plugins(["user_manager"])
-        .configure(|b| b.config(config.clone()))
-        .build()
-        .unwrap();
-    xcore.boot().await.unwrap();
-    let client = TestClient::new(xcore.web().config(&config).build().unwrap());
+    let (xcore, client) = start(&config).await;
     for i in 0..3 {
         let (status, body) = register(&client, &format!("t{i}"), "alice").await;
         assert_eq!(status, 201, "{body}");
