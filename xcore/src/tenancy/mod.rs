@@ -30,7 +30,7 @@ pub const MAX_TENANT_LEN: usize = 63;
 /// assert_eq!(TenantId::default().as_str(), "default");
 /// assert!(TenantId::new("Acme Inc").is_err());
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct TenantId(
     /// `None` is `default`: the tenant of every call without tenancy, made without allocating.
     Option<Arc<str>>,
@@ -101,12 +101,6 @@ impl TenantId {
     /// The id as a string.
     pub fn as_str(&self) -> &str {
         self.0.as_deref().unwrap_or("default")
-    }
-}
-
-impl Default for TenantId {
-    fn default() -> Self {
-        Self(None)
     }
 }
 
