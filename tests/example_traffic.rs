@@ -17,15 +17,8 @@ use xcore_testkit::{PostgresServer, TestApp};
 
 use support::{Adapter, send};
 
-/// The example's embedded defaults (as `cargo run --example user_manager` uses them).
 fn embedded() -> Config {
-    let mut config = Config::default();
-    config
-        .services
-        .databases
-        .insert("default".into(), DatabaseOptions::default());
-    config.tenancy.enabled = true;
-    config
+    plugin::embedded_config()
 }
 
 async fn start(config: Config) -> (Xcore, SocketAddr) {

@@ -16,7 +16,7 @@ use xcore::{
 use xcore_testkit::{TestApp, TestClient};
 
 fn config(url: &str, provision: Provision, max_tenants: usize) -> Config {
-    let mut config = Config::default();
+    let mut config = plugin::embedded_config();
     config.services.databases.insert(
         "default".into(),
         DatabaseOptions {
@@ -24,7 +24,6 @@ fn config(url: &str, provision: Provision, max_tenants: usize) -> Config {
             ..DatabaseOptions::default()
         },
     );
-    config.tenancy.enabled = true;
     config.tenancy.provision = provision;
     config.tenancy.max_tenants = max_tenants;
     config

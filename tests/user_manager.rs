@@ -11,18 +11,11 @@ use serde_json::json;
 use xcore::{
     CallContext, TenantId,
     config::{Config, ConfigLoader, Format},
-    services::db::DatabaseOptions,
 };
 use xcore_testkit::{EventRecorder, TestApp};
 
 fn config() -> Config {
-    let mut config = Config::default();
-    config
-        .services
-        .databases
-        .insert("default".into(), DatabaseOptions::default());
-    config.tenancy.enabled = true;
-    config
+    plugin::embedded_config()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,7 +21,6 @@ use xcore::{
     config::Config,
     events::{Event, Flow},
     prelude::*,
-    services::db::DatabaseOptions,
 };
 
 #[tokio::main]
@@ -31,15 +30,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .parse()?;
     let config = match std::env::var("XCORE_CONFIG") {
         Ok(path) => Config::from_file(&path)?,
-        Err(_) => {
-            let mut config = Config::default();
-            config
-                .services
-                .databases
-                .insert("default".into(), DatabaseOptions::default());
-            config.tenancy.enabled = true;
-            config
-        }
+        Err(_) => plugin::embedded_config(),
     };
     xcore::observability::init_tracing(&config.observability)?;
     let token = match std::env::var("XCORE_ADMIN_TOKEN") {

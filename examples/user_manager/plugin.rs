@@ -349,6 +349,18 @@ impl UserManager {
 }
 
 /// A session token: 128 bits from the operating system's cryptographic generator.
+/// The example's embedded defaults, what `cargo run --example user_manager` runs on without
+/// `XCORE_CONFIG`: the default database (SQLite in memory), tenancy from `X-Tenant-ID`.
+pub(crate) fn embedded_config() -> xcore::config::Config {
+    let mut config = xcore::config::Config::default();
+    config.services.databases.insert(
+        "default".into(),
+        xcore::services::db::DatabaseOptions::default(),
+    );
+    config.tenancy.enabled = true;
+    config
+}
+
 pub(crate) fn session_token() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes)?;

@@ -11,6 +11,12 @@
 //! | `known` | refused unless registered ([`Tenants::register`], `tenancy.tenants`) | 404 `unknown_tenant` |
 //!
 //! The database service applies the same admission to [`Db::for_tenant`](crate::services::db::Db::for_tenant).
+//!
+//! With `auto`, any client that can name a tenant (a header, a subdomain) can spend the
+//! `max_tenants` slots on ids of its choosing, after which new legitimate tenants are refused:
+//! `auto` bounds the damage, it does not authenticate. Hosts facing untrusted clients use
+//! `known` (or a [`TenantResolver`](crate::web::TenantResolver) that derives the tenant from an
+//! authenticated principal).
 
 use std::{fmt, sync::Arc};
 

@@ -45,6 +45,9 @@ pub(crate) async fn reset(conn: &mut AnyConnection, assert: &str) -> Result<bool
     Ok(clean)
 }
 
+/// The Postgres advisory lock held while the reader login is created or updated.
+const READER_LOCK: i64 = 0x7863_6f72_655f_726c; // "xcore_rl"
+
 /// The login of read-only connections: `read_only_url` when configured, else the reader login
 /// xcore creates with the main login.
 pub(crate) async fn reader_options(
@@ -69,7 +72,7 @@ pub(crate) async fn reader_options(
         .to_owned();
     // Creating a role twice at once fails: one instance at a time (advisory lock).
     let statements = [
-        "SELECT pg_advisory_lock(8675309001)".to_owned(),
+        format!("SELECT pg_advisory_lock({READER_LOCK})"),
         format!(
             "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') \
              THEN CREATE ROLE \"{role}\" LOGIN; END IF; END $$"
@@ -90,9 +93,11 @@ pub(crate) async fn reader_options(
             break;
         }
     }
-    let _ = sqlx::raw_sql("SELECT pg_advisory_unlock(8675309001)")
-        .execute(&mut *conn)
-        .await;
+    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "SELECT pg_advisory_unlock({READER_LOCK})"
+    )))
+    .execute(&mut *conn)
+    .await;
     outcome.map_err(|e| {
         format!(
             "read-only handles on Postgres log in as a login with read privileges only; \
