@@ -77,6 +77,7 @@
 //! | [`config`] | the config file: [`Config`](config::Config), `${VAR}` interpolation, `XCORE__…` overrides, typed sections |
 //! | [`events`] | the event bus, the kernel events |
 //! | [`observability`] | metrics through the `metrics` facade (a recorder per `Xcore`), the Prometheus exporter, the log setup |
+//! | [`runtime`] | the running plugins: stop, start, reload; the [`Gate`](runtime::Gate) every way into plugin code passes |
 //! | [`permissions`] | grants at every boundary, the audit of denials |
 //! | [`tenancy`] | [`TenantId`], the admission of tenants ([`Tenants`](tenancy::Tenants)) |
 //! | [`web`] | plugins' HTTP [`Routes`](web::Routes), the [`Web`](web::Web) service (tenant, tracing, body limit, JSON envelopes), the admin API, adapters |
@@ -109,6 +110,7 @@ mod health;
 pub mod observability;
 pub mod permissions;
 pub mod plugin;
+pub mod runtime;
 pub mod services;
 pub mod tenancy;
 pub mod web;

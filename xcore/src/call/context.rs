@@ -145,6 +145,9 @@ pub struct CallContext {
     tenant: TenantId,
     trace: TraceContext,
     deadline: Option<Instant>,
+    /// The plugin instance serving the call, once the call has passed its gate: what
+    /// call-bound handles are scoped to.
+    scope: Option<crate::PluginContext>,
 }
 
 impl CallContext {
@@ -155,6 +158,7 @@ impl CallContext {
             tenant: TenantId::default(),
             trace: TraceContext::new_root(),
             deadline: None,
+            scope: None,
         }
     }
 
@@ -193,6 +197,7 @@ impl CallContext {
             tenant: self.tenant.clone(),
             trace: self.trace.child(),
             deadline: self.deadline,
+            scope: None,
         }
     }
 
@@ -202,6 +207,22 @@ impl CallContext {
             caller: Caller::Plugin(caller),
             ..Self::host()
         }
+    }
+
+    /// The same context, served by the plugin instance of `scope` (set by the gate).
+    pub(crate) fn with_scope(mut self, scope: crate::PluginContext) -> Self {
+        self.scope = Some(scope);
+        self
+    }
+
+    /// Sets the plugin instance serving this context (the gate does, on the way in).
+    pub(crate) fn set_scope(&mut self, scope: crate::PluginContext) {
+        self.scope = Some(scope);
+    }
+
+    /// The plugin instance serving the call, if the call has reached one.
+    pub(crate) fn scope(&self) -> Option<&crate::PluginContext> {
+        self.scope.as_ref()
     }
 
     /// Who makes the call.

@@ -4,8 +4,7 @@ use serde_json::Value;
 use tower::{Layer, Service, ServiceBuilder, util::BoxCloneSyncService};
 
 use super::layers::{
-    AuthorizeLayer, CatchPanicLayer, ConcurrencyLimitLayer, Handler, RateLimitLayer, TimeoutLayer,
-    Trace,
+    AuthorizeLayer, CatchPanicLayer, Handler, TimeoutLayer, Trace,
 };
 use crate::{
     CallContext, CallError, Plugin, PluginIdentity,
@@ -98,21 +97,24 @@ where
 
 /// Builds the pipeline of one plugin.
 pub(crate) fn build_pipeline(
-    target: &PluginIdentity,
+    ctx: &crate::PluginContext,
     plugin: Arc<dyn Plugin>,
     host_layers: &[HostLayer],
     audit: &Arc<Audit>,
     metrics: &Metrics,
 ) -> BoxCallService {
+    let target = ctx.identity();
     let manifest = target.manifest();
     let actions = plugin.action_names();
+    // The rate and concurrency limits are the gate's: calls and route requests share them.
+    let gate = ctx.gate();
     let core = ServiceBuilder::new()
         .layer(AuthorizeLayer::new(target.clone(), audit.clone()))
-        .layer(RateLimitLayer::new(manifest.rate_limit()))
-        .layer(ConcurrencyLimitLayer::new(manifest.max_concurrency()))
+        .layer(gate.rate_layer())
+        .layer(gate.concurrency_layer())
         .layer(TimeoutLayer::new(manifest.timeout()))
         .layer(CatchPanicLayer::new())
-        .service(Handler::new(plugin));
+        .service(Handler::new(plugin).with_scope(ctx.clone()));
     let mut svc = BoxCloneSyncService::new(core);
     for layer in host_layers.iter().rev() {
         svc = layer(svc);

@@ -324,7 +324,7 @@ async fn start_wave(
                 } = &nodes.entries[i]
                 {
                     let pipeline = build_pipeline(
-                        identity,
+                        ctx,
                         plugin.clone(),
                         &shared.layers,
                         &shared.audit,
@@ -332,6 +332,7 @@ async fn start_wave(
                     );
                     // Its routes, asked for once, right after a successful `on_start`.
                     let routes = crate::web::collect_routes(&**plugin, ctx);
+                    ctx.gate().open();
                     shared.go_live(
                         LivePlugin::new(identity.clone(), plugin.clone(), pipeline)
                             .with_routes(routes),
@@ -362,6 +363,7 @@ async fn start_wave(
                         }
                     }
                     if let Some(reason) = refused {
+                        ctx.gate().close(shared.options.stop_timeout).await;
                         withdraw(shared, &services, plan.nodes[i].name()).await;
                         let stop = shared.options.stop_timeout;
                         let (ctx, p) = (ctx.clone(), plugin.clone());
@@ -466,6 +468,10 @@ async fn stop_all(shared: &Arc<Shared>, nodes: &mut Nodes) -> ShutdownReport {
                     let (ctx, p, shared) = (ctx.clone(), p.clone(), shared.clone());
                     hooks.push(
                         async move {
+                            let left = ctx.gate().close(limit).await;
+                            if left > 0 {
+                                tracing::warn!(plugin = ctx.name(), left, "stopping with entries still inside after the stop timeout");
+                            }
                             withdraw(&shared, &services, ctx.name()).await;
                             (
                                 i,

@@ -12,6 +12,7 @@ use crate::{
     config::ConfigError,
     events::{EventError, Events},
     services::{AccessError, Extension, ExtensionHandle, check_declared, grant_mask},
+    runtime::Gate,
     xcore::Shared,
 };
 
@@ -19,30 +20,53 @@ use crate::{
 ///
 /// Cheap to clone; a plugin may keep it (it does not keep the `Xcore` alive: once the host
 /// drops every `Xcore` handle, calls through a kept context fail with `not_ready`).
+///
+/// Each instance of a plugin has its own context: a plugin stopped and started again, or
+/// reloaded, gets a fresh one, and what the old instance registered through its context
+/// (event subscriptions, jobs, task handlers) never reaches the new one.
 #[derive(Clone)]
 pub struct PluginContext {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     identity: PluginIdentity,
     shared: Weak<Shared>,
+    gate: Gate,
 }
 
 impl PluginContext {
     pub(crate) fn new(identity: PluginIdentity, shared: Weak<Shared>) -> Self {
-        Self { identity, shared }
+        let gate = Gate::new(identity.clone());
+        Self {
+            inner: Arc::new(Inner {
+                identity,
+                shared,
+                gate,
+            }),
+        }
+    }
+
+    /// The gate of this instance: every way into the plugin's code passes it (see
+    /// [`runtime`](crate::runtime)). A service running plugin code it holds (a callback, a
+    /// job) runs it through [`Gate::run`].
+    pub fn gate(&self) -> &Gate {
+        &self.inner.gate
     }
 
     /// The plugin's name.
     pub fn name(&self) -> &str {
-        self.identity.name()
+        self.inner.identity.name()
     }
 
     /// The plugin's manifest.
     pub fn manifest(&self) -> &Manifest {
-        self.identity.manifest()
+        self.inner.identity.manifest()
     }
 
     /// The plugin's identity, as callers and targets see it.
     pub fn identity(&self) -> &PluginIdentity {
-        &self.identity
+        &self.inner.identity
     }
 
     /// A client for calls to plugin `target`. Each call is checked against this plugin's
@@ -57,15 +81,15 @@ impl PluginContext {
     /// The plugin's handle on the event bus: emits need `events:<name>: emit`, subscriptions
     /// `events:<pattern>: subscribe`. Subscriptions are removed when the plugin stops.
     pub fn events(&self) -> Result<Events, EventError> {
-        let shared = self.shared.upgrade().ok_or(EventError::Closed)?;
+        let shared = self.inner.shared.upgrade().ok_or(EventError::Closed)?;
         Ok(Events::new(
             shared.events.clone(),
-            Some(self.identity.clone()),
+            Some(self.inner.identity.clone()),
         ))
     }
 
     pub(crate) fn shared(&self, service: &str) -> Result<Arc<Shared>, AccessError> {
-        self.shared
+        self.inner.shared
             .upgrade()
             .ok_or_else(|| AccessError::Unavailable {
                 service: service.to_owned(),
@@ -78,7 +102,7 @@ impl PluginContext {
         &self,
         name: &str,
     ) -> Result<(Arc<Shared>, Arc<dyn Service>), AccessError> {
-        check_declared(&self.identity, name)?;
+        check_declared(&self.inner.identity, name)?;
         let shared = self.shared(name)?;
         let service = shared
             .service(name)
@@ -95,7 +119,7 @@ impl PluginContext {
     /// The plugin must declare it (`services = ["email"]`) and hold `service:<name>: use`.
     pub fn extension<T: Service>(&self, name: &str) -> Result<ExtensionHandle<T>, AccessError> {
         let (shared, service) = self.declared_service(name)?;
-        grant_mask(&self.identity, &shared.audit, "service", name, &["use"])?;
+        grant_mask(&self.inner.identity, &shared.audit, "service", name, &["use"])?;
         let any: Arc<dyn Any + Send + Sync> = service;
         any.downcast::<Extension<T>>()
             .map(ExtensionHandle::new)
@@ -114,7 +138,7 @@ impl PluginContext {
 
     /// The plugin's own config section, or `None` when absent.
     pub fn config_section<T: DeserializeOwned>(&self) -> Result<Option<T>, ConfigError> {
-        match self.shared.upgrade().and_then(|s| s.config.clone()) {
+        match self.inner.shared.upgrade().and_then(|s| s.config.clone()) {
             Some(config) => config.plugin_section(self.name()),
             None => Ok(None),
         }
@@ -123,14 +147,14 @@ impl PluginContext {
     /// A fresh context for calls this plugin makes outside of any call it serves (from a hook
     /// or a background task): tenant `default`, a new trace, no deadline.
     pub fn call_context(&self) -> CallContext {
-        CallContext::root(self.identity.clone())
+        CallContext::root(self.inner.identity.clone())
     }
 }
 
 impl fmt::Debug for PluginContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PluginContext")
-            .field("plugin", &self.identity.name())
+            .field("plugin", &self.inner.identity.name())
             .finish_non_exhaustive()
     }
 }
@@ -151,13 +175,13 @@ impl PluginClient {
         action: &str,
         payload: Value,
     ) -> Result<Value, CallError> {
-        let Some(shared) = self.from.shared.upgrade() else {
+        let Some(shared) = self.from.inner.shared.upgrade() else {
             return Err(CallError::new(
                 ErrorCode::NotReady,
                 "the Xcore this plugin belonged to has been dropped",
             ));
         };
-        let cx = cx.hop(self.from.identity.clone());
+        let cx = cx.hop(self.from.inner.identity.clone());
         shared.dispatch(&self.target, action, payload, cx).await
     }
 

@@ -5,7 +5,7 @@ use std::{
 };
 
 use serde_json::Value;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::{Layer, Service};
 
 use crate::{
@@ -62,11 +62,9 @@ where
 
     fn call(&mut self, req: CallRequest) -> Self::Future {
         use futures_util::future::Either;
-        let Some(permits) = &self.permits else {
-            return Either::Left(self.inner.call(req));
-        };
-        match permits.clone().try_acquire_owned() {
-            Ok(permit) => {
+        match acquire(self.permits.as_ref(), req.target().name()) {
+            Ok(None) => Either::Left(self.inner.call(req)),
+            Ok(Some(permit)) => {
                 let fut = self.inner.call(req);
                 Either::Right(Box::pin(async move {
                     let out = fut.await;
@@ -74,16 +72,35 @@ where
                     out
                 }))
             }
-            Err(_) => {
-                let err = CallError::new(
-                    ErrorCode::Overloaded,
-                    format!(
-                        "plugin `{}` is already serving its maximum of concurrent calls; retry later",
-                        req.target().name()
-                    ),
-                );
-                Either::Right(Box::pin(std::future::ready(Err(err))))
-            }
+            Err(err) => Either::Right(Box::pin(std::future::ready(Err(err)))),
         }
     }
+}
+
+impl ConcurrencyLimitLayer {
+    /// A permit for one call or route request of plugin `plugin` (`None` when unlimited), or
+    /// `overloaded`. The pipeline and the plugin's gate share the permits.
+    pub(crate) fn try_acquire(
+        &self,
+        plugin: &str,
+    ) -> Result<Option<OwnedSemaphorePermit>, CallError> {
+        acquire(self.permits.as_ref(), plugin)
+    }
+}
+
+fn acquire(
+    permits: Option<&Arc<Semaphore>>,
+    plugin: &str,
+) -> Result<Option<OwnedSemaphorePermit>, CallError> {
+    let Some(permits) = permits else {
+        return Ok(None);
+    };
+    permits.clone().try_acquire_owned().map(Some).map_err(|_| {
+        CallError::new(
+            ErrorCode::Overloaded,
+            format!(
+                "plugin `{plugin}` is already serving its maximum of concurrent calls; retry later"
+            ),
+        )
+    })
 }

@@ -95,30 +95,43 @@ where
     }
 
     fn call(&mut self, req: CallRequest) -> Self::Future {
-        if let Some(bucket) = &self.bucket {
-            let mut bucket = bucket
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            if let Err(wait) = bucket.take(Instant::now()) {
-                let limit = bucket.limit;
-                drop(bucket);
-                return reject(
-                    CallError::new(
-                        ErrorCode::RateLimited,
-                        format!(
-                            "plugin `{}` is over its rate limit of {} calls per {:?}; retry in {} ms",
-                            req.target().name(),
-                            limit.calls(),
-                            limit.per(),
-                            wait.as_millis().max(1)
-                        ),
-                    )
-                    .with_details(json!({ "retry_after_ms": wait.as_millis().max(1) as u64 })),
-                );
-            }
+        match take(self.bucket.as_ref(), req.target().name()) {
+            Ok(()) => futures_util::future::Either::Right(self.inner.call(req)),
+            Err(err) => reject(err),
         }
-        futures_util::future::Either::Right(self.inner.call(req))
     }
+}
+
+impl RateLimitLayer {
+    /// Takes one token for plugin `plugin` (a call or a route request): `rate_limited` when
+    /// the bucket is empty. The pipeline and the plugin's gate share the bucket.
+    pub(crate) fn try_take(&self, plugin: &str) -> Result<(), CallError> {
+        take(self.bucket.as_ref(), plugin)
+    }
+}
+
+fn take(bucket: Option<&Arc<Mutex<Bucket>>>, plugin: &str) -> Result<(), CallError> {
+    let Some(bucket) = bucket else {
+        return Ok(());
+    };
+    let mut bucket = bucket
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let Err(wait) = bucket.take(Instant::now()) else {
+        return Ok(());
+    };
+    let limit = bucket.limit;
+    drop(bucket);
+    Err(CallError::new(
+        ErrorCode::RateLimited,
+        format!(
+            "plugin `{plugin}` is over its rate limit of {} calls per {:?}; retry in {} ms",
+            limit.calls(),
+            limit.per(),
+            wait.as_millis().max(1)
+        ),
+    )
+    .with_details(json!({ "retry_after_ms": wait.as_millis().max(1) as u64 })))
 }
 
 #[cfg(test)]
