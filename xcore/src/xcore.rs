@@ -13,7 +13,7 @@ use tracing::Instrument;
 
 use crate::{
     BootError, BootOptions, BootReport, CallContext, CallError, ErrorCode, Health, HealthStatus,
-    Manifest, ManifestError, NodeId, NodeState, OnFailure, Plan, Plugin, PluginContext,
+    Manifest, ManifestError, NodeId, OnFailure, Plan, Plugin, PluginContext,
     PluginIdentity, Service, ShutdownReport,
     call::{BoxCallService, CallRequest, HostLayer, host_layer},
     config::{Config, ConfigError},
@@ -23,6 +23,7 @@ use crate::{
     observability::Metrics,
     permissions::{Audit, audit::DEFAULT_AUDIT_CAPACITY},
     plugin::registered,
+    runtime::{self, LifecycleAction, LifecycleReport, Live, PluginState, Refused, Runtime, RuntimeError, Way},
 };
 
 /// Where an `Xcore` is in its life.
@@ -49,71 +50,6 @@ impl Lifecycle {
     }
 }
 
-/// The states a plugin can be listed in.
-pub(crate) const PLUGIN_STATES: [&str; 6] = [
-    "running",
-    "stopped",
-    "failed",
-    "skipped",
-    "rolled_back",
-    "pending",
-];
-
-/// A plugin's state as listed (one of [`PLUGIN_STATES`]) and the reason it is not running:
-/// from whether it serves calls and its node in the boot report.
-pub(crate) fn plugin_state(
-    running: bool,
-    node: Option<&crate::container::NodeReport>,
-) -> (&'static str, Option<&str>) {
-    match node {
-        _ if running => ("running", None),
-        Some(n) if n.state() == NodeState::Started => ("stopped", None),
-        Some(n) => (
-            match n.state() {
-                NodeState::Started => "running",
-                NodeState::Failed => "failed",
-                NodeState::Skipped => "skipped",
-                NodeState::RolledBack => "rolled_back",
-            },
-            n.reason(),
-        ),
-        None => ("pending", None),
-    }
-}
-
-/// A started plugin, as calls see it.
-pub(crate) struct LivePlugin {
-    identity: PluginIdentity,
-    instance: Arc<dyn Plugin>,
-    pipeline: BoxCallService,
-    routes: Option<crate::web::Routes>,
-}
-
-impl LivePlugin {
-    pub(crate) fn new(
-        identity: PluginIdentity,
-        instance: Arc<dyn Plugin>,
-        pipeline: BoxCallService,
-    ) -> Self {
-        Self {
-            identity,
-            instance,
-            pipeline,
-            routes: None,
-        }
-    }
-
-    /// The same plugin, serving these HTTP routes while it runs.
-    pub(crate) fn with_routes(mut self, routes: Option<crate::web::Routes>) -> Self {
-        self.routes = routes;
-        self
-    }
-
-    pub(crate) fn routes(&self) -> Option<&crate::web::Routes> {
-        self.routes.as_ref()
-    }
-}
-
 /// The state of one `Xcore`, shared by its handles and (weakly) by its plugins' contexts.
 pub(crate) struct Shared {
     pub(crate) plan: Plan,
@@ -123,7 +59,8 @@ pub(crate) struct Shared {
     pub(crate) events: Arc<EventBus>,
     /// Where metrics are recorded.
     pub(crate) metrics: Metrics,
-    pub(crate) config: Option<Arc<Config>>,
+    /// The config: re-read from its file when a plugin is reloaded.
+    config: RwLock<Option<Arc<Config>>>,
     /// The tenants admitted (web requests, tenant databases).
     pub(crate) tenants: Arc<crate::tenancy::Tenants>,
     /// This very value, weakly: what services' contexts hold.
@@ -131,7 +68,8 @@ pub(crate) struct Shared {
     services: RwLock<HashMap<String, Arc<dyn Service>>>,
     pub(crate) nodes: tokio::sync::Mutex<Nodes>,
     lifecycle: Mutex<Lifecycle>,
-    live: RwLock<HashMap<Arc<str>, Arc<LivePlugin>>>,
+    /// The plugins' slots: what calls and requests reach.
+    pub(crate) runtime: Runtime,
     report: Mutex<Option<BootReport>>,
     /// Every plugin of the plan, running or not (for listings).
     pub(crate) identities: Vec<PluginIdentity>,
@@ -166,6 +104,20 @@ impl Shared {
         *lock(&self.lifecycle)
     }
 
+    pub(crate) fn lifecycle_is(&self, state: Lifecycle) -> bool {
+        self.lifecycle() == state
+    }
+
+    /// The config the `Xcore` was built with (or last re-read by a reload).
+    pub(crate) fn config(&self) -> Option<Arc<Config>> {
+        self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the config (a reload re-read it): plugins read their sections from it.
+    pub(crate) fn set_config(&self, config: Config) {
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(config));
+    }
+
     pub(crate) fn set_report(&self, report: BootReport) {
         *lock(&self.report) = Some(report);
     }
@@ -192,22 +144,8 @@ impl Shared {
             .cloned()
     }
 
-    pub(crate) fn go_live(&self, plugin: LivePlugin) {
-        let name: Arc<str> = Arc::from(plugin.identity.name());
-        self.live
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name, Arc::new(plugin));
-    }
-
-    pub(crate) fn go_dark(&self, name: &str) {
-        self.live
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name);
-    }
-
-    /// Sends a call through the target's pipeline.
+    /// Sends a call through the target's pipeline: admitted by the gate of its current
+    /// instance (waiting for a reload to finish), then through the pipeline.
     pub(crate) async fn dispatch(
         &self,
         target: &str,
@@ -215,36 +153,37 @@ impl Shared {
         payload: Value,
         cx: CallContext,
     ) -> Result<Value, CallError> {
-        let live = self
-            .live
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(target)
-            .cloned();
-        let Some(live) = live else {
-            return Err(self.absent(target));
+        let Some(slot) = self.runtime.slot(target) else {
+            return Err(self.absent(target, None));
         };
-        let request = CallRequest::new(live.identity.clone(), Arc::from(action), payload, cx);
-        live.pipeline.clone().oneshot(request).await
+        let (instance, pass) = match runtime::enter(slot, Way::Call, self.swap_wait(&cx)).await {
+            Ok(admitted) => admitted,
+            Err(Refused::Limit(err)) => return Err(err),
+            Err(Refused::Absent(live)) => return Err(self.absent(target, Some(&live))),
+        };
+        let request =
+            CallRequest::new(instance.ctx.identity().clone(), Arc::from(action), payload, cx);
+        let out = instance.pipeline.clone().oneshot(request).await;
+        drop(pass);
+        out
     }
 
-    /// A running plugin (for its HTTP routes), or why it is not running: `not_found`,
-    /// `not_ready` or `unavailable`, as for calls.
-    pub(crate) fn running(&self, name: &str) -> Result<Arc<LivePlugin>, CallError> {
-        let live = self
-            .live
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned();
-        live.ok_or_else(|| self.absent(name))
+    /// How long a call or request waits for a reload to finish: the options' `swap_wait`,
+    /// cut by the call's deadline.
+    pub(crate) fn swap_wait(&self, cx: &CallContext) -> Duration {
+        let wait = self.options.swap_wait;
+        match cx.deadline() {
+            Some(deadline) => wait.min(deadline.saturating_duration_since(tokio::time::Instant::now())),
+            None => wait,
+        }
     }
 
-    /// Why `target` cannot be called.
-    fn absent(&self, target: &str) -> CallError {
-        let known = self.plan.index_of(&NodeId::plugin(target)).is_some();
+    /// Why `target` cannot be called: its slot's state (`live`), or `None` when no plugin has
+    /// that name.
+    pub(crate) fn absent(&self, target: &str, live: Option<&Live>) -> CallError {
+        let known = live.is_some();
         match self.lifecycle() {
-            Lifecycle::Built | Lifecycle::Booting => CallError::new(
+            Lifecycle::Built | Lifecycle::Booting if known => CallError::new(
                 ErrorCode::NotReady,
                 format!("cannot call `{target}`: xcore has not finished booting"),
             ),
@@ -258,13 +197,7 @@ impl Shared {
                 )
             }
             _ if !known => {
-                let mut names: Vec<&str> = self
-                    .plan
-                    .nodes()
-                    .iter()
-                    .filter(|n| n.kind() == crate::NodeKind::Plugin)
-                    .map(NodeId::name)
-                    .collect();
+                let mut names: Vec<&str> = self.identities.iter().map(|i| i.name()).collect();
                 names.sort_unstable();
                 CallError::new(
                     ErrorCode::NotFound,
@@ -272,14 +205,12 @@ impl Shared {
                 )
             }
             _ => {
-                let why = lock(&self.report)
-                    .as_ref()
-                    .and_then(|r| r.plugin(target))
-                    .map(|n| match n.reason() {
-                        Some(reason) => format!("{}: {reason}", n.state()),
-                        None => n.state().to_string(),
-                    })
-                    .unwrap_or_else(|| "stopped".into());
+                let why = match live {
+                    Some(Live::Swapping) => "it is being reloaded; retry".to_owned(),
+                    Some(Live::Down(state, Some(reason))) => format!("{state}: {reason}"),
+                    Some(Live::Down(state, None)) => state.to_string(),
+                    _ => "stopped".to_owned(),
+                };
                 CallError::new(
                     ErrorCode::Unavailable,
                     format!("plugin `{target}` is not running ({why})"),
@@ -288,7 +219,6 @@ impl Shared {
         }
     }
 }
-
 /// The plugin framework, owned and driven by the host: build it, [`plan`](Self::plan) it,
 /// [`boot`](Self::boot) it, [`call`](Self::call) plugins, [`shutdown`](Self::shutdown).
 ///
@@ -422,15 +352,7 @@ impl Xcore {
             .map(|(n, s)| (n.clone(), s.clone()))
             .collect();
         services.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut plugins: Vec<Arc<LivePlugin>> = self
-            .shared
-            .live
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        plugins.sort_by(|a, b| a.identity.name().cmp(b.identity.name()));
+        let plugins = self.shared.runtime.instances();
         let mut checks = Vec::new();
         for (name, service) in services {
             checks.push(timed(
@@ -439,19 +361,22 @@ impl Xcore {
             ));
         }
         for plugin in &plugins {
-            let instance = plugin.instance.clone();
+            let instance = plugin.plugin.clone();
             checks.push(timed(
-                NodeId::plugin(plugin.identity.name()),
+                NodeId::plugin(plugin.ctx.name()),
                 Box::pin(async move { instance.health().await }),
             ));
         }
         let mut nodes = futures_util::future::join_all(checks).await;
-        if let Some(report) = lock(&self.shared.report).as_ref() {
-            for n in report.nodes() {
-                if n.node().kind() == crate::NodeKind::Plugin && n.state() != NodeState::Started {
-                    let why = format!("{}: {}", n.state(), n.reason().unwrap_or_default());
+        if self.shared.lifecycle() != Lifecycle::Built {
+            for status in self.plugins() {
+                if status.state != PluginState::Running {
+                    let why = match &status.reason {
+                        Some(reason) => format!("{}: {reason}", status.state),
+                        None => status.state.to_string(),
+                    };
                     nodes.push(NodeHealth {
-                        node: n.node().clone(),
+                        node: NodeId::plugin(&status.name),
                         health: Health::unhealthy(why),
                         took: Duration::ZERO,
                     });
@@ -500,24 +425,46 @@ impl Xcore {
         if !metrics.is_enabled() {
             return;
         }
-        let report = self.boot_report();
-        for identity in &self.shared.identities {
-            let name = identity.name();
-            let running = self.shared.running(name).is_ok();
-            let (state, _) = plugin_state(running, report.as_ref().and_then(|r| r.plugin(name)));
-            let plugin: Arc<str> = Arc::from(name);
-            for candidate in PLUGIN_STATES {
+        for status in self.plugins() {
+            let plugin: Arc<str> = Arc::from(status.name.as_str());
+            for candidate in PluginState::ALL {
                 metrics
                     .gauge(
                         crate::observability::names::PLUGIN_STATE,
                         vec![
                             metrics::Label::new("plugin", plugin.clone()),
-                            metrics::Label::from_static_parts("state", candidate),
+                            metrics::Label::from_static_parts("state", candidate.as_str()),
                         ],
                     )
-                    .set(if candidate == state { 1.0 } else { 0.0 });
+                    .set(if candidate == status.state { 1.0 } else { 0.0 });
             }
         }
+    }
+
+    /// Every plugin of the plan with its live state, sorted by name.
+    pub fn plugins(&self) -> Vec<PluginStatus> {
+        let mut all: Vec<PluginStatus> = self
+            .shared
+            .identities
+            .iter()
+            .filter_map(|identity| {
+                let slot = self.shared.runtime.slot(identity.name())?;
+                let (state, reason) = slot.state();
+                Some(PluginStatus {
+                    name: identity.name().to_owned(),
+                    version: identity.manifest().version().to_string(),
+                    state,
+                    reason: reason.map(|r| r.to_string()),
+                })
+            })
+            .collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// The live state of plugin `name`, or `None` when the plan has no such plugin.
+    pub fn plugin_state(&self, name: &str) -> Option<PluginState> {
+        Some(self.shared.runtime.slot(name)?.state().0)
     }
 
     /// The tenants this `Xcore` admits: register tenants here when the policy is `known`.
@@ -532,19 +479,105 @@ impl Xcore {
         crate::web::WebBuilder::new(self.clone())
     }
 
+    /// Stops plugin `name` while the host runs: first every running plugin that requires it
+    /// (reverse waves), then the plugin. Each stops serving at once (new calls and requests
+    /// are answered `unavailable`, 503), drains what is inside its gate (at most the stop
+    /// timeout), loses what it registered (routes, subscriptions, jobs, task handlers,
+    /// extension claims), then runs its `on_stop`. Emits `plugin.<name>.stopped` for each.
+    /// The report lists the plugins stopped, in order.
+    ///
+    /// ```
+    /// use xcore::prelude::*;
+    /// use xcore::runtime::PluginState;
+    /// use serde_json::json;
+    ///
+    /// #[derive(Default)]
+    /// #[plugin(name = "clock", version = "1.0.0")]
+    /// struct Clock;
+    ///
+    /// #[async_trait]
+    /// impl Plugin for Clock {}
+    ///
+    /// #[actions]
+    /// impl Clock {
+    ///     #[action]
+    ///     async fn now(&self) -> Result<u64, CallError> {
+    ///         Ok(42)
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let xcore = Xcore::builder().only_registered(["clock"]).build()?;
+    /// xcore.boot().await?.ensure_all_started()?;
+    /// xcore.stop_plugin("clock").await?;
+    /// assert_eq!(xcore.plugin_state("clock"), Some(PluginState::Stopped));
+    /// let err = xcore.call("clock", "now", json!({})).await.unwrap_err();
+    /// assert_eq!(err.code(), ErrorCode::Unavailable);
+    /// xcore.start_plugin("clock").await?; // a fresh instance, from the registration
+    /// assert_eq!(xcore.call("clock", "now", json!({})).await?, json!(42));
+    /// let report = xcore.reload_plugin("clock").await?; // no call fails while it swaps
+    /// assert_eq!(report.started, ["clock"]);
+    /// # xcore.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn stop_plugin(&self, name: &str) -> Result<LifecycleReport, RuntimeError> {
+        container::change_plugin(&self.shared, name, LifecycleAction::Stop).await
+    }
+
+    /// Starts plugin `name` again (stopped, failed, or skipped at boot) with a fresh instance
+    /// — from its registration, or the factory of
+    /// [`XcoreBuilder::plugin_factory`] — and a fresh [`PluginContext`]: `on_load`, then
+    /// `on_start`, then its routes, subscriptions, jobs and task handlers are live. Then the
+    /// plugins that require it and are down because of it (stopped with it, skipped at boot)
+    /// start too, in waves. Every service and plugin it requires must run
+    /// ([`RuntimeError::DependencyDown`]). Emits `plugin.<name>.started`.
+    pub async fn start_plugin(&self, name: &str) -> Result<LifecycleReport, RuntimeError> {
+        container::change_plugin(&self.shared, name, LifecycleAction::Start).await
+    }
+
+    /// Reloads the running plugin `name`: re-reads the config file (when the config came from
+    /// one; a file that no longer loads changes nothing), then swaps a fresh instance in.
+    /// Calls and route requests arriving during the swap wait for the new instance (at most
+    /// [`BootOptions::swap_wait`], and their deadline), so none fails because of the reload;
+    /// the old instance drains, loses its registrations and gets its `on_stop` before the new
+    /// one's `on_load`. Plugins that require it keep running. Emits `plugin.<name>.reloaded`.
+    /// If the new instance fails, the plugin is `failed` ([`RuntimeError::Failed`]).
+    pub async fn reload_plugin(&self, name: &str) -> Result<LifecycleReport, RuntimeError> {
+        container::change_plugin(&self.shared, name, LifecycleAction::Reload).await
+    }
+
+    /// Restarts plugin `name`: a running one is stopped (with its dependents) and started
+    /// again (with them); a failed or stopped one is started. The way back for a plugin that
+    /// failed at boot or in a reload.
+    pub async fn restart_plugin(&self, name: &str) -> Result<LifecycleReport, RuntimeError> {
+        container::change_plugin(&self.shared, name, LifecycleAction::Restart).await
+    }
+
     /// The names of the plugins currently serving calls, sorted.
     pub fn running_plugins(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .shared
-            .live
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .map(|k| k.to_string())
-            .collect();
-        names.sort_unstable();
-        names
+        self.shared
+            .runtime
+            .instances()
+            .iter()
+            .map(|i| i.ctx.name().to_owned())
+            .collect()
     }
+}
+
+/// A plugin and its live state, as [`Xcore::plugins`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PluginStatus {
+    /// The plugin's name.
+    pub name: String,
+    /// Its manifest's version.
+    pub version: String,
+    /// Its live state.
+    pub state: PluginState,
+    /// Why it is not running, when it failed, was skipped or was stopped because of another.
+    pub reason: Option<String>,
 }
 
 impl fmt::Debug for Xcore {
@@ -640,6 +673,7 @@ enum Selection {
 struct PluginSource {
     manifest: Manifest,
     instance: Box<dyn Plugin>,
+    factory: Option<container::Factory>,
     type_name: &'static str,
 }
 
@@ -705,10 +739,33 @@ impl XcoreBuilder {
     }
 
     /// Adds a plugin by hand, with its manifest: no macro, no registration.
+    ///
+    /// Added as one instance, it cannot be started again once stopped, reloaded or
+    /// restarted ([`RuntimeError::NoFactory`](crate::runtime::RuntimeError)): add it with
+    /// [`plugin_factory`](Self::plugin_factory) for that.
     pub fn plugin<P: Plugin>(mut self, manifest: Manifest, plugin: P) -> Self {
         self.plugins.push(PluginSource {
             manifest,
             instance: Box::new(plugin),
+            factory: None,
+            type_name: std::any::type_name::<P>(),
+        });
+        self
+    }
+
+    /// Adds a plugin by hand, with its manifest and a function making fresh instances: the
+    /// first at build, the next ones when the plugin is started again after a stop, reloaded
+    /// or restarted ([`Xcore::reload_plugin`]), as for registered plugins.
+    pub fn plugin_factory<P, F>(mut self, manifest: Manifest, make: F) -> Self
+    where
+        P: Plugin,
+        F: Fn() -> P + Send + Sync + 'static,
+    {
+        let instance = Box::new(make());
+        self.plugins.push(PluginSource {
+            manifest,
+            instance,
+            factory: Some(Arc::new(move || Box::new(make()) as Box<dyn Plugin>)),
             type_name: std::any::type_name::<P>(),
         });
         self
@@ -901,6 +958,7 @@ impl XcoreBuilder {
             .map(|(manifest, reg)| PluginSource {
                 manifest,
                 instance: reg.instantiate(),
+                factory: Some(Arc::new(move || reg.instantiate())),
                 type_name: reg.type_name(),
             })
             .collect())
@@ -997,6 +1055,7 @@ impl XcoreBuilder {
                     identity,
                     fresh: Some(p.instance),
                     loaded: None,
+                    factory: p.factory,
                 });
             }
             Shared {
@@ -1006,12 +1065,12 @@ impl XcoreBuilder {
                 events: Arc::new(EventBus::new(audit.clone(), metrics.clone())),
                 audit,
                 metrics,
-                config,
+                config: RwLock::new(config),
                 tenants,
                 services: RwLock::new(HashMap::new()),
                 nodes: tokio::sync::Mutex::new(Nodes::new(entries)),
                 lifecycle: Mutex::new(Lifecycle::Built),
-                live: RwLock::new(HashMap::new()),
+                runtime: Runtime::new(identities.iter().map(|i| i.name())),
                 report: Mutex::new(None),
                 identities,
                 me: weak.clone(),

@@ -36,6 +36,9 @@ pub enum ErrorCode {
     Panicked,
     /// A bug or an unexpected condition in xcore.
     Internal,
+    /// The request conflicts with the current state (a lifecycle change of a plugin in the
+    /// wrong state, say).
+    Conflict,
 }
 
 impl ErrorCode {
@@ -55,6 +58,7 @@ impl ErrorCode {
             ErrorCode::HandlerError => "handler_error",
             ErrorCode::Panicked => "panicked",
             ErrorCode::Internal => "internal",
+            ErrorCode::Conflict => "conflict",
         }
     }
 
@@ -66,6 +70,7 @@ impl ErrorCode {
             ErrorCode::InvalidPayload => 422,
             ErrorCode::PermissionDenied | ErrorCode::CallerDenied => 403,
             ErrorCode::RateLimited => 429,
+            ErrorCode::Conflict => 409,
             ErrorCode::Timeout => 504,
             ErrorCode::HandlerError | ErrorCode::Panicked | ErrorCode::Internal => 500,
         }
@@ -211,6 +216,7 @@ mod tests {
             (ErrorCode::HandlerError, "handler_error", 500),
             (ErrorCode::Panicked, "panicked", 500),
             (ErrorCode::Internal, "internal", 500),
+            (ErrorCode::Conflict, "conflict", 409),
         ];
         for (code, s, status) in codes {
             assert_eq!(code.as_str(), s);

@@ -17,11 +17,12 @@ use crate::{
     HookError, Plugin, PluginContext, PluginIdentity, TenantId,
     call::{build_pipeline, layers::catch_panic_message},
     events::{Dispatch, Event, EventSource},
-    xcore::{Lifecycle, LivePlugin, Shared},
+    runtime::{Instance, Live, PluginState},
+    xcore::{Lifecycle, Shared},
 };
 
 /// Emits a kernel event and waits for its handlers.
-async fn kernel_event(shared: &Shared, name: String, payload: Value) {
+pub(super) async fn kernel_event(shared: &Shared, name: String, payload: Value) {
     let event = Event::with_source(name, payload, EventSource::Kernel, TenantId::default(), 0);
     shared.events.emit(event, Dispatch::Sequential).await;
 }
@@ -87,14 +88,22 @@ pub(crate) enum Entry {
         ctx: PluginContext,
         fresh: Option<Box<dyn Plugin>>,
         loaded: Option<Arc<dyn Plugin>>,
+        /// Makes a fresh instance (for a start after a stop, a reload, a restart); `None`
+        /// for a plugin added as an instance.
+        factory: Option<Factory>,
     },
 }
 
+/// Makes fresh instances of a plugin.
+pub(crate) type Factory = Arc<dyn Fn() -> Box<dyn Plugin> + Send + Sync>;
+
 #[derive(Debug, Clone)]
-enum Status {
+pub(super) enum Status {
     Pending,
     Loaded,
     Started,
+    /// Stopped at runtime (by the host, or because a plugin it requires stopped).
+    Stopped,
     Failed(Phase, String),
     Skipped(Phase, String),
     RolledBack,
@@ -102,8 +111,11 @@ enum Status {
 
 /// The instances of an `Xcore`, indexed like the plan's nodes.
 pub(crate) struct Nodes {
-    entries: Vec<Entry>,
-    status: Vec<Status>,
+    pub(super) entries: Vec<Entry>,
+    pub(super) status: Vec<Status>,
+    /// For a plugin stopped because a plugin it requires stopped: that plugin (whose start
+    /// brings it back).
+    pub(super) stopped_for: Vec<Option<usize>>,
     load_took: Vec<Option<Duration>>,
     start_took: Vec<Option<Duration>>,
 }
@@ -114,6 +126,7 @@ impl Nodes {
         Self {
             entries,
             status: vec![Status::Pending; n],
+            stopped_for: vec![None; n],
             load_took: vec![None; n],
             start_took: vec![None; n],
         }
@@ -121,7 +134,7 @@ impl Nodes {
 }
 
 /// Runs one hook under a timeout, with panic isolation; returns the outcome and its duration.
-async fn run_hook<F>(limit: Duration, hook: F) -> (Result<(), String>, Duration)
+pub(super) async fn run_hook<F>(limit: Duration, hook: F) -> (Result<(), String>, Duration)
 where
     F: Future<Output = Result<(), HookError>>,
 {
@@ -176,7 +189,7 @@ fn service_context(shared: &Shared, entries: &[Entry], i: usize) -> ServiceConte
     ServiceContext::new(
         plan.nodes[i].name(),
         deps,
-        shared.config.clone(),
+        shared.config(),
         shared.weak_self(),
     )
 }
@@ -317,57 +330,13 @@ async fn start_wave(
             Ok(()) => {
                 nodes.status[i] = Status::Started;
                 if let Entry::Plugin {
-                    identity,
                     ctx,
                     loaded: Some(plugin),
                     ..
                 } = &nodes.entries[i]
                 {
-                    let pipeline = build_pipeline(
-                        ctx,
-                        plugin.clone(),
-                        &shared.layers,
-                        &shared.audit,
-                        &shared.metrics,
-                    );
-                    // Its routes, asked for once, right after a successful `on_start`.
-                    let routes = crate::web::collect_routes(&**plugin, ctx);
-                    ctx.gate().open();
-                    shared.go_live(
-                        LivePlugin::new(identity.clone(), plugin.clone(), pipeline)
-                            .with_routes(routes),
-                    );
-                    // Services take what the plugin declared for them (its jobs, ...).
-                    let started = StartedPlugin::new(identity, plugin.declared_jobs());
                     let services = loaded_services(&nodes.entries);
-                    let mut refused = None;
-                    let jobs = started.declared_jobs();
-                    if !jobs.is_empty()
-                        && !identity
-                            .manifest()
-                            .services()
-                            .iter()
-                            .any(|s| s == "scheduler")
-                    {
-                        refused = Some(format!(
-                            "it declares jobs with `#[job]` (`{}`) but not the service that runs them; \
-                             add `services = [\"scheduler\"]` to its manifest",
-                            jobs[0].id()
-                        ));
-                    }
-                    for service in services.iter().filter(|_| refused.is_none()) {
-                        let (outcome, _) = run_hook(limit, service.on_plugin_start(&started)).await;
-                        if let Err(reason) = outcome {
-                            refused = Some(format!("service `{}`: {reason}", service.name()));
-                            break;
-                        }
-                    }
-                    if let Some(reason) = refused {
-                        ctx.gate().close(shared.options.stop_timeout).await;
-                        withdraw(shared, &services, plan.nodes[i].name()).await;
-                        let stop = shared.options.stop_timeout;
-                        let (ctx, p) = (ctx.clone(), plugin.clone());
-                        let _ = run_hook(stop, async move { p.on_stop(&ctx).await }).await;
+                    if let Err(reason) = activate(shared, &services, ctx, plugin).await {
                         failed_after_start.push((i, reason));
                     }
                 }
@@ -394,13 +363,99 @@ async fn start_wave(
     abort
 }
 
+/// Makes a plugin instance whose `on_start` succeeded reachable: its pipeline and routes,
+/// then what services take from it (its declared jobs, ...), then its gate opens and its slot
+/// holds it. A service refusing it undoes everything (the instance gets its `on_stop`): the
+/// reason is returned.
+pub(super) async fn activate(
+    shared: &Arc<Shared>,
+    services: &[Arc<dyn Service>],
+    ctx: &PluginContext,
+    plugin: &Arc<dyn Plugin>,
+) -> Result<(), String> {
+    let identity = ctx.identity();
+    let limit = shared.options.start_timeout;
+    let pipeline = build_pipeline(
+        ctx,
+        plugin.clone(),
+        &shared.layers,
+        &shared.audit,
+        &shared.metrics,
+    );
+    // Its routes, asked for once, right after a successful `on_start`.
+    let routes = crate::web::collect_routes(&**plugin, ctx);
+    // Services take what the plugin declared for them (its jobs, ...).
+    let started = StartedPlugin::new(identity, plugin.declared_jobs());
+    let mut refused = None;
+    let jobs = started.declared_jobs();
+    if !jobs.is_empty()
+        && !identity
+            .manifest()
+            .services()
+            .iter()
+            .any(|s| s == "scheduler")
+    {
+        refused = Some(format!(
+            "it declares jobs with `#[job]` (`{}`) but not the service that runs them; \
+             add `services = [\"scheduler\"]` to its manifest",
+            jobs[0].id()
+        ));
+    }
+    // The gate opens before the services take the plugin's declarations: a job may fire
+    // at once.
+    ctx.gate().open();
+    for service in services.iter().filter(|_| refused.is_none()) {
+        let (outcome, _) = run_hook(limit, service.on_plugin_start(&started)).await;
+        if let Err(reason) = outcome {
+            refused = Some(format!("service `{}`: {reason}", service.name()));
+            break;
+        }
+    }
+    if let Some(reason) = refused {
+        let stop = shared.options.stop_timeout;
+        let _ = deactivate(shared, services, ctx, plugin, stop).await;
+        return Err(reason);
+    }
+    if let Some(slot) = shared.runtime.slot(ctx.name()) {
+        slot.set(Live::Running(Arc::new(Instance {
+            ctx: ctx.clone(),
+            plugin: plugin.clone(),
+            pipeline,
+            routes,
+        })));
+    }
+    Ok(())
+}
+
+/// Takes a started instance out: its gate closes and drains (at most `limit`), what it
+/// registered is withdrawn, then its `on_stop` runs (under `limit`). The caller has already
+/// moved its slot off it. Returns the `on_stop` outcome and its duration.
+pub(super) async fn deactivate(
+    shared: &Shared,
+    services: &[Arc<dyn Service>],
+    ctx: &PluginContext,
+    plugin: &Arc<dyn Plugin>,
+    limit: Duration,
+) -> (Result<(), String>, Duration) {
+    let left = ctx.gate().close(limit).await;
+    if left > 0 {
+        tracing::warn!(
+            plugin = ctx.name(),
+            left,
+            "stopping with entries still inside after the stop timeout"
+        );
+    }
+    withdraw(shared, services, ctx.name()).await;
+    let (ctx, plugin) = (ctx.clone(), plugin.clone());
+    run_hook(limit, async move { plugin.on_stop(&ctx).await }).await
+}
+
 /// Withdraws everything plugin `name` registered: it stops serving calls and routes, its event
 /// subscriptions go, and every loaded service withdraws what it holds for it
 /// ([`Service::on_plugin_stop`]: its jobs, its task handlers, what extensions keep for it).
 /// The one path for a plugin that stops and one that fails (in `on_load`, in `on_start`, refused
 /// by a service, timed out, panicked) or never starts (skipped after loading).
-async fn withdraw(shared: &Shared, services: &[Arc<dyn Service>], name: &str) {
-    shared.go_dark(name);
+pub(super) async fn withdraw(shared: &Shared, services: &[Arc<dyn Service>], name: &str) {
     let subscriptions = shared.events.remove_owner(name);
     if subscriptions > 0 {
         tracing::debug!(
@@ -431,7 +486,7 @@ async fn withdraw_failed(shared: &Shared, nodes: &Nodes, wave: &[usize], phase: 
     }
 }
 
-fn loaded_services(entries: &[Entry]) -> Vec<Arc<dyn Service>> {
+pub(super) fn loaded_services(entries: &[Entry]) -> Vec<Arc<dyn Service>> {
     entries
         .iter()
         .filter_map(|e| match e {
@@ -461,24 +516,17 @@ async fn stop_all(shared: &Arc<Shared>, nodes: &mut Nodes) -> ShutdownReport {
                     },
                     Status::Started,
                 ) => {
-                    // It stops serving calls at once; every service withdraws what the
-                    // plugin holds in it (jobs, tasks, ...) before the plugin's own `on_stop`.
-                    shared.go_dark(plan.nodes[i].name());
+                    // It stops serving calls at once (its slot, then its gate, which drains
+                    // what is inside); every service withdraws what the plugin holds in it
+                    // (jobs, tasks, ...) before the plugin's own `on_stop`.
+                    if let Some(slot) = shared.runtime.slot(plan.nodes[i].name()) {
+                        slot.set(Live::Down(PluginState::Stopped, None));
+                    }
                     let services = loaded_services(&nodes.entries);
                     let (ctx, p, shared) = (ctx.clone(), p.clone(), shared.clone());
                     hooks.push(
-                        async move {
-                            let left = ctx.gate().close(limit).await;
-                            if left > 0 {
-                                tracing::warn!(plugin = ctx.name(), left, "stopping with entries still inside after the stop timeout");
-                            }
-                            withdraw(&shared, &services, ctx.name()).await;
-                            (
-                                i,
-                                run_hook(limit, async move { p.on_stop(&ctx).await }).await,
-                            )
-                        }
-                        .boxed(),
+                        async move { (i, deactivate(&shared, &services, &ctx, &p, limit).await) }
+                            .boxed(),
                     );
                 }
                 // Loaded but never started (a rollback during boot): what its `on_load`
@@ -530,6 +578,32 @@ async fn stop_all(shared: &Arc<Shared>, nodes: &mut Nodes) -> ShutdownReport {
     report
 }
 
+/// Puts every plugin that is not running in its slot as down, with its state and reason (a
+/// started plugin's slot already holds its instance).
+fn settle_slots(shared: &Shared, nodes: &Nodes) {
+    for (i, node) in shared.plan.nodes.iter().enumerate() {
+        let Some(slot) = shared.runtime.slot(node.name()).filter(|_| node.kind() == NodeKind::Plugin)
+        else {
+            continue;
+        };
+        let (state, reason) = match &nodes.status[i] {
+            Status::Started => continue,
+            Status::Stopped => (PluginState::Stopped, None),
+            Status::RolledBack => (
+                PluginState::RolledBack,
+                Some("rolled back after a failed boot".to_owned()),
+            ),
+            Status::Failed(_, reason) => (PluginState::Failed, Some(reason.clone())),
+            Status::Skipped(_, reason) => (PluginState::Skipped, Some(reason.clone())),
+            Status::Pending | Status::Loaded => (
+                PluginState::Skipped,
+                Some("not attempted: the boot was aborted".to_owned()),
+            ),
+        };
+        slot.set(Live::Down(state, reason.map(Arc::from)));
+    }
+}
+
 fn build_report(
     plan: &Plan,
     nodes: &Nodes,
@@ -539,7 +613,9 @@ fn build_report(
     let mut reports: Vec<NodeReport> = (0..plan.nodes.len())
         .map(|i| {
             let (state, phase, reason) = match &nodes.status[i] {
-                Status::Started => (NodeState::Started, None, None),
+                // A boot report is built at the end of the boot: a plugin stopped at runtime
+                // had started then.
+                Status::Started | Status::Stopped => (NodeState::Started, None, None),
                 Status::RolledBack => (
                     NodeState::RolledBack,
                     None,
@@ -634,6 +710,7 @@ pub(crate) async fn boot(shared: &Arc<Shared>) -> Result<BootReport, BootError> 
             }
         }
         let report = build_report(plan, nodes, load_phase, start_phase);
+        settle_slots(shared, nodes);
         shared.set_lifecycle(Lifecycle::Failed);
         return Err(BootError::Aborted(Box::new(BootAbort {
             node: plan.nodes[i].clone(),
@@ -643,6 +720,7 @@ pub(crate) async fn boot(shared: &Arc<Shared>) -> Result<BootReport, BootError> 
         })));
     }
     let report = build_report(plan, nodes, load_phase, start_phase);
+    settle_slots(shared, nodes);
     // Every node that did not start, at WARN with its reason; the summary at WARN too then.
     for node in report
         .nodes()

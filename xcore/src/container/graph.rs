@@ -158,10 +158,6 @@ impl Plan {
     pub fn nodes(&self) -> &[NodeId] {
         &self.nodes
     }
-
-    pub(crate) fn index_of(&self, node: &NodeId) -> Option<usize> {
-        self.nodes.iter().position(|n| n == node)
-    }
 }
 
 impl fmt::Display for Plan {

@@ -5,13 +5,15 @@
 
 mod driver;
 mod graph;
+mod lifecycle;
 mod options;
 mod report;
 mod service;
 
-pub(crate) use driver::{Entry, Nodes, boot, shutdown};
+pub(crate) use driver::{Entry, Factory, Nodes, boot, shutdown};
 pub use graph::{GraphError, NodeId, NodeKind, Plan};
 pub(crate) use graph::{NodeSpec, plan};
+pub(crate) use lifecycle::run as change_plugin;
 pub use options::{BootOptions, OnFailure};
 pub use report::{
     BootAbort, BootError, BootReport, NodeReport, NodeState, Phase, ShutdownReport, StopOutcome,

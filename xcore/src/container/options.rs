@@ -13,6 +13,7 @@ pub enum OnFailure {
 
 /// How long each lifecycle hook may take, and what failures do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BootOptions {
     /// Limit of each `init` / `on_load` (default 30 s).
     pub load_timeout: Duration,
@@ -22,6 +23,9 @@ pub struct BootOptions {
     pub stop_timeout: Duration,
     /// Limit of each health check (default 2 s).
     pub health_timeout: Duration,
+    /// How long a call or route request waits for a plugin being reloaded (default 30 s, cut
+    /// by the call's deadline); past it, `unavailable`.
+    pub swap_wait: Duration,
     /// What a failed service does (default: [`OnFailure::Abort`]).
     pub on_service_failure: OnFailure,
     /// What a failed plugin does (default: [`OnFailure::Continue`]).
@@ -35,6 +39,7 @@ impl Default for BootOptions {
             start_timeout: Duration::from_secs(30),
             stop_timeout: Duration::from_secs(10),
             health_timeout: Duration::from_secs(2),
+            swap_wait: Duration::from_secs(30),
             on_service_failure: OnFailure::Abort,
             on_plugin_failure: OnFailure::Continue,
         }

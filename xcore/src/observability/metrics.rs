@@ -230,7 +230,7 @@ impl fmt::Debug for Metrics {
 pub(crate) const UNKNOWN_ACTION: &str = "_unknown";
 
 /// Every error code, in the order of [`code_index`].
-const CODES: [ErrorCode; 13] = [
+const CODES: [ErrorCode; 14] = [
     ErrorCode::NotReady,
     ErrorCode::NotFound,
     ErrorCode::UnknownAction,
@@ -244,6 +244,7 @@ const CODES: [ErrorCode; 13] = [
     ErrorCode::HandlerError,
     ErrorCode::Panicked,
     ErrorCode::Internal,
+    ErrorCode::Conflict,
 ];
 
 fn code_index(code: ErrorCode) -> usize {
@@ -261,6 +262,7 @@ fn code_index(code: ErrorCode) -> usize {
         ErrorCode::HandlerError => 10,
         ErrorCode::Panicked => 11,
         ErrorCode::Internal => 12,
+        ErrorCode::Conflict => 13,
     }
 }
 

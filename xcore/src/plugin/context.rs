@@ -138,7 +138,7 @@ impl PluginContext {
 
     /// The plugin's own config section, or `None` when absent.
     pub fn config_section<T: DeserializeOwned>(&self) -> Result<Option<T>, ConfigError> {
-        match self.inner.shared.upgrade().and_then(|s| s.config.clone()) {
+        match self.inner.shared.upgrade().and_then(|s| s.config()) {
             Some(config) => config.plugin_section(self.name()),
             None => Ok(None),
         }

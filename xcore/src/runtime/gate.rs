@@ -150,11 +150,6 @@ impl Gate {
         self.inner.concurrency.clone()
     }
 
-    /// Whether two gates are the same one (the same instance).
-    pub(crate) fn same(&self, other: &Gate) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner)
-    }
-
     /// Admits one entry by `way`: `unavailable` unless the instance runs; for calls and
     /// routes, also the manifest's rate limit (`rate_limited`) and concurrency limit
     /// (`overloaded`). Calls pass the limits in the pipeline, so their pass checks only the

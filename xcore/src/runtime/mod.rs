@@ -14,6 +14,48 @@
 //!
 //! Each span carries the plugin, the tenant and the trace id.
 
+mod change;
 mod gate;
 
+pub use change::{LifecycleAction, LifecycleReport, RuntimeError};
 pub use gate::{Gate, Pass, Way};
+mod slot;
+
+use std::{collections::HashMap, sync::Arc};
+
+pub use slot::PluginState;
+pub(crate) use slot::{Instance, Live, Refused, Slot, enter};
+
+/// The plugins' slots of one `Xcore`, by name: fixed at build (every plugin of the plan has
+/// one), each changing its instance as the plugin starts, stops and reloads.
+pub(crate) struct Runtime {
+    slots: HashMap<Arc<str>, Slot>,
+}
+
+impl Runtime {
+    pub(crate) fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
+        Self {
+            slots: names
+                .into_iter()
+                .map(|n| (Arc::from(n), Slot::new()))
+                .collect(),
+        }
+    }
+
+    /// The slot of plugin `name`.
+    pub(crate) fn slot(&self, name: &str) -> Option<&Slot> {
+        self.slots.get(name)
+    }
+
+    /// The running instance of plugin `name`, now.
+    pub(crate) fn running(&self, name: &str) -> Option<Arc<Instance>> {
+        self.slot(name)?.running()
+    }
+
+    /// The running instances, sorted by name.
+    pub(crate) fn instances(&self) -> Vec<Arc<Instance>> {
+        let mut all: Vec<Arc<Instance>> = self.slots.values().filter_map(Slot::running).collect();
+        all.sort_by(|a, b| a.ctx.name().cmp(b.ctx.name()));
+        all
+    }
+}

@@ -2,6 +2,7 @@
 
 use std::{
     convert::Infallible,
+    panic::AssertUnwindSafe,
     sync::Arc,
     task::{Context, Poll},
 };
@@ -9,7 +10,14 @@ use std::{
 use http::{Request, Response, Uri, uri::PathAndQuery};
 use tower::Service;
 
-use crate::{CallError, ErrorCode};
+use futures_util::FutureExt;
+use tracing::Instrument;
+
+use crate::{
+    CallContext, CallError, ErrorCode,
+    call::layers::catch_panic_message,
+    runtime::{self, Instance, Pass, Refused, Way},
+};
 
 use super::{
     Body, HttpError, ResponseFuture,
@@ -54,21 +62,106 @@ impl Dispatch {
                 .into_response(),
             );
         };
-        let live = match self.state.admin.xcore.shared.running(name) {
-            Ok(live) => live,
-            Err(err) => return ready(absent(name, &err).into_response()),
+        let shared = &self.state.admin.xcore.shared;
+        let Some(slot) = shared.runtime.slot(name) else {
+            return ready(absent(name, &shared.absent(name, None)).into_response());
         };
-        let Some(routes) = live.routes() else {
-            return ready(
-                HttpError::not_found(format!("plugin `{name}` serves no HTTP routes"))
-                    .into_response(),
-            );
-        };
-        match rewrite(request, rest_at) {
-            Ok(request) => routes.serve(request),
-            Err(err) => ready(err.into_response()),
+        // The running instance's gate, at once; a reload in progress (or an instance that
+        // began to stop) takes the slow path, which waits for the new instance.
+        if let Some(instance) = slot.running() {
+            match instance.ctx.gate().admit(Way::Route) {
+                Ok(pass) => return serve(instance, pass, request, rest_at),
+                Err(err) if err.code() == ErrorCode::Unavailable => {}
+                Err(err) => return ready(HttpError::from(err).public().into_response()),
+            }
         }
+        let xcore = self.state.admin.xcore.clone();
+        let name = name.to_owned();
+        Box::pin(async move {
+            let shared = &xcore.shared;
+            let Some(slot) = shared.runtime.slot(&name) else {
+                return Ok(absent(&name, &shared.absent(&name, None)).into_response());
+            };
+            let wait = request
+                .extensions()
+                .get::<CallContext>()
+                .map_or(shared.options.swap_wait, |cx| shared.swap_wait(cx));
+            match runtime::enter(slot, Way::Route, wait).await {
+                Ok((instance, pass)) => serve(instance, pass, request, rest_at).await,
+                Err(Refused::Limit(err)) => Ok(HttpError::from(err).public().into_response()),
+                Err(Refused::Absent(live)) => {
+                    Ok(absent(&name, &shared.absent(&name, Some(&live))).into_response())
+                }
+            }
+        })
     }
+}
+
+/// Serves `request` by the routes of `instance`, admitted by its gate (`pass`): the call
+/// context bound to the instance, under the manifest's timeout (504 `timeout`), a panic
+/// answered 500 (`panicked`, with an error id; the cause is logged), inside the gate's span.
+/// The pass is held until the response head is ready.
+fn serve(
+    instance: Arc<Instance>,
+    pass: Pass,
+    request: Request<Body>,
+    rest_at: usize,
+) -> ResponseFuture {
+    let gate = instance.ctx.gate();
+    let Some(routes) = instance.routes() else {
+        return ready(
+            HttpError::not_found(format!(
+                "plugin `{}` serves no HTTP routes",
+                instance.ctx.name()
+            ))
+            .into_response(),
+        );
+    };
+    let mut request = match rewrite(request, rest_at) {
+        Ok(request) => request,
+        Err(err) => return ready(err.into_response()),
+    };
+    let span = match request.extensions_mut().get_mut::<CallContext>() {
+        Some(cx) => {
+            cx.set_scope(instance.ctx.clone());
+            gate.span(Way::Route, cx)
+        }
+        None => gate.span(Way::Route, &CallContext::host()),
+    };
+    let limit = instance.ctx.manifest().timeout();
+    let response = span.in_scope(|| {
+        std::panic::catch_unwind(AssertUnwindSafe(|| routes.serve(request)))
+    });
+    Box::pin(
+        async move {
+            let outcome = match response {
+                Ok(response) => {
+                    tokio::time::timeout(limit, AssertUnwindSafe(response).catch_unwind()).await
+                }
+                Err(panic) => Ok(Err(panic)),
+            };
+            drop(pass);
+            let plugin = instance.ctx.name();
+            Ok(match outcome {
+                Ok(Ok(Ok(response))) => response,
+                Ok(Err(panic)) => {
+                    let why = catch_panic_message(&*panic);
+                    HttpError::from(CallError::new(
+                        ErrorCode::Panicked,
+                        format!("plugin `{plugin}` panicked in a route: {why}"),
+                    ))
+                    .into_response()
+                }
+                Err(_) => HttpError::from(CallError::new(
+                    ErrorCode::Timeout,
+                    format!("plugin `{plugin}` did not answer within its timeout of {limit:?}"),
+                ))
+                .public()
+                .into_response(),
+            })
+        }
+        .instrument(span),
+    )
 }
 
 /// Why a plugin's routes cannot be served, for anyone on the network: the code and status

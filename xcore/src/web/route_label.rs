@@ -37,6 +37,9 @@ struct PluginRoutes {
     /// `{plugins}/<plugin>`: paths no declared endpoint matches.
     mount: Arc<RouteMeter>,
     endpoints: Box<[EndpointLabel]>,
+    /// The instance whose routes these are: once it is gone (stopped, reloaded), they are
+    /// computed again from the next instance.
+    instance: std::sync::Weak<crate::runtime::Instance>,
 }
 
 #[derive(Debug)]
@@ -104,8 +107,8 @@ impl RouteLabels {
             .get(name)
             .cloned();
         let routes = match known {
-            Some(routes) => routes,
-            None => match self.first_seen(name) {
+            Some(routes) if routes.instance.strong_count() > 0 => routes,
+            _ => match self.first_seen(name) {
                 Some(routes) => routes,
                 None => return self.unknown_plugin.clone(),
             },
@@ -118,8 +121,8 @@ impl RouteLabels {
             .map_or_else(|| routes.mount.clone(), |e| e.meter.clone())
     }
 
-    /// The routes of plugin `name` the first time it is asked for: cached once it runs (its
-    /// routes are fixed from then on); the mount alone, uncached, for a plugin of the plan
+    /// The routes of plugin `name` the first time it is asked for: cached while its instance
+    /// runs (an instance's routes are fixed); the mount alone, uncached, for a plugin of the plan
     /// that does not run; `None` for a name not in the plan.
     fn first_seen(&self, name: &str) -> Option<Arc<PluginRoutes>> {
         let shared = &self.xcore.shared;
@@ -129,10 +132,11 @@ impl RouteLabels {
         let mount = format!("{}/{name}", self.plugins);
         let meter =
             |route: String| Arc::new(RouteMeter::new(metrics, plugin.clone(), Arc::from(route)));
-        let Ok(live) = shared.running(name) else {
+        let Some(live) = shared.runtime.running(name) else {
             return Some(Arc::new(PluginRoutes {
                 mount: meter(mount),
                 endpoints: Box::new([]),
+                instance: std::sync::Weak::new(),
             }));
         };
         let endpoints = live
@@ -153,9 +157,11 @@ impl RouteLabels {
         let routes = Arc::new(PluginRoutes {
             mount: meter(mount),
             endpoints,
+            instance: Arc::downgrade(&live),
         });
         let mut running = self.running.write().unwrap_or_else(|p| p.into_inner());
-        Some(running.entry(plugin).or_insert(routes).clone())
+        running.insert(plugin, routes.clone());
+        Some(routes)
     }
 }
 

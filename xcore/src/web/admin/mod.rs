@@ -6,7 +6,11 @@
 //! | `GET {admin}/health/ready` | none | 200 `{"ready":true,"status":…,"nodes":[{"name":…,"status":…}]}` when not unhealthy, else 503 `unavailable` with the same in `details`: status names only |
 //! | `GET {admin}/health` | token | the health report: every node's status, message, timing |
 //! | `GET {admin}` | token | the endpoints |
-//! | `GET {admin}/plugins` | token | every plugin: name, state, version, wave, routes |
+//! | `GET {admin}/plugins` | token | every plugin: name, live state (`running`, `reloading`, `stopped`, `failed`, …), reason, version, wave, routes |
+//! | `POST {admin}/plugins/<plugin>/stop` | token | [`Xcore::stop_plugin`](crate::Xcore::stop_plugin): 200 with the report (`stopped`: dependents first); 409 `conflict` when not running; 404 `not_found` |
+//! | `POST {admin}/plugins/<plugin>/start` | token | [`Xcore::start_plugin`](crate::Xcore::start_plugin): 200 with the report (`started`: the plugin, then dependents); 409 `conflict` (running, a dependency down, no factory); 503 `unavailable` when the fresh instance fails |
+//! | `POST {admin}/plugins/<plugin>/reload` | token | [`Xcore::reload_plugin`](crate::Xcore::reload_plugin): 200 with the report; 409 `conflict` (not running, no factory, the config no longer loads); 503 `unavailable` when the fresh instance fails |
+//! | `POST {admin}/plugins/<plugin>/restart` | token | [`Xcore::restart_plugin`](crate::Xcore::restart_plugin): 200 with the report |
 //! | `GET {admin}/boot` | token | the boot report (503 `not_ready` before boot) |
 //! | `GET {admin}/metrics` | token | the Prometheus text (`text/plain; version=0.0.4`) of [`Metrics::prometheus`](crate::observability::Metrics), gauges sampled first; 404 `not_found` without that exporter |
 //! | `POST {admin}/ipc/<plugin>/<action>` | token | the call's envelope |
@@ -22,7 +26,7 @@ pub(crate) use self::auth::AdminToken;
 use super::{
     Body, HttpError, ResponseFuture, json_response, layers::ready, ok_response, prefix::Prefix,
 };
-use crate::{HealthStatus, Xcore};
+use crate::{HealthStatus, Xcore, runtime::LifecycleAction};
 
 /// The admin API of one `Xcore`, matched before plugin routes.
 #[derive(Debug, Clone)]
@@ -34,7 +38,7 @@ pub(crate) struct Admin {
 }
 
 /// The endpoints, for `GET {admin}` and the route labels.
-pub(crate) const ENDPOINTS: [(&str, &str); 8] = [
+pub(crate) const ENDPOINTS: [(&str, &str); 9] = [
     ("GET", ""),
     ("GET", "/health/live"),
     ("GET", "/health/ready"),
@@ -43,6 +47,7 @@ pub(crate) const ENDPOINTS: [(&str, &str); 8] = [
     ("GET", "/boot"),
     ("GET", "/metrics"),
     ("POST", "/ipc/{plugin}/{action}"),
+    ("POST", "/plugins/{plugin}/{action}"),
 ];
 
 impl Admin {
@@ -97,6 +102,22 @@ impl Admin {
                 })
             }),
             "/metrics" => only(&method, Method::GET, || ready(metrics(&self.xcore))),
+            _ if rest.starts_with("/plugins/") => match lifecycle_target(rest) {
+                Some((plugin, action)) => {
+                    let plugin = plugin.to_owned();
+                    let xcore = self.xcore.clone();
+                    only(&method, Method::POST, || {
+                        Box::pin(async move { Ok(change(&xcore, &plugin, action).await) })
+                    })
+                }
+                None => ready(
+                    HttpError::not_found(format!(
+                        "no admin endpoint `{}{rest}`; plugins change with `POST {}/plugins/<plugin>/stop|start|reload|restart`",
+                        self.prefix, self.prefix
+                    ))
+                    .into_response(),
+                ),
+            },
             _ => match ipc_target(rest) {
                 Some((plugin, action)) => {
                     let (plugin, action) = (plugin.to_owned(), action.to_owned());
@@ -129,6 +150,32 @@ impl Admin {
 fn ipc_target(rest: &str) -> Option<(&str, &str)> {
     let (plugin, action) = rest.strip_prefix("/ipc/")?.split_once('/')?;
     (!plugin.is_empty() && !action.is_empty() && !action.contains('/')).then_some((plugin, action))
+}
+
+/// `<plugin>` and the action of `/plugins/<plugin>/<action>`.
+fn lifecycle_target(rest: &str) -> Option<(&str, LifecycleAction)> {
+    let (plugin, action) = rest.strip_prefix("/plugins/")?.split_once('/')?;
+    if plugin.is_empty() {
+        return None;
+    }
+    Some((plugin, LifecycleAction::from_name(action)?))
+}
+
+/// `POST {admin}/plugins/<plugin>/<action>`: the change's report, or its error (the admin
+/// sees the message: the endpoint needs the token).
+async fn change(xcore: &Xcore, plugin: &str, action: LifecycleAction) -> Response<Body> {
+    let outcome = match action {
+        LifecycleAction::Stop => xcore.stop_plugin(plugin).await,
+        LifecycleAction::Start => xcore.start_plugin(plugin).await,
+        LifecycleAction::Reload => xcore.reload_plugin(plugin).await,
+        LifecycleAction::Restart => xcore.restart_plugin(plugin).await,
+    };
+    match outcome {
+        Ok(report) => ok_response(report.to_json()),
+        Err(err) => HttpError::from(crate::CallError::from(&err))
+            .public()
+            .into_response(),
+    }
 }
 
 /// Serves with `serve` when the method is `allowed`, else 405 with `allow`.
@@ -204,5 +251,21 @@ mod tests {
         assert_eq!(ipc_target("/ipc//a"), None);
         assert_eq!(ipc_target("/ipc/p/a/b"), None);
         assert_eq!(ipc_target("/ipcx/p/a"), None);
+    }
+
+    #[test]
+    fn lifecycle_targets() {
+        assert_eq!(
+            lifecycle_target("/plugins/p/stop"),
+            Some(("p", LifecycleAction::Stop))
+        );
+        assert_eq!(
+            lifecycle_target("/plugins/p/reload"),
+            Some(("p", LifecycleAction::Reload))
+        );
+        assert_eq!(lifecycle_target("/plugins/p/explode"), None);
+        assert_eq!(lifecycle_target("/plugins//stop"), None);
+        assert_eq!(lifecycle_target("/plugins/p"), None);
+        assert_eq!(lifecycle_target("/plugins/p/stop/x"), None);
     }
 }

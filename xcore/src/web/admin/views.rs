@@ -41,17 +41,14 @@ fn phase(phase: Phase) -> &'static str {
 /// the routes it serves while running (full paths).
 pub(crate) fn plugins(xcore: &Xcore, plugin_prefix: &Prefix) -> Value {
     let shared = &xcore.shared;
-    let report = xcore.boot_report();
-    let mut identities: Vec<_> = shared.identities.iter().collect();
-    identities.sort_by(|a, b| a.name().cmp(b.name()));
-    let list: Vec<Value> = identities
+    let list: Vec<Value> = xcore
+        .plugins()
         .into_iter()
-        .map(|identity| {
-            let name = identity.name();
-            let node = report.as_ref().and_then(|r| r.plugin(name));
-            let running = shared.running(name).ok();
-            let (state, reason) = crate::xcore::plugin_state(running.is_some(), node);
-            let routes: Vec<Value> = running
+        .map(|status| {
+            let name = status.name.as_str();
+            let routes: Vec<Value> = shared
+                .runtime
+                .running(name)
                 .as_ref()
                 .and_then(|live| live.routes())
                 .map(|routes| {
@@ -67,9 +64,9 @@ pub(crate) fn plugins(xcore: &Xcore, plugin_prefix: &Prefix) -> Value {
                 .unwrap_or_default();
             json!({
                 "name": name,
-                "version": identity.manifest().version().to_string(),
-                "state": state,
-                "reason": reason,
+                "version": status.version,
+                "state": status.state.as_str(),
+                "reason": status.reason,
                 "wave": shared.plan.wave_of(&crate::NodeId::plugin(name)),
                 "routes": routes,
             })
