@@ -13,8 +13,8 @@ use tracing::Instrument;
 
 use crate::{
     BootError, BootOptions, BootReport, CallContext, CallError, ErrorCode, Health, HealthStatus,
-    Manifest, ManifestError, NodeId, OnFailure, Plan, Plugin, PluginContext,
-    PluginIdentity, Service, ShutdownReport,
+    Manifest, ManifestError, NodeId, OnFailure, Plan, Plugin, PluginContext, PluginIdentity,
+    Service, ShutdownReport,
     call::{BoxCallService, CallRequest, HostLayer, host_layer},
     config::{Config, ConfigError},
     container::{self, NodeSpec, Nodes},
@@ -23,7 +23,10 @@ use crate::{
     observability::Metrics,
     permissions::{Audit, audit::DEFAULT_AUDIT_CAPACITY},
     plugin::registered,
-    runtime::{self, LifecycleAction, LifecycleReport, Live, PluginState, Refused, Runtime, RuntimeError, Way},
+    runtime::{
+        self, LifecycleAction, LifecycleReport, Live, PluginState, Refused, Runtime, RuntimeError,
+        Way,
+    },
 };
 
 /// Where an `Xcore` is in its life.
@@ -110,7 +113,10 @@ impl Shared {
 
     /// The config the `Xcore` was built with (or last re-read by a reload).
     pub(crate) fn config(&self) -> Option<Arc<Config>> {
-        self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Replaces the config (a reload re-read it): plugins read their sections from it.
@@ -161,8 +167,12 @@ impl Shared {
             Err(Refused::Limit(err)) => return Err(err),
             Err(Refused::Absent(live)) => return Err(self.absent(target, Some(&live))),
         };
-        let request =
-            CallRequest::new(instance.ctx.identity().clone(), Arc::from(action), payload, cx);
+        let request = CallRequest::new(
+            instance.ctx.identity().clone(),
+            Arc::from(action),
+            payload,
+            cx,
+        );
         let out = instance.pipeline.clone().oneshot(request).await;
         drop(pass);
         out
@@ -173,7 +183,9 @@ impl Shared {
     pub(crate) fn swap_wait(&self, cx: &CallContext) -> Duration {
         let wait = self.options.swap_wait;
         match cx.deadline() {
-            Some(deadline) => wait.min(deadline.saturating_duration_since(tokio::time::Instant::now())),
+            Some(deadline) => {
+                wait.min(deadline.saturating_duration_since(tokio::time::Instant::now()))
+            }
             None => wait,
         }
     }

@@ -582,7 +582,10 @@ async fn stop_all(shared: &Arc<Shared>, nodes: &mut Nodes) -> ShutdownReport {
 /// started plugin's slot already holds its instance).
 fn settle_slots(shared: &Shared, nodes: &Nodes) {
     for (i, node) in shared.plan.nodes.iter().enumerate() {
-        let Some(slot) = shared.runtime.slot(node.name()).filter(|_| node.kind() == NodeKind::Plugin)
+        let Some(slot) = shared
+            .runtime
+            .slot(node.name())
+            .filter(|_| node.kind() == NodeKind::Plugin)
         else {
             continue;
         };

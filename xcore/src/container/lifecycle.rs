@@ -184,6 +184,16 @@ async fn start(
             });
         }
     }
+    if matches!(
+        &nodes.entries[i],
+        Entry::Plugin {
+            fresh: None,
+            factory: None,
+            ..
+        }
+    ) {
+        return Err(RuntimeError::NoFactory { plugin: name });
+    }
     if let Some(dependency) = blocked(shared, nodes, i) {
         return Err(RuntimeError::DependencyDown {
             plugin: name,
@@ -230,7 +240,13 @@ async fn reload(
             action: report.action,
         });
     }
-    if !matches!(&nodes.entries[i], Entry::Plugin { factory: Some(_), .. }) {
+    if !matches!(
+        &nodes.entries[i],
+        Entry::Plugin {
+            factory: Some(_),
+            ..
+        }
+    ) {
         return Err(RuntimeError::NoFactory { plugin: name });
     }
     // The config first: a file that no longer loads changes nothing.
@@ -320,7 +336,8 @@ async fn bring_up(
                 });
                 ("reloaded", payload)
             } else {
-                let payload = json!({ "plugin": name, "version": version, "wave": plan.wave_of[i] });
+                let payload =
+                    json!({ "plugin": name, "version": version, "wave": plan.wave_of[i] });
                 ("started", payload)
             };
             kernel_event(shared, format!("plugin.{name}.{what}"), payload).await;
@@ -330,7 +347,10 @@ async fn bring_up(
     };
     tracing::warn!(plugin = %name, %reason, "the plugin failed to start");
     if let Some(slot) = shared.runtime.slot(&name) {
-        slot.set(Live::Down(PluginState::Failed, Some(Arc::from(reason.as_str()))));
+        slot.set(Live::Down(
+            PluginState::Failed,
+            Some(Arc::from(reason.as_str())),
+        ));
     }
     nodes.status[i] = Status::Failed(phase, reason.clone());
     let payload = json!({

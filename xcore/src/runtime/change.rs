@@ -4,9 +4,7 @@ use std::{fmt, time::Duration};
 
 use serde_json::{Value, json};
 
-use crate::{
-    CallError, ErrorCode, container::Phase, config::ConfigError, runtime::PluginState,
-};
+use crate::{CallError, ErrorCode, config::ConfigError, container::Phase, runtime::PluginState};
 
 /// A lifecycle change of one plugin at runtime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -132,7 +130,9 @@ pub enum RuntimeError {
         action: LifecycleAction,
     },
     /// A plugin or service it requires is not running.
-    #[error("cannot start plugin `{plugin}`: `{dependency}`, which it requires, is not running; start it first")]
+    #[error(
+        "cannot start plugin `{plugin}`: `{dependency}`, which it requires, is not running; start it first"
+    )]
     DependencyDown {
         /// The plugin.
         plugin: String,
@@ -141,8 +141,9 @@ pub enum RuntimeError {
     },
     /// The plugin was added as an instance and cannot be made fresh.
     #[error(
-        "cannot reload plugin `{plugin}`: it was added as an instance (`XcoreBuilder::plugin`), \
-         with no factory to make a fresh one; add it with `XcoreBuilder::plugin_factory`"
+        "cannot make a fresh instance of plugin `{plugin}` (to start it again, reload or \
+         restart it): it was added as an instance (`XcoreBuilder::plugin`), with no factory; \
+         add it with `XcoreBuilder::plugin_factory`"
     )]
     NoFactory {
         /// The plugin.

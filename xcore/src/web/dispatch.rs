@@ -129,9 +129,8 @@ fn serve(
         None => gate.span(Way::Route, &CallContext::host()),
     };
     let limit = instance.ctx.manifest().timeout();
-    let response = span.in_scope(|| {
-        std::panic::catch_unwind(AssertUnwindSafe(|| routes.serve(request)))
-    });
+    let response =
+        span.in_scope(|| std::panic::catch_unwind(AssertUnwindSafe(|| routes.serve(request))));
     Box::pin(
         async move {
             let outcome = match response {
