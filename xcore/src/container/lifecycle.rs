@@ -31,6 +31,21 @@ pub(crate) async fn run(
         return Err(RuntimeError::NotRunning);
     }
     let i = index(shared, name)?;
+    // A change that needs a fresh instance is refused before anything changes when none
+    // can be made.
+    let fresh_possible = matches!(
+        &nodes.entries[i],
+        Entry::Plugin { fresh: Some(_), .. }
+            | Entry::Plugin {
+                factory: Some(_),
+                ..
+            }
+    );
+    if action != LifecycleAction::Stop && !fresh_possible {
+        return Err(RuntimeError::NoFactory {
+            plugin: name.to_owned(),
+        });
+    }
     let started = Instant::now();
     let mut report = LifecycleReport::new(action, name);
     match action {
@@ -183,16 +198,6 @@ async fn start(
                 action: report.action,
             });
         }
-    }
-    if matches!(
-        &nodes.entries[i],
-        Entry::Plugin {
-            fresh: None,
-            factory: None,
-            ..
-        }
-    ) {
-        return Err(RuntimeError::NoFactory { plugin: name });
     }
     if let Some(dependency) = blocked(shared, nodes, i) {
         return Err(RuntimeError::DependencyDown {
