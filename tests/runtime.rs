@@ -646,3 +646,91 @@ async fn routes_pass_the_gate_on_every_adapter() {
     assert_eq!(reply.json()["code"], "rate_limited");
     xcore.shutdown().await;
 }
+
+/// A client issuing calls and one issuing HTTP requests continuously while the plugin is
+/// reloaded 100 times: no call fails, no request gets a 5xx, and both saw the swaps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_reloads_under_load_fail_nothing() {
+    let counts = Counts::default();
+    let manifest = Manifest::builder("lab", "1.0.0")
+        .permissions(["events:probe.*: subscribe"])
+        .build()
+        .unwrap();
+    let xcore = Xcore::builder()
+        .without_registered()
+        .plugin_factory(manifest, Lab::factory(&counts, &Faults::default()))
+        .build()
+        .unwrap();
+    xcore.boot().await.unwrap();
+    let addr = serve(Adapter::Axum, web(&xcore)).await;
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let caller = tokio::spawn({
+        let (xcore, done) = (xcore.clone(), done.clone());
+        async move {
+            let (mut ok, mut failed, mut seen) =
+                (0u32, Vec::new(), std::collections::BTreeSet::new());
+            while !done.load(Ordering::SeqCst) {
+                match xcore.call("lab", "generation", json!(null)).await {
+                    Ok(generation) => {
+                        ok += 1;
+                        seen.insert(generation.as_u64().unwrap());
+                    }
+                    Err(err) => failed.push(err.to_string()),
+                }
+            }
+            (ok, failed, seen.len())
+        }
+    });
+    let requester = tokio::spawn({
+        let done = done.clone();
+        async move {
+            let (mut ok, mut failed, mut seen) =
+                (0u32, Vec::new(), std::collections::BTreeSet::new());
+            while !done.load(Ordering::SeqCst) {
+                let reply = send(addr, Method::GET, "/plugin/lab/generation", &[], "").await;
+                if reply.status == StatusCode::OK {
+                    ok += 1;
+                    seen.insert(reply.body.clone());
+                } else {
+                    failed.push(format!(
+                        "{}: {}",
+                        reply.status,
+                        String::from_utf8_lossy(&reply.body)
+                    ));
+                }
+            }
+            (ok, failed, seen.len())
+        }
+    });
+    for _ in 0..100 {
+        xcore.reload_plugin("lab").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    done.store(true, Ordering::SeqCst);
+    let (calls, call_failures, call_generations) = caller.await.unwrap();
+    let (requests, request_failures, request_generations) = requester.await.unwrap();
+    assert!(
+        call_failures.is_empty(),
+        "{} failed calls: {:?}",
+        call_failures.len(),
+        &call_failures[..call_failures.len().min(3)]
+    );
+    assert!(
+        request_failures.is_empty(),
+        "{} failed requests: {:?}",
+        request_failures.len(),
+        &request_failures[..request_failures.len().min(3)]
+    );
+    assert_eq!(counts.made.load(Ordering::SeqCst), 101);
+    assert_eq!(counts.stops.load(Ordering::SeqCst), 100);
+    // Both clients kept going through the swaps.
+    assert!(
+        calls > 100 && requests > 100,
+        "{calls} calls, {requests} requests"
+    );
+    assert!(
+        call_generations > 10 && request_generations > 10,
+        "{call_generations} / {request_generations} generations seen"
+    );
+    xcore.shutdown().await;
+}
