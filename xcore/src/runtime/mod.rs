@@ -1,5 +1,26 @@
 //! The running state of an `Xcore`: one slot per plugin, each instance behind a [`Gate`].
 //!
+//! A plugin's lifecycle is not frozen at boot: the host (or an operator, through the admin
+//! API) stops, starts, reloads and restarts one plugin while the others serve.
+//!
+//! | change | [`Xcore`](crate::Xcore) | admin API (token) | from | what happens | kernel events |
+//! |---|---|---|---|---|---|
+//! | stop | [`stop_plugin`](crate::Xcore::stop_plugin) | `POST {admin}/plugins/<name>/stop` | running | the running plugins that require it stop first (reverse waves); for each: new calls and requests get `unavailable` (503) at once, the gate drains what is inside (at most the stop timeout), its routes, subscriptions, jobs, task handlers and extension claims are withdrawn, its `on_stop` runs | `plugin.<n>.stopped` per plugin, dependents first |
+//! | start | [`start_plugin`](crate::Xcore::start_plugin) | `…/start` | stopped, failed, skipped | a fresh instance (its registration or [`plugin_factory`](crate::XcoreBuilder::plugin_factory)) and a fresh [`PluginContext`](crate::PluginContext): `on_load`, `on_start`, routes and declarations, gate opened; then its dependents that are down because of it, in waves | `plugin.<n>.started` per plugin |
+//! | reload | [`reload_plugin`](crate::Xcore::reload_plugin) | `…/reload` | running | the config file re-read (a file that no longer loads changes nothing); calls and requests arriving meanwhile **wait** for the new instance (at most [`BootOptions::swap_wait`](crate::BootOptions::swap_wait) and their deadline); the old instance drains, is withdrawn, gets `on_stop`; the fresh one loads and starts; dependents keep running | `plugin.<n>.reloaded` (`took_ms`) |
+//! | restart | [`restart_plugin`](crate::Xcore::restart_plugin) | `…/restart` | any but pending | stop (if running) then start, dependents included: the way back for a failed plugin | as stop and start |
+//!
+//! A change that cannot apply is refused before anything changes ([`RuntimeError`]: 404
+//! `not_found`, 409 `conflict`, 503 `not_ready` over HTTP). A fresh instance that fails in a
+//! hook leaves the plugin `failed` (whatever it registered withdrawn, `plugin.<n>.failed`
+//! emitted); [`Xcore::plugins`](crate::Xcore::plugins) and `GET {admin}/plugins` show each
+//! plugin's live [`PluginState`] and reason. Changes are serialized with each other and with
+//! boot and shutdown; a kernel event handler must not await a lifecycle change (it would wait
+//! for itself).
+//!
+//! A plugin added as an instance ([`XcoreBuilder::plugin`](crate::XcoreBuilder::plugin)) can
+//! be stopped but not made fresh: [`RuntimeError::NoFactory`].
+//!
 //! # The gate
 //!
 //! Every way into a plugin's code passes the gate of the plugin's current instance:
@@ -12,7 +33,10 @@
 //! | scheduled job | not run | no | the job's own | the run fails (`panicked`) | `xcore.plugin` (`way = "job"`) |
 //! | worker task | not run (retried per the task's policy) | no | the task's own | the attempt fails (`panicked`) | `xcore.plugin` (`way = "task"`) |
 //!
-//! Each span carries the plugin, the tenant and the trace id.
+//! Each span carries the plugin, the tenant and the trace id. The pass of a route request is
+//! held until the response head is ready (a streamed body is not waited for by a drain).
+//! Each instance has its own gate: what an old instance registered and that still reaches it
+//! (a handle it kept, a task spawned in a hook) is refused once it stops.
 
 mod change;
 mod gate;
