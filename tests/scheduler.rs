@@ -1567,13 +1567,28 @@ async fn an_unreachable_or_unsupported_lock_fails_the_boot() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("scheduler"), "{err}");
-    // A Postgres lock is refused when the service is built.
+    // So does an unreachable Postgres lock.
     let options = SchedulerOptions {
-        lock: Some(LockOptions::new("postgres://localhost/app")),
+        lock: Some(LockOptions {
+            command_timeout: Duration::from_millis(300),
+            ..LockOptions::new("postgres://postgres@127.0.0.1:1/app")
+        }),
+        ..SchedulerOptions::default()
+    };
+    let service = SchedulerService::new(options).unwrap();
+    let err = TestApp::builder()
+        .service(service)
+        .boot()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
+    // A URL of no known server is refused when the service is built.
+    let options = SchedulerOptions {
+        lock: Some(LockOptions::new("mysql://localhost/app")),
         ..SchedulerOptions::default()
     };
     let err = SchedulerService::new(options).unwrap_err().to_string();
-    assert!(err.contains("Postgres lock is not implemented"), "{err}");
+    assert!(err.contains("a Postgres URL"), "{err}");
     let options = SchedulerOptions {
         lock: Some(LockOptions {
             ttl: Duration::from_millis(10),

@@ -1,4 +1,6 @@
-//! [`FiringLock`]: how several instances agree on which one runs a firing.
+//! [`FiringLock`]: how several instances agree on which one runs a firing, on Redis or on
+//! Postgres (`lock_postgres`: the same semantics with a firings table and a running-marks
+//! table; a Postgres-only deployment needs no Redis). Below, the Redis form.
 //!
 //! Every instance plans the same instants. Before running the firing of job `J` planned for
 //! instant `T`, an instance *claims* it: `SET <prefix>:fire:<J>:<T in ms> <token> NX PX <ttl>`.
@@ -17,7 +19,7 @@ use chrono::{DateTime, Utc};
 use super::{LockOptions, SchedulerError};
 
 /// What an instance holds after winning a firing.
-#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "redis", feature = "postgres")), allow(dead_code))]
 pub(crate) struct Claim {
     /// The running mark to release, for a job that does not allow overlap.
     pub(crate) running_key: Option<String>,
@@ -25,7 +27,7 @@ pub(crate) struct Claim {
 }
 
 /// The answer to a claim.
-#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "redis", feature = "postgres")), allow(dead_code))]
 pub(crate) enum Acquired {
     /// This instance runs the firing.
     Won(Claim),
@@ -39,6 +41,8 @@ pub(crate) enum Acquired {
 pub(crate) enum FiringLock {
     #[cfg(feature = "redis")]
     Redis(super::lock_redis::RedisLock),
+    #[cfg(feature = "postgres")]
+    Postgres(super::lock_postgres::PostgresLock),
 }
 
 /// Checks `services.scheduler.lock` without connecting: a Redis URL (with the `redis`
@@ -58,13 +62,16 @@ pub(crate) fn check(options: &LockOptions) -> Result<(), SchedulerError> {
              `redis` feature"
                 .into(),
         ),
+        "postgres" | "postgresql" if cfg!(feature = "postgres") => Ok(()),
         "postgres" | "postgresql" => invalid(
-            "`services.scheduler.lock.url`: a Postgres lock is not implemented; use a Redis URL \
-             (`redis://host:6379/0`)"
+            "`services.scheduler.lock.url` is a Postgres URL, but xcore was built without its \
+             `postgres` feature"
                 .into(),
         ),
         _ => invalid(
-            "`services.scheduler.lock.url` must be a Redis URL (`redis://host:6379/0`)".into(),
+            "`services.scheduler.lock.url` must be a Redis URL (`redis://host:6379/0`) or a \
+             Postgres URL (`postgres://user@host/db`)"
+                .into(),
         ),
     }
 }
@@ -76,19 +83,23 @@ impl FiringLock {
         instance: &str,
     ) -> Result<Self, SchedulerError> {
         check(options)?;
-        #[cfg(feature = "redis")]
-        {
-            super::lock_redis::RedisLock::connect(options, instance)
+        let postgres = options.url.starts_with("postgres");
+        #[cfg(feature = "postgres")]
+        if postgres {
+            return super::lock_postgres::PostgresLock::connect(options, instance)
                 .await
-                .map(FiringLock::Redis)
+                .map(FiringLock::Postgres);
         }
-        #[cfg(not(feature = "redis"))]
-        {
-            let _ = instance;
-            Err(SchedulerError::InvalidOptions {
-                message: "no lock backend is compiled in".into(),
-            })
+        #[cfg(feature = "redis")]
+        if !postgres {
+            return super::lock_redis::RedisLock::connect(options, instance)
+                .await
+                .map(FiringLock::Redis);
         }
+        let _ = (instance, postgres);
+        Err(SchedulerError::InvalidOptions {
+            message: "no lock backend for this URL is compiled in".into(),
+        })
     }
 
     /// Claims the firing of `job` (a namespaced key) planned for `at`; with `exclusive`, also
@@ -102,7 +113,9 @@ impl FiringLock {
         match self {
             #[cfg(feature = "redis")]
             FiringLock::Redis(lock) => lock.acquire(job, at, exclusive).await,
-            #[cfg(not(feature = "redis"))]
+            #[cfg(feature = "postgres")]
+            FiringLock::Postgres(lock) => lock.acquire(job, at, exclusive).await,
+            #[cfg(not(any(feature = "redis", feature = "postgres")))]
             _ => {
                 let _ = (job, at, exclusive);
                 unreachable_backend()
@@ -115,7 +128,9 @@ impl FiringLock {
         match self {
             #[cfg(feature = "redis")]
             FiringLock::Redis(lock) => lock.release(claim).await,
-            #[cfg(not(feature = "redis"))]
+            #[cfg(feature = "postgres")]
+            FiringLock::Postgres(lock) => lock.release(claim).await,
+            #[cfg(not(any(feature = "redis", feature = "postgres")))]
             _ => {
                 let _ = claim;
                 unreachable_backend()
@@ -128,13 +143,30 @@ impl FiringLock {
         match self {
             #[cfg(feature = "redis")]
             FiringLock::Redis(lock) => lock.describe(),
-            #[cfg(not(feature = "redis"))]
+            #[cfg(feature = "postgres")]
+            FiringLock::Postgres(lock) => lock.describe(),
+            #[cfg(not(any(feature = "redis", feature = "postgres")))]
             _ => String::new(),
         }
     }
 }
 
-#[cfg(not(feature = "redis"))]
+#[cfg(not(any(feature = "redis", feature = "postgres")))]
 fn unreachable_backend<T>() -> Result<T, String> {
     Err("no lock backend is compiled in".into())
+}
+
+/// `url` with its password hidden (`redis://:***@host/0`).
+#[cfg_attr(not(any(feature = "redis", feature = "postgres")), allow(dead_code))]
+pub(crate) fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..end].rfind('@') else {
+        return url.to_owned();
+    };
+    let user = rest[..at].split(':').next().unwrap_or("");
+    let hidden = if rest[..at].contains(':') { ":***" } else { "" };
+    format!("{scheme}://{user}{hidden}@{}", &rest[at + 1..])
 }

@@ -46,7 +46,7 @@ impl RedisLock {
         options: &LockOptions,
         instance: &str,
     ) -> Result<Self, SchedulerError> {
-        let url = redact(&options.url);
+        let url = super::lock::redact(&options.url);
         let client =
             Client::open(options.url.as_str()).map_err(|e| SchedulerError::InvalidOptions {
                 message: format!("`services.scheduler.lock.url` `{url}` is not a Redis URL: {e}"),
@@ -160,22 +160,9 @@ impl RedisLock {
 }
 
 /// `url` with the password (if any) replaced by `***`.
-fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let end = rest.find('/').unwrap_or(rest.len());
-    let Some(at) = rest[..end].rfind('@') else {
-        return url.to_owned();
-    };
-    let user = rest[..at].split(':').next().unwrap_or("");
-    let hidden = if rest[..at].contains(':') { ":***" } else { "" };
-    format!("{scheme}://{user}{hidden}@{}", &rest[at + 1..])
-}
-
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::super::lock::redact;
 
     #[test]
     fn passwords_are_hidden() {

@@ -40,6 +40,12 @@
 //! once. If Redis cannot be reached, firings are skipped (never run twice) and the service
 //! reports itself degraded. Counts in [`JobInfo`] are per instance.
 //!
+//! The lock may be on Postgres instead (`lock.url: postgres://…`, feature `postgres`): a
+//! Postgres-only deployment needs no Redis. Same semantics, in two tables named from the
+//! prefix (`xcore_scheduler_firings`: one row per claimed firing, deleted after its TTL by
+//! later claims of the job; `xcore_scheduler_running`: the running marks), each claim one
+//! transaction under a per-job advisory lock.
+//!
 //! # Jobs declared by plugins
 //!
 //! A plugin declares jobs with `#[job(cron = "…")]` or `#[job(every = "30s")]` on methods of
@@ -94,6 +100,8 @@ mod job;
 mod key;
 #[cfg(feature = "scheduler")]
 mod lock;
+#[cfg(all(feature = "scheduler", feature = "postgres"))]
+mod lock_postgres;
 #[cfg(all(feature = "scheduler", feature = "redis"))]
 mod lock_redis;
 #[cfg(feature = "scheduler")]

@@ -76,7 +76,8 @@ impl Default for SchedulerOptions {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LockOptions {
-    /// The server, e.g. `redis://127.0.0.1:6379/0`.
+    /// The server: Redis (`redis://127.0.0.1:6379/0`, feature `redis`) or Postgres
+    /// (`postgres://user@host/db`, feature `postgres`: two tables, see the scheduler docs).
     pub url: String,
     /// How long the claim of one firing lives (so that an instance that arrives late does
     /// not run it again), and the crash safety of the "running" mark of a job that does not

@@ -1,0 +1,183 @@
+//! Several `Xcore` instances on one Postgres behave as one: with the scheduler's lock on
+//! Postgres (no Redis), each firing of a job every instance schedules runs exactly once
+//! cluster-wide, also when an instance goes away.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use xcore::{
+    Xcore,
+    services::{
+        db::sqlx,
+        scheduler::{LockOptions, SchedulerOptions, SchedulerService, Trigger, chrono::Utc},
+    },
+};
+use xcore_testkit::PostgresServer;
+
+/// `n` instances, each with a scheduler locked on `lock`.
+async fn instances(n: usize, lock: &LockOptions) -> Vec<Xcore> {
+    let mut all = Vec::new();
+    for _ in 0..n {
+        let options = SchedulerOptions {
+            lock: Some(lock.clone()),
+            shutdown_timeout: Duration::from_secs(1),
+            ..SchedulerOptions::default()
+        };
+        let xcore = Xcore::builder()
+            .without_registered()
+            .service(SchedulerService::new(options).unwrap())
+            .build()
+            .unwrap();
+        xcore.boot().await.unwrap().ensure_all_started().unwrap();
+        all.push(xcore);
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_on_a_postgres_lock_run_each_firing_exactly_once() {
+    let Ok(server) = PostgresServer::start().await else {
+        eprintln!("no Postgres: skipped");
+        return;
+    };
+    let url = server.database().await.unwrap();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::raw_sql("CREATE TABLE IF NOT EXISTS firings (second BIGINT PRIMARY KEY, n INT NOT NULL)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let lock = LockOptions {
+        prefix: "scale_test".into(),
+        ttl: Duration::from_secs(30),
+        ..LockOptions::new(url.clone())
+    };
+    let mut apps = instances(3, &lock).await;
+    let runs: Vec<Arc<AtomicU64>> = (0..3).map(|_| Arc::new(AtomicU64::new(0))).collect();
+    for (app, run_count) in apps.iter().zip(&runs) {
+        let (pool, run_count) = (pool.clone(), run_count.clone());
+        app.scheduler()
+            .unwrap()
+            .add("tick", Trigger::cron("* * * * * *").unwrap(), move |job| {
+                let (pool, run_count) = (pool.clone(), run_count.clone());
+                async move {
+                    sqlx::query(
+                        "INSERT INTO firings (second, n) VALUES ($1, 1) \
+                         ON CONFLICT (second) DO UPDATE SET n = firings.n + 1",
+                    )
+                    .bind(job.scheduled_at().timestamp())
+                    .execute(&pool)
+                    .await?;
+                    run_count.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
+                }
+            })
+            .await
+            .unwrap();
+    }
+    let started = Utc::now();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let busiest = (0..3)
+        .max_by_key(|&i| runs[i].load(Ordering::SeqCst))
+        .unwrap();
+    apps.remove(busiest).shutdown().await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let ended = Utc::now();
+    let infos: Vec<_> = apps
+        .iter()
+        .map(|a| a.scheduler().unwrap().list_all()[0].clone())
+        .collect();
+    for app in apps {
+        app.shutdown().await;
+    }
+
+    let rows: Vec<(i64, i32)> = sqlx::query_as("SELECT second, n FROM firings")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let counts: BTreeMap<i64, i32> = rows.into_iter().collect();
+    println!("counts per firing: {counts:?}");
+    assert!(
+        counts.values().all(|c| *c == 1),
+        "a firing ran more than once: {counts:?}"
+    );
+    let (first, last) = (started.timestamp() + 2, ended.timestamp() - 1);
+    let missing: Vec<i64> = (first..=last).filter(|s| !counts.contains_key(s)).collect();
+    assert!(missing.is_empty(), "firings missing: {missing:?}");
+    let total: u64 = runs.iter().map(|r| r.load(Ordering::SeqCst)).sum();
+    assert_eq!(total as usize, counts.len());
+    assert!(
+        runs.iter().filter(|r| r.load(Ordering::SeqCst) > 0).count() >= 2,
+        "{runs:?}"
+    );
+    assert!(infos.iter().all(|i| i.skips == 0), "{infos:?}");
+    assert!(
+        infos.iter().map(|i| i.elsewhere).sum::<u64>() > 0,
+        "{infos:?}"
+    );
+}
+
+/// A job that does not allow overlap, slower than its period, on two instances locked on
+/// Postgres: never two runs at once anywhere (the running mark is cluster-wide).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exclusive_job_never_overlaps_across_instances_on_a_postgres_lock() {
+    let Ok(server) = PostgresServer::start().await else {
+        eprintln!("no Postgres: skipped");
+        return;
+    };
+    let url = server.database().await.unwrap();
+    let lock = LockOptions {
+        prefix: "scale_exclusive".into(),
+        ttl: Duration::from_secs(30),
+        ..LockOptions::new(url)
+    };
+    let apps = instances(2, &lock).await;
+    let concurrent = Arc::new(AtomicU64::new(0));
+    let highest = Arc::new(AtomicU64::new(0));
+    let runs = Arc::new(AtomicU64::new(0));
+    for app in &apps {
+        let (concurrent, highest, runs) = (concurrent.clone(), highest.clone(), runs.clone());
+        app.scheduler()
+            .unwrap()
+            .add_with(
+                "slow",
+                Trigger::cron("* * * * * *").unwrap(),
+                xcore::services::scheduler::JobOptions::new(),
+                move |_| {
+                    let (concurrent, highest, runs) =
+                        (concurrent.clone(), highest.clone(), runs.clone());
+                    async move {
+                        let now = concurrent.fetch_add(1, Ordering::SeqCst) + 1;
+                        highest.fetch_max(now, Ordering::SeqCst);
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(2500)).await;
+                        concurrent.fetch_sub(1, Ordering::SeqCst);
+                        Ok(())
+                    }
+                },
+            )
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(6500)).await;
+    let infos: Vec<_> = apps
+        .iter()
+        .map(|a| a.scheduler().unwrap().get("slow").unwrap())
+        .collect();
+    for app in apps {
+        app.shutdown().await;
+    }
+    println!("{infos:?}");
+    assert_eq!(highest.load(Ordering::SeqCst), 1, "two runs overlapped");
+    let runs = runs.load(Ordering::SeqCst);
+    assert!(
+        (2..=3).contains(&runs),
+        "{runs} runs in 6.5 s of a 2.5 s job"
+    );
+    assert!(infos.iter().map(|i| i.skips).sum::<u64>() >= 2, "{infos:?}");
+}
