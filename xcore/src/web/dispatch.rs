@@ -2,9 +2,11 @@
 
 use std::{
     convert::Infallible,
+    future::Future,
     panic::AssertUnwindSafe,
     sync::Arc,
     task::{Context, Poll},
+    time::Duration,
 };
 
 use http::{Request, Response, Uri, uri::PathAndQuery};
@@ -98,16 +100,13 @@ impl Dispatch {
 }
 
 /// Serves `request` by the routes of `instance`, admitted by its gate (`pass`): the call
-/// context bound to the instance, under the manifest's timeout (504 `timeout`), a panic
-/// answered 500 (`panicked`, with an error id; the cause is logged), inside the gate's span.
-/// The pass is held until the response head is ready.
+/// context bound to the instance, then the routes' service under a [`RouteGuard`].
 fn serve(
     instance: Arc<Instance>,
     pass: Pass,
     request: Request<Body>,
     rest_at: usize,
 ) -> ResponseFuture {
-    let gate = instance.ctx.gate();
     let Some(routes) = instance.routes() else {
         return ready(
             HttpError::not_found(format!(
@@ -121,6 +120,7 @@ fn serve(
         Ok(request) => request,
         Err(err) => return ready(err.into_response()),
     };
+    let gate = instance.ctx.gate();
     let span = match request.extensions_mut().get_mut::<CallContext>() {
         Some(cx) => {
             cx.set_scope(instance.ctx.clone());
@@ -129,38 +129,60 @@ fn serve(
         None => gate.span(Way::Route, &CallContext::host()),
     };
     let limit = instance.ctx.manifest().timeout();
-    let response =
-        span.in_scope(|| std::panic::catch_unwind(AssertUnwindSafe(|| routes.serve(request))));
-    Box::pin(
-        async move {
-            let outcome = match response {
-                Ok(response) => {
-                    tokio::time::timeout(limit, AssertUnwindSafe(response).catch_unwind()).await
-                }
-                Err(panic) => Ok(Err(panic)),
-            };
-            drop(pass);
-            let plugin = instance.ctx.name();
-            Ok(match outcome {
-                Ok(Ok(Ok(response))) => response,
-                Ok(Err(panic)) => {
-                    let why = catch_panic_message(&*panic);
-                    HttpError::from(CallError::new(
-                        ErrorCode::Panicked,
-                        format!("plugin `{plugin}` panicked in a route: {why}"),
-                    ))
-                    .into_response()
-                }
-                Err(_) => HttpError::from(CallError::new(
-                    ErrorCode::Timeout,
-                    format!("plugin `{plugin}` did not answer within its timeout of {limit:?}"),
+    let guard = RouteGuard {
+        _pass: pass,
+        instance: instance.clone(),
+        limit,
+        span,
+    };
+    routes.serve_guarded(request, guard)
+}
+
+/// What a route request admitted by a plugin's gate runs under: the manifest's timeout
+/// (504 `timeout`), a panic answered 500 (`panicked`, with an error id; the cause is logged),
+/// the gate's span; the pass is held until the response head is ready.
+pub(crate) struct RouteGuard {
+    _pass: Pass,
+    instance: Arc<Instance>,
+    limit: Duration,
+    span: tracing::Span,
+}
+
+impl RouteGuard {
+    /// Runs `response` (the routes' service's future) under the guard.
+    pub(crate) async fn run(
+        self,
+        response: impl Future<Output = Response<Body>>,
+    ) -> Result<Response<Body>, Infallible> {
+        let RouteGuard {
+            _pass,
+            instance,
+            limit,
+            span,
+        } = self;
+        let outcome = tokio::time::timeout(limit, AssertUnwindSafe(response).catch_unwind())
+            .instrument(span)
+            .await;
+        drop(_pass);
+        let plugin = instance.ctx.name();
+        Ok(match outcome {
+            Ok(Ok(response)) => response,
+            Ok(Err(panic)) => {
+                let why = catch_panic_message(&*panic);
+                HttpError::from(CallError::new(
+                    ErrorCode::Panicked,
+                    format!("plugin `{plugin}` panicked in a route: {why}"),
                 ))
-                .public()
-                .into_response(),
-            })
-        }
-        .instrument(span),
-    )
+                .into_response()
+            }
+            Err(_) => HttpError::from(CallError::new(
+                ErrorCode::Timeout,
+                format!("plugin `{plugin}` did not answer within its timeout of {limit:?}"),
+            ))
+            .public()
+            .into_response(),
+        })
+    }
 }
 
 /// Why a plugin's routes cannot be served, for anyone on the network: the code and status

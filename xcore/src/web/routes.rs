@@ -15,7 +15,7 @@ use bytes::Bytes;
 use http::{Method, Request, Response};
 use tower::{Service, ServiceExt};
 
-use super::{Body, BoxError};
+use super::{Body, BoxError, dispatch::RouteGuard};
 use crate::{Plugin, PluginContext};
 
 /// The future of a response from the web layer's services.
@@ -104,6 +104,16 @@ impl Routes {
     pub fn serve(&self, request: Request<Body>) -> ResponseFuture {
         self.service.call(request)
     }
+
+    /// Serves one request admitted by a plugin's gate, the guard's work (timeout, panic
+    /// isolation, span, the pass held) in the same future: one allocation per request.
+    pub(crate) fn serve_guarded(
+        &self,
+        request: Request<Body>,
+        guard: RouteGuard,
+    ) -> ResponseFuture {
+        self.service.call_guarded(request, guard)
+    }
 }
 
 impl fmt::Debug for Routes {
@@ -176,6 +186,8 @@ impl fmt::Display for Endpoint {
 /// A service behind a trait object, called through `&self`.
 trait Erased: Send + Sync + 'static {
     fn call(&self, request: Request<Body>) -> ResponseFuture;
+
+    fn call_guarded(&self, request: Request<Body>, guard: RouteGuard) -> ResponseFuture;
 }
 
 struct ErasedService<S, B>(S, PhantomData<fn() -> B>);
@@ -197,6 +209,15 @@ where
             let Ok(response) = call.await;
             Ok(response.map(Body::new))
         })
+    }
+
+    fn call_guarded(&self, request: Request<Body>, guard: RouteGuard) -> ResponseFuture {
+        // The service is called (and may panic) inside the guarded future.
+        let call = self.0.clone().oneshot(request);
+        Box::pin(guard.run(async move {
+            let Ok(response) = call.await;
+            response.map(Body::new)
+        }))
     }
 }
 
