@@ -338,23 +338,9 @@ async fn start_wave(
                             .with_routes(routes),
                     );
                     // Services take what the plugin declared for them (its jobs, ...).
-                    let started = StartedPlugin::new(identity, plugin.declared_jobs());
+                    let started = StartedPlugin::new(identity, plugin.declarations());
                     let services = loaded_services(&nodes.entries);
-                    let mut refused = None;
-                    let jobs = started.declared_jobs();
-                    if !jobs.is_empty()
-                        && !identity
-                            .manifest()
-                            .services()
-                            .iter()
-                            .any(|s| s == "scheduler")
-                    {
-                        refused = Some(format!(
-                            "it declares jobs with `#[job]` (`{}`) but not the service that runs them; \
-                             add `services = [\"scheduler\"]` to its manifest",
-                            jobs[0].id()
-                        ));
-                    }
+                    let mut refused = started.check_declared_services().err();
                     for service in services.iter().filter(|_| refused.is_none()) {
                         let (outcome, _) = run_hook(limit, service.on_plugin_start(&started)).await;
                         if let Err(reason) = outcome {
@@ -470,7 +456,11 @@ async fn stop_all(shared: &Arc<Shared>, nodes: &mut Nodes) -> ShutdownReport {
                         async move {
                             let left = ctx.gate().close(limit).await;
                             if left > 0 {
-                                tracing::warn!(plugin = ctx.name(), left, "stopping with entries still inside after the stop timeout");
+                                tracing::warn!(
+                                    plugin = ctx.name(),
+                                    left,
+                                    "stopping with entries still inside after the stop timeout"
+                                );
                             }
                             withdraw(&shared, &services, ctx.name()).await;
                             (
