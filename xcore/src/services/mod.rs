@@ -13,6 +13,7 @@
 //! | [worker](worker::Worker) | [`PluginContext::worker`](crate::PluginContext::worker) | `service:worker` | `execute` |
 
 mod access;
+mod builtin;
 pub mod cache;
 pub mod db;
 mod extension;
@@ -22,4 +23,5 @@ pub mod worker;
 
 pub use access::AccessError;
 pub(crate) use access::{check_declared, grant_mask};
+pub(crate) use builtin::builtin;
 pub use extension::{Extension, ExtensionHandle};
