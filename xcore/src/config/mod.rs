@@ -48,7 +48,7 @@
 //! | `services.databases.<name>` | [`DatabaseOptions`](crate::services::db::DatabaseOptions) | `services::db` | the `db` service |
 //! | `services.cache` | [`CacheOptions`](crate::services::cache::CacheOptions) | `services::cache` | the `cache` service |
 //! | `services.scheduler` | [`SchedulerOptions`](crate::services::scheduler::SchedulerOptions) ([`SchedulerConfig`]) | `services::scheduler` | the `scheduler` service |
-//! | `services.worker` | [`WorkerConfig`](crate::services::worker::WorkerConfig) | `services::worker` | the `worker` service ([`WorkerOptions::from_config`](crate::services::worker::WorkerOptions::from_config)) |
+//! | `services.worker` | [`WorkerConfig`] | `services::worker` | the `worker` service ([`WorkerOptions::from_config`](crate::services::worker::WorkerOptions::from_config)) |
 //! | `services.extensions.<name>` | the extension's own type | the extension | [`ServiceContext::config`](crate::ServiceContext::config) |
 //! | `tenancy` | [`TenancyConfig`] | `config` | the builder ([`TenancyConfig::tenants`]) |
 //! | `web` | [`WebConfig`] | `config` | the web adapters (edge limits) |

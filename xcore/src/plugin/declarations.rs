@@ -1,24 +1,7 @@
 //! What a plugin declares for the services that run it ([`Declarations`]): a type-erased bag,
 //! so that the kernel contracts ([`Actions`](crate::Actions),
-//! [`StartedPlugin`](crate::StartedPlugin)) name no concrete service.
-//!
-//! A service that takes declarations defines their type and implements [`Declaration`] for
-//! it, naming itself as the consumer; a plugin puts them in the bag it returns from
-//! [`Actions::declarations`](crate::Actions::declarations) (`#[actions]` does, for `#[job]`);
-//! the service reads its type back in [`Service::on_plugin_start`](crate::Service::on_plugin_start)
-//! with [`StartedPlugin::get`](crate::StartedPlugin::get). Before any service sees the plugin,
-//! the kernel checks that the plugin declares in its manifest every service its declarations
-//! are for:
-//!
-//! | the bag holds | the manifest's `services` | when the plugin starts |
-//! |---|---|---|
-//! | nothing, or only empty lists | anything | no check |
-//! | declarations of type `T` | holds `T::SERVICE` | each service reads what is its own |
-//! | declarations of type `T` | lacks `T::SERVICE` | the plugin fails to start; the reason names the declaration and the service to add |
-//!
-//! | declaration | consumed by | written with |
-//! |---|---|---|
-//! | [`DeclaredJob`](crate::services::scheduler::DeclaredJob) | `scheduler` | `#[job(cron = "…")]`, `#[job(every = "…")]` |
+//! [`StartedPlugin`](crate::StartedPlugin)) name no concrete service. The map is on
+//! [`Declarations`].
 
 use std::{
     any::{Any, TypeId},
@@ -98,8 +81,25 @@ fn labels_of<T: Declaration>(items: &(dyn Any + Send + Sync)) -> Vec<&str> {
 /// [`Declaration`] type, each naming the service that consumes it. Empty lists are not kept.
 ///
 /// Built by [`Actions::declarations`](crate::Actions::declarations) (by `#[actions]` for
-/// `#[job]`), read by services through [`StartedPlugin::get`](crate::StartedPlugin::get). See
-/// the [module docs](self) for the check the kernel makes.
+/// `#[job]`), read by services through [`StartedPlugin::get`](crate::StartedPlugin::get).
+///
+/// A service that takes declarations defines their type and implements [`Declaration`] for
+/// it, naming itself as the consumer; a plugin puts them in the bag it returns from
+/// [`Actions::declarations`](crate::Actions::declarations) (`#[actions]` does, for `#[job]`);
+/// the service reads its type back in [`Service::on_plugin_start`](crate::Service::on_plugin_start)
+/// with [`StartedPlugin::get`](crate::StartedPlugin::get). Before any service sees the plugin,
+/// the kernel checks that the plugin declares in its manifest every service its declarations
+/// are for:
+///
+/// | the bag holds | the manifest's `services` | when the plugin starts |
+/// |---|---|---|
+/// | nothing, or only empty lists | anything | no check |
+/// | declarations of type `T` | holds `T::SERVICE` | each service reads what is its own |
+/// | declarations of type `T` | lacks `T::SERVICE` | the plugin fails to start; the reason names the declaration and the service to add |
+///
+/// | declaration | consumed by | written with |
+/// |---|---|---|
+/// | [`DeclaredJob`](crate::services::scheduler::DeclaredJob) | `scheduler` | `#[job(cron = "…")]`, `#[job(every = "…")]` |
 #[derive(Clone, Default)]
 pub struct Declarations {
     entries: Vec<Entry>,

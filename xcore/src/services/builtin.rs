@@ -1,14 +1,5 @@
 //! The built-in services a config adds to an `Xcore`, each built from its own typed section
-//! of `services` (the config is data: it builds nothing itself).
-//!
-//! | service | section | type of the section | added when |
-//! |---|---|---|---|
-//! | `db` | `services.databases` | [`DatabaseOptions`](super::db::DatabaseOptions) by name | a database is configured (and the build has `sqlite` or `postgres`) |
-//! | `scheduler` | `services.scheduler` | [`SchedulerOptions`](super::scheduler::SchedulerOptions) | always (feature `scheduler`) |
-//! | `cache` | `services.cache` | [`CacheOptions`](super::cache::CacheOptions) | always |
-//! | `worker` | `services.worker` | [`WorkerConfig`](super::worker::WorkerConfig) | always |
-//!
-//! A service the host added by hand under the same name wins; the section is then ignored.
+//! of `services` (the table is in the [`services`](super) docs).
 
 use crate::{
     Service,
