@@ -11,8 +11,8 @@ use crate::{
     CallContext, CallError, ErrorCode, Manifest, PluginIdentity, Service,
     config::ConfigError,
     events::{EventError, Events},
-    runtime::Gate,
     services::{AccessError, Extension, ExtensionHandle, check_declared, grant_mask},
+    runtime::Gate,
     xcore::Shared,
 };
 
@@ -89,8 +89,7 @@ impl PluginContext {
     }
 
     pub(crate) fn shared(&self, service: &str) -> Result<Arc<Shared>, AccessError> {
-        self.inner
-            .shared
+        self.inner.shared
             .upgrade()
             .ok_or_else(|| AccessError::Unavailable {
                 service: service.to_owned(),
@@ -120,13 +119,7 @@ impl PluginContext {
     /// The plugin must declare it (`services = ["email"]`) and hold `service:<name>: use`.
     pub fn extension<T: Service>(&self, name: &str) -> Result<ExtensionHandle<T>, AccessError> {
         let (shared, service) = self.declared_service(name)?;
-        grant_mask(
-            &self.inner.identity,
-            &shared.audit,
-            "service",
-            name,
-            &["use"],
-        )?;
+        grant_mask(&self.inner.identity, &shared.audit, "service", name, &["use"])?;
         let any: Arc<dyn Any + Send + Sync> = service;
         any.downcast::<Extension<T>>()
             .map(ExtensionHandle::new)
