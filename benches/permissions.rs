@@ -1,6 +1,10 @@
 //! Permission checks: an allowed check, a denied one, and one against 50 grants, beside a
 //! baseline `HashSet` lookup of the exact (resource, action) pair in the same run.
 //!
+//! `typed_resource`: the check every boundary makes through `permissions::Resource`
+//! (`Resource::plugin(target).allowed_by(grants, action)`, no string built), beside the check
+//! of a preformatted `plugin:<target>` string it replaced in the call pipeline.
+//!
 //! `worst_case`: patterns full of `**` against long resources, where a backtracking matcher
 //! is exponential (10 `**` against 64 segments; goal ≤ 10 µs), and the subscription check
 //! (pattern against pattern) on the same shapes.
@@ -8,7 +12,7 @@
 use std::{collections::HashSet, hint::black_box};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use xcore::{Grants, ResourcePattern};
+use xcore::{Grants, ResourcePattern, permissions::Resource};
 
 fn checks(c: &mut Criterion) {
     let mut group = c.benchmark_group("permission_check");
@@ -30,6 +34,24 @@ fn checks(c: &mut Criterion) {
     let fifty = Grants::parse(&fifty).unwrap();
     group.bench_function("fifty_grants_last_matches", |b| {
         b.iter(|| black_box(fifty.allows_scoped("events", black_box("user.created"), "emit")))
+    });
+    group.finish();
+}
+
+fn typed_resource(c: &mut Criterion) {
+    let mut group = c.benchmark_group("permission_typed_resource");
+    let grants =
+        Grants::parse(["plugin:billing: refund, charge", "!plugin:billing: purge"]).unwrap();
+    let formatted = String::from("plugin:billing");
+    group.bench_function("baseline_preformatted_string", |b| {
+        b.iter(|| black_box(grants.allows(black_box(&formatted), black_box("charge"))))
+    });
+    group.bench_function("typed_resource", |b| {
+        b.iter(|| {
+            black_box(
+                Resource::plugin(black_box("billing")).allowed_by(&grants, black_box("charge")),
+            )
+        })
     });
     group.finish();
 }
@@ -63,5 +85,5 @@ fn worst_case(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, checks, worst_case);
+criterion_group!(benches, checks, typed_resource, worst_case);
 criterion_main!(benches);

@@ -19,7 +19,7 @@ use serde_json::Value;
 use xcore::{
     HealthStatus, NodeState,
     prelude::*,
-    services::scheduler::{JobInfo, RunOutcome, SchedulerOptions, SchedulerService},
+    services::scheduler::{DeclaredJob, JobInfo, RunOutcome, SchedulerOptions, SchedulerService},
 };
 use xcore_testkit::TestApp;
 
@@ -137,7 +137,8 @@ impl Clock {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn declared_jobs_fire_show_in_the_plugins_list_and_stop_with_it() {
     // What the macro declared.
-    let declared = Clock::default().declared_jobs();
+    let declarations = Clock::default().declarations();
+    let declared = declarations.get::<DeclaredJob>();
     assert_eq!(declared.len(), 2);
     assert_eq!(
         (declared[0].id(), declared[0].action(), declared[0].cron()),

@@ -8,7 +8,7 @@
 //!   interval and one-shot fire as planned within [`TOLERANCE`]; namespacing across plugins and
 //!   tenants; a stopping plugin's jobs go; no overlap; a panicking job does not stop others;
 //!   retries with backoff; timeouts; pause and resume; grants; config jobs; jobs a plugin
-//!   declares (`Actions::declared_jobs`, by hand here; `tests/jobs.rs` has `#[job]`), checked
+//!   declares (`Actions::declarations`, by hand here; `tests/jobs.rs` has `#[job]`), checked
 //!   and registered when it starts.
 //! - Three instances sharing one Redis run a job every second for ten seconds: exactly one run
 //!   per firing, none missing, also after one instance shuts down half-way. That test starts a
@@ -28,12 +28,12 @@ use serde_json::{Value, json};
 use xcore::{
     Actions, CallContext, CallError, HealthStatus, Manifest, Plugin, PluginContext, PluginError,
     Service, TenantId, Xcore, async_trait,
-    plugin::DeclaredJob,
+    plugin::Declarations,
     services::{
         AccessError,
         scheduler::{
-            ConfigJob, JobError, JobOptions, LockOptions, RunOutcome, Scheduler, SchedulerError,
-            SchedulerOptions, SchedulerService, SkipReason, Trigger, TriggerError,
+            ConfigJob, DeclaredJob, JobError, JobOptions, LockOptions, RunOutcome, Scheduler,
+            SchedulerError, SchedulerOptions, SchedulerService, SkipReason, Trigger, TriggerError,
             chrono::{DateTime, Datelike, TimeDelta, TimeZone, Timelike, Utc},
         },
     },
@@ -1257,8 +1257,8 @@ impl Actions for Declarer {
         &["tick"]
     }
 
-    fn declared_jobs(&self) -> &'static [DeclaredJob] {
-        self.jobs
+    fn declarations(&self) -> Declarations {
+        Declarations::new().with(self.jobs)
     }
 
     async fn handle(

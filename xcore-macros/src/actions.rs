@@ -504,7 +504,7 @@ fn actions_impl(imp: &ItemImpl, actions: &[Action], jobs: &[Job]) -> TokenStream
             }
         }
     };
-    let declared_jobs = job::declared_jobs(jobs);
+    let declarations = job::declarations(jobs);
     quote! {
         #[::xcore::__private::async_trait]
         impl #impl_generics ::xcore::Actions for #self_ty #where_clause {
@@ -512,7 +512,7 @@ fn actions_impl(imp: &ItemImpl, actions: &[Action], jobs: &[Job]) -> TokenStream
                 &[#(#names),*]
             }
 
-            #declared_jobs
+            #declarations
 
             async fn handle(
                 &self,
@@ -696,18 +696,18 @@ mod tests {
             out.contains(r#"& ["cleanup" , "beat.now" , "plain"]"#),
             "{out}"
         );
-        assert!(out.contains("fn declared_jobs"), "{out}");
+        assert!(out.contains("fn declarations"), "{out}");
         assert!(out.contains(r#"new ("cleanup" , "cleanup" ,"#), "{out}");
         assert!(out.contains(r#"new ("beat" , "beat.now" ,"#), "{out}");
         assert!(out.contains(r#"new ("hourly" , "beat.now" ,"#), "{out}");
-        // Without jobs, the default `declared_jobs` stays.
+        // Without jobs, the default `declarations` stays.
         let out = expand_ok(quote! {
             impl P {
                 #[action]
                 fn plain(&self) -> Result<(), CallError> { Ok(()) }
             }
         });
-        assert!(!out.contains("declared_jobs"), "{out}");
+        assert!(!out.contains("fn declarations"), "{out}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! `#[job(...)]`: a schedule on a method of an `#[actions]` block, declared to the scheduler
-//! through `xcore::Actions::declared_jobs`.
+//! as `xcore::services::scheduler::DeclaredJob`s in the bag of `xcore::Actions::declarations`.
 
 use proc_macro2::TokenStream;
 use quote::{ToTokens, quote};
@@ -275,9 +275,9 @@ fn example(key: &str) -> &'static str {
     }
 }
 
-/// `fn declared_jobs` of the generated `Actions` impl, or nothing when the block declares no
-/// job.
-pub(crate) fn declared_jobs(jobs: &[Job]) -> Option<TokenStream> {
+/// `fn declarations` of the generated `Actions` impl (the block's jobs, as `DeclaredJob`s in
+/// the bag), or nothing when the block declares no job.
+pub(crate) fn declarations(jobs: &[Job]) -> Option<TokenStream> {
     if jobs.is_empty() {
         return None;
     }
@@ -299,13 +299,13 @@ pub(crate) fn declared_jobs(jobs: &[Job]) -> Option<TokenStream> {
             Schedule::Every(every) => (some(None), some(Some(every)), some(None)),
         };
         quote! {
-            ::xcore::plugin::DeclaredJob::new(#id, #action, #cron, #every, #timezone)
+            ::xcore::services::scheduler::DeclaredJob::new(#id, #action, #cron, #every, #timezone)
         }
     });
     Some(quote! {
-        fn declared_jobs(&self) -> &'static [::xcore::plugin::DeclaredJob] {
-            const JOBS: &[::xcore::plugin::DeclaredJob] = &[#(#entries),*];
-            JOBS
+        fn declarations(&self) -> ::xcore::plugin::Declarations {
+            const JOBS: &[::xcore::services::scheduler::DeclaredJob] = &[#(#entries),*];
+            ::xcore::plugin::Declarations::new().with(JOBS)
         }
     })
 }
@@ -405,8 +405,8 @@ mod tests {
 
     #[test]
     fn declares_jobs() {
-        assert!(declared_jobs(&[]).is_none());
-        let out = declared_jobs(&[
+        assert!(declarations(&[]).is_none());
+        let out = declarations(&[
             Job {
                 id: "nightly".into(),
                 action: "cleanup".into(),

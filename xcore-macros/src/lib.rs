@@ -98,7 +98,8 @@
 //!
 //! Goes on a method of an `#[actions]` block, with or without `#[action]`: the method is an
 //! action (named as above), and the scheduler calls it on a schedule while the plugin runs.
-//! `#[actions]` then also implements `Actions::declared_jobs`, the list of the block's jobs.
+//! `#[actions]` then also implements `Actions::declarations`: the block's jobs, as
+//! `xcore::services::scheduler::DeclaredJob`s in the bag the scheduler reads.
 //!
 //! ```ignore
 //! #[derive(Default)]

@@ -78,7 +78,7 @@
 //! | [`events`] | the event bus, the kernel events |
 //! | [`observability`] | metrics through the `metrics` facade (a recorder per `Xcore`), the Prometheus exporter, the log setup |
 //! | [`runtime`] | the running plugins: stop, start, reload; the [`Gate`](runtime::Gate) every way into plugin code passes |
-//! | [`permissions`] | grants at every boundary, the audit of denials |
+//! | [`permissions`] | one typed [`Resource`](permissions::Resource) and one [`Policy`](permissions::Policy) check at every boundary, the audit of denials |
 //! | [`tenancy`] | [`TenantId`], the admission of tenants ([`Tenants`](tenancy::Tenants)) |
 //! | [`web`] | plugins' HTTP [`Routes`](web::Routes), the [`Web`](web::Web) service (tenant, tracing, body limit, JSON envelopes), the admin API, adapters |
 //!

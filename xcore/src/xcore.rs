@@ -1001,7 +1001,7 @@ impl XcoreBuilder {
         plugins.extend(by_hand);
         if let Some(config) = &config {
             config.check_production()?;
-            crate::config::builtin_services(config, &mut services)?;
+            crate::services::builtin(config, &mut services)?;
         }
 
         let mut seen: HashMap<String, &'static str> = HashMap::new();

@@ -41,7 +41,8 @@ impl Reports {
 }
 
 fn main() {
-    let jobs = Reports.declared_jobs();
+    let declarations = Reports.declarations();
+    let jobs = declarations.get::<xcore::services::scheduler::DeclaredJob>();
     let ids: Vec<_> = jobs.iter().map(|j| (j.id(), j.action())).collect();
     assert_eq!(
         ids,

@@ -34,8 +34,26 @@
 //!   random values of at least 16 characters, not placeholders, and distinct.
 //!
 //! `xcore.example.yaml` at the repository root documents every key.
+//!
+//! # Sections: data each owner reads
+//!
+//! The config is data: it loads, checks and types the file, and builds nothing. Each section
+//! is a type defined by the module that reads it; built-in services are built from their
+//! sections by `services` when an `Xcore` is built with a config (`XcoreBuilder::config`).
+//!
+//! | section | type | defined in | read by |
+//! |---|---|---|---|
+//! | `app` | [`AppConfig`] | `config` | the builder (production checks), the admin API (token) |
+//! | `plugins.<name>` | the plugin's own type | the plugin | [`Config::plugin_section`], `PluginContext::config` |
+//! | `services.databases.<name>` | [`DatabaseOptions`](crate::services::db::DatabaseOptions) | `services::db` | the `db` service |
+//! | `services.cache` | [`CacheOptions`](crate::services::cache::CacheOptions) | `services::cache` | the `cache` service |
+//! | `services.scheduler` | [`SchedulerOptions`](crate::services::scheduler::SchedulerOptions) ([`SchedulerConfig`]) | `services::scheduler` | the `scheduler` service |
+//! | `services.worker` | [`WorkerConfig`] | `services::worker` | the `worker` service ([`WorkerOptions::from_config`](crate::services::worker::WorkerOptions::from_config)) |
+//! | `services.extensions.<name>` | the extension's own type | the extension | [`ServiceContext::config`](crate::ServiceContext::config) |
+//! | `tenancy` | [`TenancyConfig`] | `config` | the builder ([`TenancyConfig::tenants`]) |
+//! | `web` | [`WebConfig`] | `config` | the web adapters (edge limits) |
+//! | `observability` | [`ObservabilityConfig`] | `config` | `observability::init_tracing` |
 
-mod builtin;
 mod de;
 mod env;
 mod error;
@@ -55,7 +73,6 @@ use std::{fmt, path::Path, sync::Arc};
 use indexmap::IndexMap;
 use serde::{Deserialize, de::DeserializeOwned};
 
-pub(crate) use self::builtin::builtin_services;
 pub use self::error::{ConfigError, Origin};
 pub use self::loader::{ConfigLoader, Format};
 use self::node::{Node, join};

@@ -85,90 +85,9 @@ pub struct ServicesConfig {
 /// multi-instance lock, shutdown timeout, jobs that call plugins).
 pub type SchedulerConfig = crate::services::scheduler::SchedulerOptions;
 
-/// Where background jobs are queued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WorkerBackend {
-    /// In process (the default): jobs are lost on restart.
-    #[default]
-    Memory,
-    /// A Redis queue.
-    Redis,
-    /// A Postgres table.
-    Postgres,
-}
-
-/// The `services.worker` section: the task worker
-/// ([`WorkerService`](crate::services::worker::WorkerService)).
-///
-/// Durations are written as in manifests (`"250ms"`, `"5s"`, `"7d"`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-#[non_exhaustive]
-pub struct WorkerConfig {
-    /// `memory` (default), `redis` or `postgres`.
-    pub backend: WorkerBackend,
-    /// Jobs run at once. Default 8; at least 1.
-    pub concurrency: usize,
-    /// Retries of a failing job before it is dead. Default 3.
-    pub max_retries: u32,
-    /// The wait before the first retry; each next one waits twice as long. Default 1 s.
-    #[serde(with = "crate::services::serde_duration")]
-    pub backoff: Duration,
-    /// The longest wait between two attempts. Default 5 min.
-    #[serde(with = "crate::services::serde_duration")]
-    pub max_backoff: Duration,
-    /// How long one attempt may run before it counts as failed. Default 5 min.
-    #[serde(with = "crate::services::serde_duration")]
-    pub timeout: Duration,
-    /// How long shutdown (and a stopping plugin) waits for running tasks before interrupting
-    /// them; interrupted tasks go back to the queue. Default 5 s.
-    #[serde(with = "crate::services::serde_duration")]
-    pub shutdown_timeout: Duration,
-    /// `memory`: the most tasks queued, delayed or running at once; a send beyond it is
-    /// refused at once (`queue_full`). Default 10000.
-    pub queue_capacity: usize,
-    /// `memory`: how many succeeded tasks (and their results) are kept for `status`, and how
-    /// many dead letters; the oldest go first. Default 10000 each.
-    pub keep_finished: usize,
-    /// `postgres`: the connection of `services.databases` that holds the table `xcore_tasks`.
-    /// Default: the first one (unless `url` is set).
-    pub database: Option<String>,
-    /// `postgres`: a server of the worker's own, instead of `database`.
-    pub url: Option<String>,
-    /// `postgres`: how often an idle worker looks for due tasks. Default 250 ms.
-    #[serde(with = "crate::services::serde_duration")]
-    pub poll_interval: Duration,
-    /// `postgres`: the lease of a claimed task, renewed while it runs; a task whose instance
-    /// stopped renewing it is delivered again when it expires. Default 30 s.
-    #[serde(with = "crate::services::serde_duration")]
-    pub lease: Duration,
-    /// `postgres`: succeeded tasks are deleted this long after they finish (so idempotency
-    /// keys are remembered this long). Default 7 days.
-    #[serde(with = "crate::services::serde_duration")]
-    pub retention: Duration,
-}
-
-impl Default for WorkerConfig {
-    fn default() -> Self {
-        Self {
-            backend: WorkerBackend::default(),
-            concurrency: 8,
-            max_retries: 3,
-            backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(300),
-            timeout: Duration::from_secs(300),
-            shutdown_timeout: Duration::from_secs(5),
-            queue_capacity: 10_000,
-            keep_finished: 10_000,
-            database: None,
-            url: None,
-            poll_interval: Duration::from_millis(250),
-            lease: Duration::from_secs(30),
-            retention: Duration::from_secs(7 * 86_400),
-        }
-    }
-}
+/// The `services.worker` section: the task worker's own options, defined with the worker
+/// ([`services::worker`](crate::services::worker)).
+pub use crate::services::worker::{WorkerBackend, WorkerConfig};
 
 /// The `tenancy` section.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

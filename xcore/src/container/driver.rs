@@ -385,22 +385,8 @@ pub(super) async fn activate(
     // Its routes, asked for once, right after a successful `on_start`.
     let routes = crate::web::collect_routes(&**plugin, ctx);
     // Services take what the plugin declared for them (its jobs, ...).
-    let started = StartedPlugin::new(identity, plugin.declared_jobs());
-    let mut refused = None;
-    let jobs = started.declared_jobs();
-    if !jobs.is_empty()
-        && !identity
-            .manifest()
-            .services()
-            .iter()
-            .any(|s| s == "scheduler")
-    {
-        refused = Some(format!(
-            "it declares jobs with `#[job]` (`{}`) but not the service that runs them; \
-             add `services = [\"scheduler\"]` to its manifest",
-            jobs[0].id()
-        ));
-    }
+    let started = StartedPlugin::new(identity, plugin.declarations());
+    let mut refused = started.check_declared_services().err();
     // The gate opens before the services take the plugin's declarations: a job may fire
     // at once.
     ctx.gate().open();

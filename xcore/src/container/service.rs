@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use crate::{
     Health, PluginIdentity, ServiceError,
     config::{Config, ConfigError},
-    plugin::DeclaredJob,
+    plugin::{Declaration, Declarations},
     xcore::Shared,
 };
 
@@ -83,8 +83,10 @@ pub trait Service: Any + Send + Sync {
     }
 
     /// A plugin has just started (its `on_start` succeeded and it serves calls): take what it
-    /// declared for this service (the scheduler registers its declared jobs). Called for every
-    /// loaded service. An error fails the plugin: it is stopped again (`on_plugin_stop` on
+    /// declared for this service, by type ([`StartedPlugin::get`]: the scheduler registers
+    /// its `DeclaredJob`s). Called for every loaded service, once the kernel has checked that
+    /// the plugin declares the services its declarations are for
+    /// ([`StartedPlugin::check_declared_services`]). An error fails the plugin: it is stopped again (`on_plugin_stop` on
     /// every service, then its `on_stop`) and reported `failed` with the reason. The default
     /// does nothing.
     async fn on_plugin_start(&self, plugin: &StartedPlugin<'_>) -> Result<(), ServiceError> {
@@ -107,16 +109,42 @@ pub trait Service: Any + Send + Sync {
     }
 }
 
-/// A plugin that has just started, as [`Service::on_plugin_start`] sees it.
-#[derive(Debug, Clone, Copy)]
+/// A plugin that has just started, as [`Service::on_plugin_start`] sees it: its identity and
+/// what it declares for the services ([`Declarations`], read by type with [`get`](Self::get)).
+///
+/// ```
+/// use xcore::prelude::*;
+/// use xcore::StartedPlugin;
+/// use xcore::services::scheduler::DeclaredJob;
+///
+/// struct Audit;
+///
+/// #[async_trait]
+/// impl Service for Audit {
+///     fn name(&self) -> &str {
+///         "audit"
+///     }
+///
+///     async fn on_plugin_start(&self, plugin: &StartedPlugin<'_>) -> Result<(), ServiceError> {
+///         for job in plugin.get::<DeclaredJob>() {
+///             println!("{} runs {} on a schedule", plugin.name(), job.action());
+///         }
+///         Ok(())
+///     }
+/// }
+/// ```
+#[derive(Debug, Clone)]
 pub struct StartedPlugin<'a> {
     identity: &'a PluginIdentity,
-    jobs: &'static [DeclaredJob],
+    declarations: Declarations,
 }
 
 impl<'a> StartedPlugin<'a> {
-    pub(crate) fn new(identity: &'a PluginIdentity, jobs: &'static [DeclaredJob]) -> Self {
-        Self { identity, jobs }
+    pub(crate) fn new(identity: &'a PluginIdentity, declarations: Declarations) -> Self {
+        Self {
+            identity,
+            declarations,
+        }
     }
 
     /// The plugin's identity (name, manifest, grants).
@@ -129,9 +157,24 @@ impl<'a> StartedPlugin<'a> {
         self.identity.name()
     }
 
-    /// The jobs it declares with `#[job(...)]`.
-    pub fn declared_jobs(&self) -> &'static [DeclaredJob] {
-        self.jobs
+    /// Everything it declares for the services ([`Actions::declarations`](crate::Actions::declarations)).
+    pub fn declarations(&self) -> &Declarations {
+        &self.declarations
+    }
+
+    /// Its declarations of type `T` (its `#[job]`s for
+    /// [`DeclaredJob`](crate::services::scheduler::DeclaredJob)); empty when it makes none.
+    pub fn get<T: Declaration>(&self) -> &[T] {
+        self.declarations.get::<T>()
+    }
+
+    /// Checks that the plugin's manifest declares every service its declarations are for
+    /// (`services = ["scheduler"]` for `#[job]`s). The kernel calls it before any service sees
+    /// the plugin; the error, naming the declaration and the service to add, fails the
+    /// plugin's start.
+    pub fn check_declared_services(&self) -> Result<(), String> {
+        self.declarations
+            .check_services(self.identity.manifest().services())
     }
 }
 

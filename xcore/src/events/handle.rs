@@ -7,7 +7,10 @@ use super::{
     Dispatch, EmitReport, Event, EventError, EventHandler, EventSource, SubscribeOptions,
     SubscriptionId, bus::EventBus,
 };
-use crate::{CallContext, PluginIdentity, permissions::DenialKind};
+use crate::{
+    CallContext, PluginIdentity,
+    permissions::{Policy, Resource, Scope},
+};
 
 /// A handle on an `Xcore`'s event bus: the host's ([`Xcore::events`](crate::Xcore::events)),
 /// unrestricted, or a plugin's ([`PluginContext::events`](crate::PluginContext::events)),
@@ -68,7 +71,7 @@ impl Events {
 
     fn check(&self, resource: &str, action: &'static str) -> Result<(), EventError> {
         self.check_with(resource, action, |grants| {
-            grants.allows_scoped("events", resource, action)
+            Resource::event(resource).allowed_by(grants, action)
         })
     }
 
@@ -76,7 +79,7 @@ impl Events {
     /// (an allow covers the pattern, no deny intersects it).
     fn check_pattern(&self, text: &str, pattern: &ResourcePattern) -> Result<(), EventError> {
         self.check_with(text, "subscribe", |grants| {
-            grants.allows_pattern_scoped("events", pattern, "subscribe")
+            Scope::Events.allows_pattern(grants, pattern, "subscribe")
         })
     }
 
@@ -89,20 +92,13 @@ impl Events {
         let Some(plugin) = &self.owner else {
             return Ok(());
         };
-        if allowed(plugin.manifest().permissions()) {
-            return Ok(());
-        }
-        self.bus.audit.record(
-            plugin.name(),
-            &format!("events:{resource}"),
-            action,
-            DenialKind::Permission,
-        );
-        Err(EventError::PermissionDenied {
-            plugin: plugin.name().to_owned(),
-            event: resource.to_owned(),
-            action,
-        })
+        Policy::new(&self.bus.audit)
+            .check_with(plugin, Resource::event(resource), action, allowed)
+            .map_err(|_| EventError::PermissionDenied {
+                plugin: plugin.name().to_owned(),
+                event: resource.to_owned(),
+                action,
+            })
     }
 
     fn event(&self, cx: &CallContext, name: &str, payload: Value) -> Result<Event, EventError> {

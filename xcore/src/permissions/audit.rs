@@ -1,5 +1,6 @@
 use std::{
     collections::VecDeque,
+    fmt,
     sync::{
         Mutex,
         atomic::{AtomicU64, Ordering},
@@ -31,7 +32,7 @@ impl DenialKind {
     }
 }
 
-/// One denial, as kept in the [`Audit`].
+/// One denial, as kept in the [`Audit`], and the error [`Policy`](super::Policy) returns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Denial {
     /// The plugin that was refused.
@@ -45,6 +46,30 @@ pub struct Denial {
     /// When.
     pub at: SystemTime,
 }
+
+impl fmt::Display for Denial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Denial {
+            plugin,
+            resource,
+            action,
+            ..
+        } = self;
+        match self.kind {
+            DenialKind::Permission => write!(
+                f,
+                "plugin `{plugin}` may not {action} `{resource}`: it holds no grant \
+                 `{resource}: {action}`"
+            ),
+            DenialKind::Caller => write!(
+                f,
+                "plugin `{plugin}` is not among the allowed callers of `{resource}` ({action})"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Denial {}
 
 /// The denials of one `Xcore`: a counter and a bounded buffer of the most recent ones.
 ///
@@ -95,6 +120,24 @@ impl Audit {
 
     /// Records a denial: logs it, counts it, keeps it (dropping the oldest if full).
     pub fn record(&self, plugin: &str, resource: &str, action: &str, kind: DenialKind) {
+        self.push(Denial {
+            plugin: plugin.to_owned(),
+            resource: resource.to_owned(),
+            action: action.to_owned(),
+            kind,
+            at: SystemTime::now(),
+        });
+    }
+
+    /// Records `denial`: logs it, counts it, keeps it (dropping the oldest if full).
+    pub(crate) fn push(&self, denial: Denial) {
+        let Denial {
+            plugin,
+            resource,
+            action,
+            kind,
+            ..
+        } = &denial;
         tracing::warn!(plugin, resource, action, ?kind, "denied");
         self.total.fetch_add(1, Ordering::Relaxed);
         self.metrics.denial(plugin, kind.as_str());
@@ -102,13 +145,7 @@ impl Audit {
         if recent.len() == self.capacity {
             recent.pop_front();
         }
-        recent.push_back(Denial {
-            plugin: plugin.to_owned(),
-            resource: resource.to_owned(),
-            action: action.to_owned(),
-            kind,
-            at: SystemTime::now(),
-        });
+        recent.push_back(denial);
     }
 
     /// How many denials happened since the `Xcore` was built (kept or not).

@@ -1,9 +1,17 @@
 //! Plugins: the [`Plugin`] contract, typed [`Actions`], manifests and registration.
+//!
+//! | item | what it is |
+//! |---|---|
+//! | [`Plugin`], [`Actions`] | the contract: lifecycle hooks, calls |
+//! | [`Declarations`], [`Declaration`] | what a plugin declares for the services that run it (`#[job]` for the scheduler), a bag by type; no service is named by the contract |
+//! | [`PluginContext`], [`PluginClient`] | what a plugin reaches while it runs |
+//! | [`Registration`], [`PluginManifest`] | `#[plugin]`'s compile-time registration |
+//! | [`PluginError`], [`HookError`], [`ServiceError`] | the errors of hooks and services |
 
 mod action;
 mod context;
+mod declarations;
 mod error;
-mod job;
 mod registration;
 
 use async_trait::async_trait;
@@ -11,8 +19,8 @@ use serde_json::Value;
 
 pub use action::{decode_input, encode_output};
 pub use context::{PluginClient, PluginContext};
+pub use declarations::{Declaration, Declarations};
 pub use error::{HookError, PluginError, ServiceError};
-pub use job::DeclaredJob;
 pub use registration::{PluginManifest, Registration, registered};
 
 use crate::{CallContext, CallError, Health, web::Routes};
@@ -49,10 +57,14 @@ pub trait Actions: Send + Sync + 'static {
         &[]
     }
 
-    /// The jobs declared with `#[job(...)]` on the plugin's methods; the scheduler runs them
-    /// while the plugin runs. The default declares none.
-    fn declared_jobs(&self) -> &'static [DeclaredJob] {
-        &[]
+    /// What the plugin declares for the services that run it, by type: the jobs of its
+    /// `#[job(...)]` methods (for the scheduler), or any [`Declaration`] of a host's service.
+    /// Asked once, when the plugin has started; each service reads its own type
+    /// ([`StartedPlugin::get`](crate::StartedPlugin::get)), and the plugin fails to start if
+    /// its manifest lacks a service its declarations are for (see [`Declarations`]). The
+    /// default declares nothing.
+    fn declarations(&self) -> Declarations {
+        Declarations::new()
     }
 
     /// Answers one call.

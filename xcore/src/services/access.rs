@@ -1,6 +1,6 @@
 use crate::{
     CallError, ErrorCode, PluginIdentity,
-    permissions::{Audit, DenialKind},
+    permissions::{Audit, Denial, Policy, Resource, Scope},
 };
 
 /// Why a plugin could not obtain a service handle, or use it.
@@ -80,8 +80,20 @@ pub(crate) fn check_declared(plugin: &PluginIdentity, service: &str) -> Result<(
     }
 }
 
-/// Which of `actions` the plugin's grants allow on `scope.resource`, as a bit mask (bit *i* for
-/// `actions[i]`). If none is allowed, records the denial of the first and fails.
+impl From<Denial> for AccessError {
+    fn from(denial: Denial) -> Self {
+        AccessError::PermissionDenied {
+            plugin: denial.plugin,
+            resource: denial.resource,
+            action: denial.action,
+        }
+    }
+}
+
+/// Which of `actions` the plugin's grants allow on the resource `name` of `scope` (`db`,
+/// `cache`, `service`), as a bit mask (bit *i* for `actions[i]`), through the [`Policy`]
+/// ([`Policy::check_any`]). If none is allowed, the denial of the first is recorded and
+/// returned; a scope no [`Scope`] names is refused (and recorded) too.
 pub(crate) fn grant_mask(
     plugin: &PluginIdentity,
     audit: &Audit,
@@ -89,24 +101,14 @@ pub(crate) fn grant_mask(
     resource: &str,
     actions: &[&str],
 ) -> Result<u8, AccessError> {
-    let grants = plugin.manifest().permissions();
-    let mask = actions
-        .iter()
-        .enumerate()
-        .filter(|(_, a)| grants.allows_scoped(scope, resource, a))
-        .fold(0u8, |m, (i, _)| m | (1 << i));
-    if mask != 0 {
-        return Ok(mask);
+    let policy = Policy::new(audit);
+    match Scope::from_name(scope) {
+        Some(scope) => Ok(policy.check_any(plugin, Resource::new(scope, resource), actions)?),
+        None => {
+            let action = actions.first().copied().unwrap_or("use");
+            Err(policy
+                .deny_unknown(plugin, format!("{scope}.{resource}"), action)
+                .into())
+        }
     }
-    let full = format!(
-        "{scope}{}{resource}",
-        if scope == "service" { ":" } else { "." }
-    );
-    let action = actions.first().copied().unwrap_or("use");
-    audit.record(plugin.name(), &full, action, DenialKind::Permission);
-    Err(AccessError::PermissionDenied {
-        plugin: plugin.name().to_owned(),
-        resource: full,
-        action: action.to_owned(),
-    })
 }

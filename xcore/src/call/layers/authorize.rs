@@ -10,26 +10,20 @@ use super::{Admit, reject};
 use crate::{
     CallError, Caller, ErrorCode, PluginIdentity,
     call::CallRequest,
-    permissions::{Audit, DenialKind},
+    permissions::{Audit, Denial, DenialKind, Policy, Resource},
 };
 
 /// Applies [`Authorize`]: checks that the caller may call the target's action.
 #[derive(Debug, Clone)]
 pub struct AuthorizeLayer {
     target: PluginIdentity,
-    resource: Arc<str>,
     audit: Arc<Audit>,
 }
 
 impl AuthorizeLayer {
     /// Authorisation of calls to `target`; denials go to `audit`.
     pub fn new(target: PluginIdentity, audit: Arc<Audit>) -> Self {
-        let resource: Arc<str> = Arc::from(format!("plugin:{}", target.name()));
-        Self {
-            target,
-            resource,
-            audit,
-        }
+        Self { target, audit }
     }
 }
 
@@ -62,56 +56,48 @@ impl<S> Authorize<S> {
             return Ok(());
         };
         let target = &self.layer.target;
-        if !caller
-            .manifest()
-            .permissions()
-            .allows(&self.layer.resource, action)
-        {
-            self.layer.audit.record(
-                caller.name(),
-                &self.layer.resource,
-                action,
-                DenialKind::Permission,
-            );
-            return Err(CallError::new(
-                ErrorCode::PermissionDenied,
-                format!(
-                    "plugin `{}` may not call `{}.{action}`: it holds no grant `{}: {action}`",
-                    caller.name(),
-                    target.name(),
-                    self.layer.resource
-                ),
-            )
-            .with_details(json!({
-                "plugin": caller.name(),
-                "resource": &*self.layer.resource,
-                "action": action,
-            })));
-        }
-        if !target.manifest().admits_caller(caller.name()) {
-            self.layer.audit.record(
-                caller.name(),
-                &self.layer.resource,
-                action,
-                DenialKind::Caller,
-            );
-            return Err(CallError::new(
-                ErrorCode::CallerDenied,
-                format!(
-                    "plugin `{}` does not accept calls from plugin `{}` (allowed_callers: [{}])",
-                    target.name(),
-                    caller.name(),
-                    target.manifest().allowed_callers().join(", ")
-                ),
-            )
-            .with_details(json!({
-                "plugin": caller.name(),
-                "resource": &*self.layer.resource,
-                "action": action,
-            })));
-        }
-        Ok(())
+        let policy = Policy::new(&self.layer.audit);
+        policy
+            .check(caller, Resource::plugin(target.name()), action)
+            .and_then(|()| policy.check_caller(caller, target, action))
+            .map_err(|denial| refusal(target, denial))
     }
+}
+
+/// The error of a call `Policy` refused: `permission_denied` for a missing grant,
+/// `caller_denied` for the target's `allowed_callers`.
+#[cold]
+fn refusal(target: &PluginIdentity, denial: Denial) -> CallError {
+    let Denial {
+        plugin,
+        resource,
+        action,
+        kind,
+        ..
+    } = &denial;
+    let error = match kind {
+        DenialKind::Permission => CallError::new(
+            ErrorCode::PermissionDenied,
+            format!(
+                "plugin `{plugin}` may not call `{}.{action}`: it holds no grant \
+                 `{resource}: {action}`",
+                target.name(),
+            ),
+        ),
+        DenialKind::Caller => CallError::new(
+            ErrorCode::CallerDenied,
+            format!(
+                "plugin `{}` does not accept calls from plugin `{plugin}` (allowed_callers: [{}])",
+                target.name(),
+                target.manifest().allowed_callers().join(", ")
+            ),
+        ),
+    };
+    error.with_details(json!({
+        "plugin": plugin,
+        "resource": resource,
+        "action": action,
+    }))
 }
 
 impl<S> Service<CallRequest> for Authorize<S>

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::{
-    JobOptions, SchedulerError, SchedulerService, Trigger,
+    DeclaredJob, JobOptions, SchedulerError, SchedulerService, Trigger,
     config_jobs::call_as_host,
     engine::Engine,
     entry::Spec,
     key::{Owner, check_id, job_key},
 };
-use crate::{PluginIdentity, TenantId, plugin::DeclaredJob, services::grant_mask};
+use crate::{PluginIdentity, TenantId, permissions::Resource, services::grant_mask};
 
 /// The grant a plugin needs to declare jobs.
 const ACTION: &str = "schedule";
@@ -101,9 +101,9 @@ fn check_access(
             &[ACTION],
         )
         .is_ok(),
-        None => manifest
-            .permissions()
-            .allows_scoped("service", SchedulerService::NAME, ACTION),
+        None => {
+            Resource::service(SchedulerService::NAME).allowed_by(manifest.permissions(), ACTION)
+        }
     };
     if declared && granted {
         return Ok(());

@@ -49,8 +49,9 @@
 //! # Jobs declared by plugins
 //!
 //! A plugin declares jobs with `#[job(cron = "…")]` or `#[job(every = "30s")]` on methods of
-//! its `#[actions]` block ([`DeclaredJob`](crate::plugin::DeclaredJob),
-//! [`Actions::declared_jobs`](crate::Actions::declared_jobs)). When the plugin has started,
+//! its `#[actions]` block: each is a [`DeclaredJob`], which travels in the plugin's
+//! [`Declarations`](crate::plugin::Declarations) ([`Actions::declarations`](crate::Actions::declarations);
+//! the type exists without the `scheduler` feature, so that `#[job]` always compiles). When the plugin has started,
 //! the scheduler registers them under the plugin's namespace and the tenant `default`
 //! (`<plugin>:default:<id>`: they show in its [`Scheduler::list`], a job the plugin added
 //! itself under the same id is replaced); each firing calls the action as the host, with the
@@ -70,8 +71,10 @@
 //! [`PluginContext::scheduler`](crate::PluginContext::scheduler)): a host that relies on config
 //! jobs only calls `xcore.scheduler()` once after boot.
 
+mod declared_job;
 mod options;
 
+pub use declared_job::DeclaredJob;
 pub use options::{ConfigJob, LockOptions, SchedulerOptions};
 
 #[cfg(feature = "scheduler")]

@@ -181,7 +181,7 @@ impl Service for SchedulerService {
     }
 
     async fn on_plugin_start(&self, plugin: &StartedPlugin<'_>) -> Result<(), ServiceError> {
-        let jobs = plugin.declared_jobs();
+        let jobs = plugin.get::<super::DeclaredJob>();
         if jobs.is_empty() {
             return Ok(());
         }

@@ -4,7 +4,7 @@
 //!
 //! The pieces:
 //! - [`WorkerService`], the `worker` service a host registers, built from [`WorkerOptions`]
-//!   (the `services.worker` section of the config, [`WorkerConfig`](crate::config::WorkerConfig));
+//!   (the `services.worker` section of the config, [`WorkerConfig`]);
 //! - [`Worker`], the handle a plugin gets with
 //!   [`PluginContext::worker`](crate::PluginContext::worker) (it declares
 //!   `services = ["worker"]` and holds `service:worker: execute`) and the host with
@@ -142,7 +142,7 @@ pub use error::{TaskError, WorkerError};
 pub use handle::{DEAD_LETTERS_PAGE, Worker};
 pub use id::TaskId;
 pub use name::MAX_TASK_NAME_LEN;
-pub use options::{PostgresQueue, QueueBackend, WorkerOptions};
+pub use options::{PostgresQueue, QueueBackend, WorkerBackend, WorkerConfig, WorkerOptions};
 pub use send::{MAX_IDEMPOTENCY_KEY_LEN, SendOptions};
 pub use service::WorkerService;
 pub use status::{TaskInfo, TaskStatus};

@@ -2,6 +2,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use super::WorkerConfig;
 use super::{
     Worker, WorkerError, WorkerOptions,
     engine::Engine,
@@ -9,7 +10,7 @@ use super::{
     options::QueueBackend,
     queue::{Queue, memory::MemoryQueue},
 };
-use crate::{Health, Service, ServiceContext, ServiceError, async_trait, config::WorkerConfig};
+use crate::{Health, Service, ServiceContext, ServiceError, async_trait};
 
 /// The task worker, named `worker`: named tasks of plugins (through
 /// [`PluginContext::worker`](crate::PluginContext::worker)) and of the host (through

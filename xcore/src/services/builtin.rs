@@ -1,10 +1,13 @@
-//! The services a config adds to an `Xcore`.
+//! The built-in services a config adds to an `Xcore`, each built from its own typed section
+//! of `services` (the table is in the [`services`](super) docs).
 
-use super::{Config, ConfigError};
-use crate::Service;
+use crate::{
+    Service,
+    config::{Config, ConfigError},
+};
 
 /// Adds the services `config` configures, except those already added by hand (same name).
-pub(crate) fn builtin_services(
+pub(crate) fn builtin(
     config: &Config,
     services: &mut Vec<(Box<dyn Service>, &'static str)>,
 ) -> Result<(), ConfigError> {

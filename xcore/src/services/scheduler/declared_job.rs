@@ -1,11 +1,18 @@
-//! Jobs a plugin declares on its methods (`#[job(...)]`), run by the scheduler.
+//! [`DeclaredJob`]: a job a plugin declares on its methods (`#[job(...)]`), a
+//! [`Declaration`] the scheduler consumes.
+
+use crate::plugin::Declaration;
 
 /// A job declared with `#[job(...)]` on a method of an `#[actions]` block: on a schedule, the
 /// scheduler calls the plugin's action of the same name, as the host, for the tenant
 /// `default`.
 ///
-/// The plugin must declare `services = ["scheduler"]` and hold `service:scheduler: schedule`;
-/// its jobs are registered when it starts and removed when it stops.
+/// It travels in the plugin's [`Declarations`](crate::plugin::Declarations)
+/// (`#[actions]` puts the block's jobs there): read them with
+/// `plugin.declarations().get::<DeclaredJob>()`. The plugin must declare
+/// `services = ["scheduler"]` (the kernel checks it before the scheduler sees the plugin) and
+/// hold `service:scheduler: schedule`; its jobs are registered when it starts and removed when
+/// it stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeclaredJob {
     id: &'static str,
@@ -57,5 +64,14 @@ impl DeclaredJob {
     /// The time zone of its cron expression, if given.
     pub fn timezone(&self) -> Option<&'static str> {
         self.timezone
+    }
+}
+
+impl Declaration for DeclaredJob {
+    const SERVICE: &'static str = "scheduler";
+    const WHAT: &'static str = "jobs with `#[job]`";
+
+    fn label(&self) -> &str {
+        self.id
     }
 }
