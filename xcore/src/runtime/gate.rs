@@ -314,11 +314,8 @@ mod tests {
         );
         g.open();
         let cx = CallContext::host();
-        let err = g
-            .run(Way::Event, &cx, async { panic!("boom") })
-            .await
-            .map(|()| ())
-            .unwrap_err();
+        let out: Result<(), CallError> = g.run(Way::Event, &cx, async { panic!("boom") }).await;
+        let err = out.unwrap_err();
         assert_eq!(err.code(), ErrorCode::Panicked);
         assert!(err.message().contains("boom"));
         assert_eq!(g.inside(), 0);

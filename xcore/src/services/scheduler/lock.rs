@@ -40,9 +40,9 @@ pub(crate) enum Acquired {
 /// The lock backend.
 pub(crate) enum FiringLock {
     #[cfg(feature = "redis")]
-    Redis(super::lock_redis::RedisLock),
+    Redis(Box<super::lock_redis::RedisLock>),
     #[cfg(feature = "postgres")]
-    Postgres(super::lock_postgres::PostgresLock),
+    Postgres(Box<super::lock_postgres::PostgresLock>),
 }
 
 /// Checks `services.scheduler.lock` without connecting: a Redis URL (with the `redis`
@@ -88,13 +88,13 @@ impl FiringLock {
         if postgres {
             return super::lock_postgres::PostgresLock::connect(options, instance)
                 .await
-                .map(FiringLock::Postgres);
+                .map(|lock| FiringLock::Postgres(Box::new(lock)));
         }
         #[cfg(feature = "redis")]
         if !postgres {
             return super::lock_redis::RedisLock::connect(options, instance)
                 .await
-                .map(FiringLock::Redis);
+                .map(|lock| FiringLock::Redis(Box::new(lock)));
         }
         let _ = (instance, postgres);
         Err(SchedulerError::InvalidOptions {
