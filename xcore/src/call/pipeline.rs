@@ -3,9 +3,7 @@ use std::{future::Future, pin::Pin, sync::Arc};
 use serde_json::Value;
 use tower::{Layer, Service, ServiceBuilder, util::BoxCloneSyncService};
 
-use super::layers::{
-    AuthorizeLayer, CatchPanicLayer, Handler, TimeoutLayer, Trace,
-};
+use super::layers::{AuthorizeLayer, CatchPanicLayer, Handler, TimeoutLayer, Trace};
 use crate::{
     CallContext, CallError, Plugin, PluginIdentity,
     observability::{CallMeter, Metrics},

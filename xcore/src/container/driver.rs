@@ -470,7 +470,11 @@ async fn stop_all(shared: &Arc<Shared>, nodes: &mut Nodes) -> ShutdownReport {
                         async move {
                             let left = ctx.gate().close(limit).await;
                             if left > 0 {
-                                tracing::warn!(plugin = ctx.name(), left, "stopping with entries still inside after the stop timeout");
+                                tracing::warn!(
+                                    plugin = ctx.name(),
+                                    left,
+                                    "stopping with entries still inside after the stop timeout"
+                                );
                             }
                             withdraw(&shared, &services, ctx.name()).await;
                             (

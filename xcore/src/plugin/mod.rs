@@ -3,6 +3,7 @@
 mod action;
 mod context;
 mod error;
+pub mod handle;
 mod job;
 mod registration;
 
@@ -10,8 +11,10 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 pub use action::{decode_input, encode_output};
+pub(crate) use context::WeakContext;
 pub use context::{PluginClient, PluginContext};
 pub use error::{HookError, PluginError, ServiceError};
+pub use handle::{Bind, Handle, NamedHandle};
 pub use job::DeclaredJob;
 pub use registration::{PluginManifest, Registration, registered};
 

@@ -253,7 +253,11 @@ mod tests {
 
     #[tokio::test]
     async fn refuses_until_open_and_after_close() {
-        let g = gate(xcore_manifest::Manifest::builder("p", "1.0.0").build().unwrap());
+        let g = gate(
+            xcore_manifest::Manifest::builder("p", "1.0.0")
+                .build()
+                .unwrap(),
+        );
         assert_eq!(
             g.enter(Way::Call).unwrap_err().code(),
             ErrorCode::Unavailable
@@ -267,14 +271,21 @@ mod tests {
         };
         tokio::task::yield_now().await;
         assert!(!closing.is_finished(), "the close waits for the pass");
-        assert_eq!(g.enter(Way::Event).unwrap_err().code(), ErrorCode::Unavailable);
+        assert_eq!(
+            g.enter(Way::Event).unwrap_err().code(),
+            ErrorCode::Unavailable
+        );
         drop(pass);
         assert_eq!(closing.await.unwrap(), 0);
     }
 
     #[tokio::test]
     async fn close_is_bounded() {
-        let g = gate(xcore_manifest::Manifest::builder("p", "1.0.0").build().unwrap());
+        let g = gate(
+            xcore_manifest::Manifest::builder("p", "1.0.0")
+                .build()
+                .unwrap(),
+        );
         g.open();
         let _stuck = g.enter(Way::Task).unwrap();
         assert_eq!(g.close(Duration::from_millis(20)).await, 1);
@@ -289,7 +300,10 @@ mod tests {
         let g = gate(manifest);
         g.open();
         let held = g.admit(Way::Route).unwrap();
-        assert_eq!(g.admit(Way::Route).unwrap_err().code(), ErrorCode::Overloaded);
+        assert_eq!(
+            g.admit(Way::Route).unwrap_err().code(),
+            ErrorCode::Overloaded
+        );
         // Jobs and tasks are not limited by the manifest.
         let _job = g.admit(Way::Job).unwrap();
         drop(held);
@@ -298,7 +312,11 @@ mod tests {
 
     #[tokio::test]
     async fn run_isolates_panics() {
-        let g = gate(xcore_manifest::Manifest::builder("p", "1.0.0").build().unwrap());
+        let g = gate(
+            xcore_manifest::Manifest::builder("p", "1.0.0")
+                .build()
+                .unwrap(),
+        );
         g.open();
         let cx = CallContext::host();
         let err = g

@@ -100,6 +100,19 @@ impl Routes {
         &self.endpoints
     }
 
+    /// The same routes, served by the plugin instance of `ctx`: each request's
+    /// [`CallContext`](crate::CallContext) (put in its extensions by the web layer) is bound
+    /// to the instance, so that the handlers take their handles from it.
+    pub(crate) fn served_by(self, ctx: PluginContext) -> Self {
+        Self {
+            service: Arc::new(Served {
+                inner: self.service,
+                ctx,
+            }),
+            endpoints: self.endpoints,
+        }
+    }
+
     /// Serves one request (through `&self`: no clone needed).
     pub fn serve(&self, request: Request<Body>) -> ResponseFuture {
         self.service.call(request)
@@ -173,6 +186,21 @@ impl fmt::Display for Endpoint {
     }
 }
 
+/// Routes served by one plugin instance: binds each request's call context to it.
+struct Served {
+    inner: Arc<dyn Erased>,
+    ctx: PluginContext,
+}
+
+impl Erased for Served {
+    fn call(&self, mut request: Request<Body>) -> ResponseFuture {
+        if let Some(cx) = request.extensions_mut().get_mut::<crate::CallContext>() {
+            cx.set_scope(self.ctx.clone());
+        }
+        self.inner.call(request)
+    }
+}
+
 /// A service behind a trait object, called through `&self`.
 trait Erased: Send + Sync + 'static {
     fn call(&self, request: Request<Body>) -> ResponseFuture;
@@ -203,7 +231,7 @@ where
 /// Asks a started plugin for its routes, once; a panic is logged and means no routes.
 pub(crate) fn collect_routes(plugin: &dyn Plugin, ctx: &PluginContext) -> Option<Routes> {
     match std::panic::catch_unwind(AssertUnwindSafe(|| plugin.routes(ctx))) {
-        Ok(routes) => routes,
+        Ok(routes) => routes.map(|routes| routes.served_by(ctx.clone())),
         Err(panic) => {
             let why = crate::call::layers::catch_panic_message(&*panic);
             tracing::error!(plugin = ctx.name(), panic = %why, "`routes` panicked; the plugin runs without routes");

@@ -9,7 +9,11 @@ use super::{
     migrate,
     service::{Connection, Pools},
 };
-use crate::{PluginContext, TenantId};
+use crate::{
+    CallContext, PluginContext, TenantId,
+    plugin::handle::{Bind, Handle, NamedHandle},
+    services::{AccessError, grant_mask},
+};
 
 /// The future of the work done in [`Db::transaction`].
 pub type TxFuture<'t, T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 't>>;
@@ -232,13 +236,12 @@ impl Db {
     }
 }
 
-impl PluginContext {
-    /// The database connection `name` (from `services.databases`), as the plugin's grants
-    /// allow: `db.<name>: write` gives a read-write handle, `db.<name>: read` a read-only one.
-    /// The plugin must declare `services = ["db"]`.
-    pub fn db(&self, name: &str) -> Result<Db, crate::services::AccessError> {
-        use crate::services::{AccessError, grant_mask};
-        let (shared, service) = self.declared_service("db")?;
+/// The database connection `name` (from `services.databases`), as the plugin's grants allow:
+/// `db.<name>: write` gives a read-write handle, `db.<name>: read` a read-only one. The plugin
+/// must declare `services = ["db"]`.
+impl NamedHandle for Db {
+    fn obtain_named(ctx: &PluginContext, name: &str) -> Result<Self, AccessError> {
+        let (shared, service) = ctx.declared_service("db")?;
         let any: Arc<dyn std::any::Any + Send + Sync> = service;
         let service =
             any.downcast::<super::DatabaseService>()
@@ -253,7 +256,7 @@ impl PluginContext {
                 reason: e.to_string(),
             })?;
         let mask = grant_mask(
-            self.identity(),
+            ctx.identity(),
             &shared.audit,
             "db",
             name,
@@ -266,7 +269,24 @@ impl PluginContext {
                 reason: format!("database `{name}`: {reason}"),
             });
         }
-        Ok(Db::new(conn, read_only, self.name()))
+        Ok(Db::new(conn, read_only, ctx.name()))
+    }
+}
+
+/// The connection `default`: `ctx.handle::<Db>()` is `ctx.named::<Db>("default")`.
+impl Handle for Db {
+    fn obtain(ctx: &PluginContext) -> Result<Self, AccessError> {
+        ctx.named::<Db>("default")
+    }
+}
+
+/// The same connection, the call's tenant's database (provisioned on first use:
+/// [`Db::for_tenant`]).
+impl Bind for Db {
+    type Error = DbError;
+
+    async fn bind(&self, cx: &CallContext) -> Result<Self, DbError> {
+        self.for_tenant(cx.tenant()).await
     }
 }
 

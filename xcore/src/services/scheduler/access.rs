@@ -1,23 +1,24 @@
-//! How plugins and the host obtain a [`Scheduler`]: [`PluginContext::scheduler`] and
-//! [`Xcore::scheduler`].
+//! How plugins and the host obtain a [`Scheduler`]: [`Handle`] (`ctx.handle::<Scheduler>()`,
+//! `cx.handle::<Scheduler>().await`) and [`Xcore::scheduler`].
 
 use std::{any::Any, sync::Arc};
 
 use super::{Scheduler, SchedulerError, SchedulerService, key::Owner};
 use crate::{
-    PluginContext, Xcore,
+    CallContext, PluginContext, Xcore,
+    plugin::handle::{Bind, Handle},
     services::{AccessError, grant_mask},
 };
 
-impl PluginContext {
-    /// The plugin's handle on the scheduler, for the tenant `default` (use
-    /// [`Scheduler::for_tenant`] or [`Scheduler::for_call`] for another).
-    ///
-    /// The plugin must declare the service (`services = ["scheduler"]`) and hold
-    /// `service:scheduler: schedule`; otherwise [`AccessError::NotDeclared`] or
-    /// [`AccessError::PermissionDenied`] (the denial is audited).
-    pub fn scheduler(&self) -> Result<Scheduler, AccessError> {
-        let (shared, service) = self.declared_service(SchedulerService::NAME)?;
+/// The plugin's handle on the scheduler.
+///
+/// The plugin must declare the service (`services = ["scheduler"]`) and hold
+/// `service:scheduler: schedule`; otherwise [`AccessError::NotDeclared`] or
+/// [`AccessError::PermissionDenied`] (the denial is audited). Its jobs run through the plugin
+/// instance's gate.
+impl Handle for Scheduler {
+    fn obtain(ctx: &PluginContext) -> Result<Self, AccessError> {
+        let (shared, service) = ctx.declared_service(SchedulerService::NAME)?;
         let any: Arc<dyn Any + Send + Sync> = service;
         let service = any
             .downcast::<SchedulerService>()
@@ -26,7 +27,7 @@ impl PluginContext {
                 expected: std::any::type_name::<SchedulerService>(),
             })?;
         grant_mask(
-            self.identity(),
+            ctx.identity(),
             &shared.audit,
             "service",
             SchedulerService::NAME,
@@ -39,8 +40,17 @@ impl PluginContext {
         engine.attach(&shared);
         Ok(Scheduler::new(
             engine.clone(),
-            Owner::Plugin(self.identity().clone()),
+            Owner::Plugin(ctx.identity().clone(), Some(ctx.downgrade())),
         ))
+    }
+}
+
+/// Jobs of the call's tenant.
+impl Bind for Scheduler {
+    type Error = AccessError;
+
+    async fn bind(&self, cx: &CallContext) -> Result<Self, AccessError> {
+        Ok(self.for_tenant(cx.tenant()))
     }
 }
 

@@ -11,9 +11,12 @@ use super::{
     alarm::Firing,
     engine::Engine,
     entry::{Counters, JobEntry},
+    key::Owner,
     lock::{Acquired, Claim},
 };
-use crate::call::layers::catch_panic_message;
+use tracing::Instrument;
+
+use crate::{call::layers::catch_panic_message, runtime::Way};
 
 impl Engine {
     /// The firings of one instant are due: starts each valid one's run in the background,
@@ -191,8 +194,30 @@ impl Engine {
     }
 
     /// One attempt: the job's future, under its timeout, with panics caught.
+    ///
+    /// A job registered through a plugin's handle runs through the instance's gate: a stopped
+    /// instance refuses the attempt (it fails, and is retried per the job's options), and the
+    /// attempt runs in the entry's span.
     async fn attempt(&self, job: &JobEntry, at: DateTime<Utc>, attempt: u32) -> Result<(), String> {
-        let cx = job.context(at, attempt);
+        let entered = match &job.owner {
+            Owner::Plugin(_, Some(instance)) => match instance.enter(Way::Job) {
+                Ok(entered) => Some(entered),
+                Err(refused) => return Err(refused.message().to_owned()),
+            },
+            _ => None,
+        };
+        let cx = job.context(at, attempt, entered.as_ref().map(|(ctx, _)| ctx));
+        let span = match &entered {
+            Some((ctx, _)) => ctx.gate().span(Way::Job, cx.call_context()),
+            None => tracing::Span::none(),
+        };
+        let outcome = self.attempt_in(job, cx).instrument(span).await;
+        drop(entered);
+        outcome
+    }
+
+    /// The attempt's future, under the job's timeout, with panics caught.
+    async fn attempt_in(&self, job: &JobEntry, cx: super::JobContext) -> Result<(), String> {
         let future = match std::panic::catch_unwind(AssertUnwindSafe(|| (job.func)(cx))) {
             Ok(future) => future,
             Err(panic) => return Err(format!("panicked: {}", catch_panic_message(&*panic))),

@@ -1,23 +1,24 @@
-//! How plugins and the host obtain a [`Worker`]: [`PluginContext::worker`] and
-//! [`Xcore::worker`].
+//! How plugins and the host obtain a [`Worker`]: [`Handle`] (`ctx.handle::<Worker>()`,
+//! `cx.handle::<Worker>().await`) and [`Xcore::worker`].
 
 use std::{any::Any, sync::Arc};
 
 use super::{Worker, WorkerError, WorkerService, name::Owner};
 use crate::{
-    PluginContext, Xcore,
+    CallContext, PluginContext, Xcore,
+    plugin::handle::{Bind, Handle},
     services::{AccessError, grant_mask},
 };
 
-impl PluginContext {
-    /// The plugin's handle on the task worker, for the tenant `default` (use
-    /// [`Worker::for_call`] or [`Worker::for_tenant`] for another).
-    ///
-    /// The plugin must declare the service (`services = ["worker"]`) and hold
-    /// `service:worker: execute`; otherwise [`AccessError::NotDeclared`] or
-    /// [`AccessError::PermissionDenied`] (the denial is audited).
-    pub fn worker(&self) -> Result<Worker, AccessError> {
-        let (shared, service) = self.declared_service(WorkerService::NAME)?;
+/// The plugin's handle on the task worker.
+///
+/// The plugin must declare the service (`services = ["worker"]`) and hold
+/// `service:worker: execute`; otherwise [`AccessError::NotDeclared`] or
+/// [`AccessError::PermissionDenied`] (the denial is audited). Its task handlers run through
+/// the plugin instance's gate.
+impl Handle for Worker {
+    fn obtain(ctx: &PluginContext) -> Result<Self, AccessError> {
+        let (shared, service) = ctx.declared_service(WorkerService::NAME)?;
         let any: Arc<dyn Any + Send + Sync> = service;
         let service = any
             .downcast::<WorkerService>()
@@ -26,7 +27,7 @@ impl PluginContext {
                 expected: std::any::type_name::<WorkerService>(),
             })?;
         grant_mask(
-            self.identity(),
+            ctx.identity(),
             &shared.audit,
             "service",
             WorkerService::NAME,
@@ -36,10 +37,16 @@ impl PluginContext {
             service: WorkerService::NAME.into(),
             reason: e.to_string(),
         })?;
-        Ok(Worker::new(
-            engine.clone(),
-            Owner::Plugin(self.identity().clone()),
-        ))
+        Ok(Worker::new(engine.clone(), Owner::Plugin(ctx.downgrade())))
+    }
+}
+
+/// Tasks sent for the call's tenant, in its trace.
+impl Bind for Worker {
+    type Error = AccessError;
+
+    async fn bind(&self, cx: &CallContext) -> Result<Self, AccessError> {
+        Ok(self.for_call(cx))
     }
 }
 

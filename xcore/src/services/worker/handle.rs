@@ -132,8 +132,8 @@ impl Worker {
                 namespace: None,
                 tenant: None,
             },
-            Owner::Plugin(id) => Scope {
-                namespace: Some(id.name()),
+            Owner::Plugin(instance) => Scope {
+                namespace: Some(instance.identity().name()),
                 tenant: Some(&self.tenant),
             },
         }
