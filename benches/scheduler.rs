@@ -37,6 +37,7 @@ use std::{
 };
 
 use serde_json::Value;
+use xcore::services::scheduler::Scheduler;
 use xcore::{
     Actions, CallContext, CallError, Manifest, Plugin, PluginContext, PluginError, Xcore,
     async_trait,
@@ -243,7 +244,7 @@ async fn scheduler(jobs: usize, seconds: i64) -> Outcome {
     let began = Instant::now();
     let mut added = 0;
     for cell in &contexts {
-        let scheduler = cell.get().unwrap().scheduler().unwrap();
+        let scheduler = cell.get().unwrap().handle::<Scheduler>().unwrap();
         for j in 0..per_plugin.min(jobs - added) {
             let samples = samples.clone();
             scheduler

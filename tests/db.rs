@@ -134,7 +134,7 @@ impl Actions for Notes {
 #[async_trait]
 impl Plugin for Notes {
     async fn on_load(&mut self, ctx: &PluginContext) -> Result<(), PluginError> {
-        let db = ctx.db("default")?;
+        let db = ctx.handle::<Db>()?;
         if !self.migrations.is_empty() {
             db.migrate(self.migrations).await?;
         }

@@ -14,6 +14,7 @@ use std::{
 };
 
 use serde_json::{Value, json};
+use xcore::services::{scheduler::Scheduler, worker::Worker};
 use xcore::{
     Actions, BootError, CallContext, CallError, Manifest, NodeState, OnFailure, Plugin,
     PluginContext, PluginError, Xcore, async_trait,
@@ -85,7 +86,7 @@ impl Plugin for Registrar {
             })
             .map_err(PluginError::msg)?;
         let jobs = self.counts.jobs.clone();
-        ctx.scheduler()
+        ctx.handle::<Scheduler>()
             .map_err(PluginError::msg)?
             .add(
                 "tick",
@@ -101,7 +102,7 @@ impl Plugin for Registrar {
             .await
             .map_err(PluginError::msg)?;
         let tasks = self.counts.tasks.clone();
-        ctx.worker()
+        ctx.handle::<Worker>()
             .map_err(PluginError::msg)?
             .register("work", move |_, _: Value| {
                 let tasks = tasks.clone();

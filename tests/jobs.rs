@@ -16,6 +16,7 @@ use std::{
 
 use serde::Serialize;
 use serde_json::Value;
+use xcore::services::scheduler::Scheduler;
 use xcore::{
     HealthStatus, NodeState,
     prelude::*,
@@ -63,7 +64,7 @@ impl From<JobInfo> for Listed {
 fn own_jobs(ctx: Option<&PluginContext>) -> Result<Vec<Listed>, CallError> {
     let ctx = ctx.ok_or_else(|| CallError::internal("not loaded"))?;
     Ok(ctx
-        .scheduler()?
+        .handle::<Scheduler>()?
         .list()
         .into_iter()
         .map(Listed::from)

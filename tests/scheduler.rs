@@ -420,7 +420,9 @@ impl ProbeHandle {
     }
 
     fn scheduler(&self) -> Scheduler {
-        self.ctx().scheduler().expect("the probe may schedule")
+        self.ctx()
+            .handle::<Scheduler>()
+            .expect("the probe may schedule")
     }
 }
 
@@ -1063,7 +1065,7 @@ async fn scheduling_needs_the_service_declared_and_the_grant() {
         .await
         .unwrap();
     for (handle, who) in [(&without_grant, "nogrant"), (&denied, "denied")] {
-        match handle.ctx().scheduler() {
+        match handle.ctx().handle::<Scheduler>() {
             Err(AccessError::PermissionDenied {
                 plugin,
                 resource,
@@ -1078,13 +1080,17 @@ async fn scheduling_needs_the_service_declared_and_the_grant() {
         }
     }
     assert!(matches!(
-        undeclared.ctx().scheduler(),
+        undeclared.ctx().handle::<Scheduler>(),
         Err(AccessError::NotDeclared { .. })
     ));
-    assert!(star.ctx().scheduler().is_ok());
+    assert!(star.ctx().handle::<Scheduler>().is_ok());
     assert!(!app.xcore().audit().denials(Some("nogrant"), 10).is_empty());
     // The error converts into a call error with the `permission_denied` code.
-    let err: CallError = without_grant.ctx().scheduler().unwrap_err().into();
+    let err: CallError = without_grant
+        .ctx()
+        .handle::<Scheduler>()
+        .unwrap_err()
+        .into();
     assert_eq!(err.code(), xcore::ErrorCode::PermissionDenied);
     app.shutdown().await;
 }
@@ -1277,7 +1283,7 @@ impl Actions for Declarer {
 #[async_trait]
 impl Plugin for Declarer {
     async fn on_start(&self, ctx: &PluginContext) -> Result<(), PluginError> {
-        ctx.scheduler()
+        ctx.handle::<Scheduler>()
             .map_err(PluginError::msg)?
             .add(
                 "daily",

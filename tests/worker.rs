@@ -106,7 +106,7 @@ impl Actions for Mailer {
 #[async_trait]
 impl Plugin for Mailer {
     async fn on_load(&mut self, ctx: &PluginContext) -> Result<(), PluginError> {
-        let _ = self.slot.set(ctx.worker());
+        let _ = self.slot.set(ctx.handle::<Worker>());
         Ok(())
     }
 }
