@@ -197,23 +197,24 @@ impl Engine {
     ///
     /// A job registered through a plugin's handle runs through the instance's gate: a stopped
     /// instance refuses the attempt (it fails, and is retried per the job's options), and the
-    /// attempt runs in the entry's span.
+    /// attempt runs in the entry's span, its context bound to the instance.
     async fn attempt(&self, job: &JobEntry, at: DateTime<Utc>, attempt: u32) -> Result<(), String> {
-        let entered = match &job.owner {
+        // Admitted on the instance's state. The pass is not held: a stopping plugin's runs in
+        // flight are drained by the scheduler itself, right after the gate closes
+        // (`stop_plugin`: the grace period, then cancelled).
+        let instance = match &job.owner {
             Owner::Plugin(_, Some(instance)) => match instance.enter(Way::Job) {
-                Ok(entered) => Some(entered),
+                Ok((ctx, _pass)) => Some(ctx),
                 Err(refused) => return Err(refused.message().to_owned()),
             },
             _ => None,
         };
-        let cx = job.context(at, attempt, entered.as_ref().map(|(ctx, _)| ctx));
-        let span = match &entered {
-            Some((ctx, _)) => ctx.gate().span(Way::Job, cx.call_context()),
+        let cx = job.context(at, attempt, instance.as_ref());
+        let span = match &instance {
+            Some(ctx) => ctx.gate().span(Way::Job, cx.call_context()),
             None => tracing::Span::none(),
         };
-        let outcome = self.attempt_in(job, cx).instrument(span).await;
-        drop(entered);
-        outcome
+        self.attempt_in(job, cx).instrument(span).await
     }
 
     /// The attempt's future, under the job's timeout, with panics caught.

@@ -76,18 +76,19 @@ impl Engine {
                 self.guarded((handler.run)(cx, payload)).await
             }
             Owner::Plugin(instance) => {
+                // Admitted on the instance's state. The pass is not held: a stopping plugin's
+                // tasks in flight are drained by the worker itself, right after the gate
+                // closes (`stop_plugin`: the shutdown timeout, then back to the queue).
                 let (ctx, pass) = instance
                     .enter(Way::Task)
                     .map_err(|refused| TaskError::msg(refused.message()))?;
                 let call = ctx.entry_context(task.tenant.clone(), trace);
                 let span = ctx.gate().span(Way::Task, &call);
                 let cx = self.context(task, handler, call);
-                let result = self
-                    .guarded((handler.run)(cx, payload))
-                    .instrument(span)
-                    .await;
                 drop(pass);
-                result
+                self.guarded((handler.run)(cx, payload))
+                    .instrument(span)
+                    .await
             }
         }
     }
