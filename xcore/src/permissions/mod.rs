@@ -9,9 +9,9 @@
 //! |---|---|---|
 //! | `plugin:<target>` | the target's action names | a plugin calls another (plus the target's `allowed_callers`) |
 //! | `events:<event name>` | `emit`, `subscribe` | a plugin emits an event, or subscribes to a pattern (the pattern must be covered) |
-//! | `db.<connection>` | `read`, `write` | `ctx.db(name)`: `write` gives a read-write handle, `read` alone a read-only one |
-//! | `cache.<namespace>` | `read`, `write`, `delete` | `ctx.cache(namespace)`, then each operation (get/exists/ttl/mget/keys: `read`; set/incr/mset: `write`; delete/delete_pattern/clear: `delete`) |
-//! | `service:<extension>` | `use` | `ctx.extension::<T>(name)` |
+//! | `db.<connection>` | `read`, `write` | `ctx.named::<Db>(name)`, `cx.handle::<Db>()`: `write` gives a read-write handle, `read` alone a read-only one |
+//! | `cache.<namespace>` | `read`, `write`, `delete` | `ctx.named::<Cache>(namespace)`, then each operation (get/exists/ttl/mget/keys: `read`; set/incr/mset: `write`; delete/delete_pattern/clear: `delete`) |
+//! | `service:<extension>` | `use` | `ctx.named::<ExtensionHandle<T>>(name)` |
 //!
 //! A plugin must also declare the services it uses (`services = ["db"]`), which orders the
 //! boot: the service is ready before the plugin loads.

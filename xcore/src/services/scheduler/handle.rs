@@ -13,7 +13,8 @@ use crate::{CallContext, TenantId};
 
 /// A handle on the scheduler for one owner (a plugin, or the host) and one tenant.
 ///
-/// Obtained with [`PluginContext::scheduler`](crate::PluginContext::scheduler) (grant
+/// Obtained with `ctx.handle::<Scheduler>()`, or bound to a call with
+/// `cx.handle::<Scheduler>().await` ([`plugin::handle`](crate::plugin::handle); grant
 /// `service:scheduler: schedule`) or [`Xcore::scheduler`](crate::Xcore::scheduler) (the host's
 /// own jobs). Ids are namespaced `<plugin>:<tenant>:<id>` inside the scheduler, so two plugins'
 /// `cleanup` jobs, or one plugin's `cleanup` in two tenants, never collide; the handle takes and

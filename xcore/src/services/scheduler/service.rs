@@ -17,7 +17,7 @@ use crate::{
 };
 
 /// The scheduler service, named `scheduler`: cron, interval and one-shot jobs of plugins
-/// (through [`PluginContext::scheduler`](crate::PluginContext::scheduler)) and of the host
+/// (through `ctx.handle::<Scheduler>()`) and of the host
 /// (through [`Xcore::scheduler`](crate::Xcore::scheduler), and `services.scheduler.jobs`).
 ///
 /// - `init` connects the lock, if one is configured (an unreachable server fails the boot),

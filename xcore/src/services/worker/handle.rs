@@ -20,7 +20,8 @@ pub const DEAD_LETTERS_PAGE: usize = 1000;
 
 /// A handle on the worker for one owner (a plugin, or the host) and one tenant.
 ///
-/// Obtained with [`PluginContext::worker`](crate::PluginContext::worker) (the plugin declares
+/// Obtained with `ctx.handle::<Worker>()`, or bound to a call with
+/// `cx.handle::<Worker>().await` ([`plugin::handle`](crate::plugin::handle); the plugin declares
 /// `services = ["worker"]` and holds `service:worker: execute`) or
 /// [`Xcore::worker`](crate::Xcore::worker) (the host).
 ///
@@ -30,7 +31,8 @@ pub const DEAD_LETTERS_PAGE: usize = 1000;
 /// (`"mailer.send_welcome"`).
 ///
 /// **Tenants.** A task runs for the tenant of the handle that sent it:
-/// [`for_tenant`](Self::for_tenant), or [`for_call`](Self::for_call) to take the tenant (and
+/// a handle taken from a call (`cx.handle::<Worker>().await`) is already the call's;
+/// [`for_tenant`](Self::for_tenant) reaches another, [`for_call`](Self::for_call) takes the tenant (and
 /// the trace) of the call being served. A plugin's handle sees (`status`, `dead_letters`,
 /// `redrive`) only its own tasks of its tenant; the host's sees every task.
 ///

@@ -5,8 +5,8 @@
 //! The pieces:
 //! - [`WorkerService`], the `worker` service a host registers, built from [`WorkerOptions`]
 //!   (the `services.worker` section of the config, [`WorkerConfig`](crate::config::WorkerConfig));
-//! - [`Worker`], the handle a plugin gets with
-//!   [`PluginContext::worker`](crate::PluginContext::worker) (it declares
+//! - [`Worker`], the handle a plugin gets with `ctx.handle::<Worker>()`, or bound to a call
+//!   with `cx.handle::<Worker>().await` ([`plugin::handle`](crate::plugin::handle); it declares
 //!   `services = ["worker"]` and holds `service:worker: execute`) and the host with
 //!   [`Xcore::worker`](crate::Xcore::worker): `register`, `send`, `send_with`, `status`,
 //!   `result`, `wait`, `dead_letters`, `redrive`, `for_tenant`, `for_call`;

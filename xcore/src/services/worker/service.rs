@@ -12,7 +12,7 @@ use super::{
 use crate::{Health, Service, ServiceContext, ServiceError, async_trait, config::WorkerConfig};
 
 /// The task worker, named `worker`: named tasks of plugins (through
-/// [`PluginContext::worker`](crate::PluginContext::worker)) and of the host (through
+/// `ctx.handle::<Worker>()`) and of the host (through
 /// [`Xcore::worker`](crate::Xcore::worker)), with retries, dead letters and a concurrency
 /// limit, in process or on Postgres. See [the module](super) for the guarantees.
 ///
