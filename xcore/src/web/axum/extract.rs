@@ -73,7 +73,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PluginContext {
 ///         .map_err(CallError::handler)?;
 ///     Ok(n.to_string())
 /// }
-/// # let _ = axum::routing::get(count);
+/// let _ = axum::Router::<()>::new().route("/count", axum::routing::get(count));
 /// ```
 ///
 /// A refusal (a grant the plugin lacks, a tenant whose database cannot be provisioned) is
