@@ -325,7 +325,7 @@ async fn a_plugin_that_never_names_a_tenant_keeps_tenants_apart() {
     );
     // One job per tenant, none for `default`.
     let tenants: BTreeSet<String> = xcore
-        .scheduler()
+        .handle::<Scheduler>()
         .unwrap()
         .list_all()
         .into_iter()

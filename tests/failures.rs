@@ -199,7 +199,7 @@ async fn failing_plugin_keeps_nothing(fail: FailAt) {
     assert_eq!(emitted.handled(), 1, "{fail:?}: {emitted:?}");
 
     // Jobs: only the control's is listed.
-    let scheduler = xcore.scheduler().unwrap();
+    let scheduler = xcore.handle::<Scheduler>().unwrap();
     let listed: Vec<String> = scheduler
         .list_all()
         .into_iter()
@@ -209,7 +209,7 @@ async fn failing_plugin_keeps_nothing(fail: FailAt) {
     assert_eq!(scheduler.stats().pending_firings, 1, "{fail:?}");
 
     // Tasks: the control's runs; the failed plugin's stays queued, no handler left to run it.
-    let worker = xcore.worker().unwrap();
+    let worker = xcore.handle::<Worker>().unwrap();
     let ran = worker.send("steady.work", &json!({})).await.unwrap();
     let orphan = worker.send("failing.work", &json!({})).await.unwrap();
     let orphan_too = worker.send("dependent.work", &json!({})).await.unwrap();

@@ -36,6 +36,11 @@
 //!
 //! A service of the host implements [`Bind`] and [`Handle`] or [`NamedHandle`] for its handle
 //! type to be reachable the same way.
+//!
+//! **The host** takes its own handles (not subject to grants, for tenant `default`) the same
+//! way from its [`Xcore`]: `xcore.handle::<Worker>()`, `xcore.handle::<Scheduler>()`,
+//! `xcore.named::<Db>("default")`, `xcore.named::<Cache>("sessions")`, through
+//! [`HostHandle`] and [`NamedHostHandle`].
 
 use std::{
     any::{Any, TypeId},
@@ -44,7 +49,7 @@ use std::{
     sync::Mutex,
 };
 
-use crate::{CallContext, PluginContext, services::AccessError};
+use crate::{CallContext, PluginContext, Xcore, services::AccessError};
 
 /// How many handles one plugin instance keeps (see the [module docs](self)).
 pub const MAX_KEPT_HANDLES: usize = 256;
@@ -75,6 +80,38 @@ pub trait NamedHandle: Bind {
     /// The plugin's handle on `name`, checked against its manifest and grants, for tenant
     /// `default`.
     fn obtain_named(ctx: &PluginContext, name: &str) -> Result<Self, AccessError>;
+}
+
+/// A handle the host obtains from its `Xcore` without a name: `xcore.handle::<Worker>()`.
+pub trait HostHandle: Sized {
+    /// Why it cannot be had (the service is not loaded, say).
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// The host's handle (not subject to grants), for tenant `default`.
+    fn obtain_host(xcore: &Xcore) -> Result<Self, Self::Error>;
+}
+
+/// A handle the host obtains from its `Xcore` by name: `xcore.named::<Db>("default")`.
+pub trait NamedHostHandle: Sized {
+    /// Why it cannot be had (no such connection, say).
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// The host's handle on `name` (not subject to grants), for tenant `default`.
+    fn obtain_host_named(xcore: &Xcore, name: &str) -> Result<Self, Self::Error>;
+}
+
+impl Xcore {
+    /// The host's handle `H` ([`HostHandle`]: `Worker`, `Scheduler`, the `default` database),
+    /// not subject to grants, for tenant `default`. Available once its service has loaded.
+    pub fn handle<H: HostHandle>(&self) -> Result<H, H::Error> {
+        H::obtain_host(self)
+    }
+
+    /// The host's handle `H` on `name` ([`NamedHostHandle`]: a database connection, a cache
+    /// namespace), not subject to grants, for tenant `default`.
+    pub fn named<H: NamedHostHandle>(&self, name: &str) -> Result<H, H::Error> {
+        H::obtain_host_named(self, name)
+    }
 }
 
 type Kept = Result<Box<dyn Any + Send + Sync>, AccessError>;

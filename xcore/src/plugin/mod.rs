@@ -14,7 +14,7 @@ pub use action::{decode_input, encode_output};
 pub(crate) use context::WeakContext;
 pub use context::{PluginClient, PluginContext};
 pub use error::{HookError, PluginError, ServiceError};
-pub use handle::{Bind, Handle, NamedHandle};
+pub use handle::{Bind, Handle, HostHandle, NamedHandle, NamedHostHandle};
 pub use job::DeclaredJob;
 pub use registration::{PluginManifest, Registration, registered};
 

@@ -3,10 +3,10 @@
 
 use std::{any::Any, sync::Arc};
 
-use super::{Cache, CacheService, key::check_namespace};
+use super::{Cache, CacheError, CacheService, key::check_namespace};
 use crate::{
-    CallContext, PluginContext,
-    plugin::handle::{Bind, NamedHandle},
+    CallContext, PluginContext, Xcore,
+    plugin::handle::{Bind, NamedHandle, NamedHostHandle},
     services::{AccessError, grant_mask},
 };
 
@@ -44,6 +44,27 @@ impl NamedHandle for Cache {
                 service: "cache".into(),
                 reason: e.to_string(),
             })
+    }
+}
+
+/// The host's handle on the namespace `name` (not subject to grants), for tenant `default`:
+/// `xcore.named::<Cache>("sessions")`. Available once the `cache` service has loaded.
+impl NamedHostHandle for Cache {
+    type Error = CacheError;
+
+    fn obtain_host_named(xcore: &Xcore, namespace: &str) -> Result<Self, CacheError> {
+        let unavailable = |message: &str| CacheError::Unavailable {
+            message: message.to_owned(),
+        };
+        let service = xcore
+            .shared
+            .service("cache")
+            .ok_or_else(|| unavailable("no `cache` service is loaded"))?;
+        let any: Arc<dyn Any + Send + Sync> = service;
+        let service = any
+            .downcast::<CacheService>()
+            .map_err(|_| unavailable("the `cache` service is not xcore's CacheService"))?;
+        service.handle(namespace)
     }
 }
 

@@ -11,7 +11,7 @@ use super::{
 };
 use crate::{
     CallContext, PluginContext, TenantId,
-    plugin::handle::{Bind, Handle, NamedHandle},
+    plugin::handle::{Bind, Handle, HostHandle, NamedHandle, NamedHostHandle},
     services::{AccessError, grant_mask},
 };
 
@@ -31,7 +31,7 @@ pub type TxFuture<'t, T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send +
 /// # let mut service = DatabaseService::new([("default", DatabaseOptions::default())]);
 /// # let xcore = Xcore::builder().without_registered().service(service).build()?;
 /// # xcore.boot().await?;
-/// # let db: Db = xcore.database("default")?;
+/// # let db: Db = xcore.named::<Db>("default")?;
 /// sqlx::query("CREATE TABLE notes (id BIGINT PRIMARY KEY, body TEXT NOT NULL)")
 ///     .execute(db.pool())
 ///     .await?;
@@ -290,11 +290,13 @@ impl Bind for Db {
     }
 }
 
-impl crate::Xcore {
-    /// A read-write handle on database connection `name`, for the host (not subject to
-    /// grants). Available once the `db` service has loaded.
-    pub fn database(&self, name: &str) -> Result<Db, DbError> {
-        let service = self
+/// A read-write handle on database connection `name`, for the host (not subject to grants):
+/// `xcore.named::<Db>(name)`. Available once the `db` service has loaded.
+impl NamedHostHandle for Db {
+    type Error = DbError;
+
+    fn obtain_host_named(xcore: &crate::Xcore, name: &str) -> Result<Self, DbError> {
+        let service = xcore
             .shared
             .service("db")
             .ok_or_else(|| DbError::UnknownConnection {
@@ -309,5 +311,14 @@ impl crate::Xcore {
                     available: "none (the `db` service is not xcore's DatabaseService)".into(),
                 })?;
         service.handle(name)
+    }
+}
+
+/// The host's read-write handle on the connection `default`: `xcore.handle::<Db>()`.
+impl HostHandle for Db {
+    type Error = DbError;
+
+    fn obtain_host(xcore: &crate::Xcore) -> Result<Self, DbError> {
+        Db::obtain_host_named(xcore, "default")
     }
 }

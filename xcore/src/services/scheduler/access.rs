@@ -1,12 +1,12 @@
 //! How plugins and the host obtain a [`Scheduler`]: [`Handle`] (`ctx.handle::<Scheduler>()`,
-//! `cx.handle::<Scheduler>().await`) and [`Xcore::scheduler`].
+//! `cx.handle::<Scheduler>().await`) and [`HostHandle`] (`xcore.handle::<Scheduler>()`).
 
 use std::{any::Any, sync::Arc};
 
 use super::{Scheduler, SchedulerError, SchedulerService, key::Owner};
 use crate::{
     CallContext, PluginContext, Xcore,
-    plugin::handle::{Bind, Handle},
+    plugin::handle::{Bind, Handle, HostHandle},
     services::{AccessError, grant_mask},
 };
 
@@ -54,24 +54,27 @@ impl Bind for Scheduler {
     }
 }
 
-impl Xcore {
-    /// The host's handle on the scheduler (not subject to grants), for the tenant `default`:
-    /// the host's own jobs, and every job through [`Scheduler::list_all`]. Available once the
-    /// `scheduler` service has loaded.
-    pub fn scheduler(&self) -> Result<Scheduler, SchedulerError> {
-        let service = self.shared.service(SchedulerService::NAME).ok_or_else(|| {
-            SchedulerError::Unavailable {
+/// The host's handle on the scheduler (not subject to grants), for the tenant `default`: the
+/// host's own jobs, and every job through [`Scheduler::list_all`]. Available once the
+/// `scheduler` service has loaded.
+impl HostHandle for Scheduler {
+    type Error = SchedulerError;
+
+    fn obtain_host(xcore: &Xcore) -> Result<Self, SchedulerError> {
+        let service = xcore
+            .shared
+            .service(SchedulerService::NAME)
+            .ok_or_else(|| SchedulerError::Unavailable {
                 reason: "no `scheduler` service is loaded (register a SchedulerService and boot)"
                     .into(),
-            }
-        })?;
+            })?;
         let any: Arc<dyn Any + Send + Sync> = service;
         let service =
             any.downcast::<SchedulerService>()
                 .map_err(|_| SchedulerError::Unavailable {
                     reason: "the `scheduler` service is not xcore's SchedulerService".into(),
                 })?;
-        service.attach(&self.shared);
+        service.attach(&xcore.shared);
         Ok(Scheduler::new(service.engine()?.clone(), Owner::Host))
     }
 }

@@ -1,12 +1,12 @@
 //! How plugins and the host obtain a [`Worker`]: [`Handle`] (`ctx.handle::<Worker>()`,
-//! `cx.handle::<Worker>().await`) and [`Xcore::worker`].
+//! `cx.handle::<Worker>().await`) and [`HostHandle`] (`xcore.handle::<Worker>()`).
 
 use std::{any::Any, sync::Arc};
 
 use super::{Worker, WorkerError, WorkerService, name::Owner};
 use crate::{
     CallContext, PluginContext, Xcore,
-    plugin::handle::{Bind, Handle},
+    plugin::handle::{Bind, Handle, HostHandle},
     services::{AccessError, grant_mask},
 };
 
@@ -50,13 +50,14 @@ impl Bind for Worker {
     }
 }
 
-impl Xcore {
-    /// The host's handle on the task worker (not subject to grants), for the tenant
-    /// `default`: the host's own tasks (`@host.<name>`), any plugin's task by its full name,
-    /// and every task's status and dead letters. Available once the `worker` service has
-    /// loaded.
-    pub fn worker(&self) -> Result<Worker, WorkerError> {
-        let service = self.shared.service(WorkerService::NAME).ok_or_else(|| {
+/// The host's handle on the task worker (not subject to grants), for the tenant `default`:
+/// the host's own tasks (`@host.<name>`), any plugin's task by its full name, and every task's
+/// status and dead letters. Available once the `worker` service has loaded.
+impl HostHandle for Worker {
+    type Error = WorkerError;
+
+    fn obtain_host(xcore: &Xcore) -> Result<Self, WorkerError> {
+        let service = xcore.shared.service(WorkerService::NAME).ok_or_else(|| {
             WorkerError::unavailable(
                 "no `worker` service is loaded (register a WorkerService and boot)",
             )

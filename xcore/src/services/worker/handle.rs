@@ -23,7 +23,7 @@ pub const DEAD_LETTERS_PAGE: usize = 1000;
 /// Obtained with `ctx.handle::<Worker>()`, or bound to a call with
 /// `cx.handle::<Worker>().await` ([`plugin::handle`](crate::plugin::handle); the plugin declares
 /// `services = ["worker"]` and holds `service:worker: execute`) or
-/// [`Xcore::worker`](crate::Xcore::worker) (the host).
+/// `xcore.handle::<Worker>()` (the host).
 ///
 /// **Names.** A plugin's tasks are queued as `<plugin>.<name>`; its handle takes and shows
 /// the bare `<name>`, so two plugins' `send_welcome` tasks never collide. The host's own tasks
@@ -40,7 +40,7 @@ pub const DEAD_LETTERS_PAGE: usize = 1000;
 /// use std::time::Duration;
 /// use serde::{Deserialize, Serialize};
 /// use xcore::prelude::*;
-/// use xcore::services::worker::{TaskError, TaskStatus, WorkerOptions, WorkerService};
+/// use xcore::services::worker::{TaskError, TaskStatus, Worker, WorkerOptions, WorkerService};
 ///
 /// #[derive(Serialize, Deserialize)]
 /// struct Welcome {
@@ -53,7 +53,7 @@ pub const DEAD_LETTERS_PAGE: usize = 1000;
 /// let xcore = Xcore::builder().without_registered().service(service).build()?;
 /// xcore.boot().await?;
 ///
-/// let worker = xcore.worker()?.for_tenant(&TenantId::new("acme")?);
+/// let worker = xcore.handle::<Worker>()?.for_tenant(&TenantId::new("acme")?);
 /// worker.register("send_welcome", |task, welcome: Welcome| async move {
 ///     assert_eq!(task.tenant().as_str(), "acme");
 ///     Ok::<_, TaskError>(format!("sent to {}", welcome.email))
