@@ -134,6 +134,10 @@ impl PluginContext {
     /// }
     /// ```
     pub fn named<H: NamedHandle>(&self, name: &str) -> Result<H, AccessError> {
+        if name.is_empty() {
+            // Not kept: the empty key is the unnamed handle's.
+            return H::obtain_named(self, name);
+        }
         self.inner
             .handles
             .get_or_obtain(name, || H::obtain_named(self, name))
