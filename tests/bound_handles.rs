@@ -491,3 +491,65 @@ async fn a_stopped_instance_runs_no_kept_job_task_or_event_handler() {
         other => panic!("the event was not refused: {other:?}"),
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Grants are checked once per handle and instance: a refusal is kept (and audited) once.
+
+struct Asker;
+
+#[async_trait]
+impl Actions for Asker {
+    async fn handle(
+        &self,
+        _action: &str,
+        _payload: Value,
+        cx: &CallContext,
+    ) -> Result<Value, CallError> {
+        let mut refused = 0;
+        for _ in 0..5 {
+            // Granted: the same kept handle, bound to the call's tenant each time.
+            let cache = cx.named::<Cache>("items").await?;
+            assert_eq!(cache.tenant(), cx.tenant());
+            // Not granted: refused, audited the first time only.
+            if cx.handle::<Worker>().await.is_err() {
+                refused += 1;
+            }
+        }
+        Ok(json!(refused))
+    }
+}
+
+#[async_trait]
+impl Plugin for Asker {}
+
+#[tokio::test]
+async fn a_refused_handle_is_audited_once_per_instance() {
+    let manifest = Manifest::builder("asker", "1.0.0")
+        .services(["cache", "worker"])
+        .permissions(["cache.items: read"])
+        .build()
+        .unwrap();
+    let app = TestApp::builder()
+        .plugin(manifest, Asker)
+        .configure(|b| b.config(Config::default()))
+        .boot()
+        .await
+        .unwrap();
+    let before = app.xcore().audit().total();
+    for t in ["acme", "globex", "acme"] {
+        let refused = app
+            .call_with(
+                CallContext::host().with_tenant(tenant(t)),
+                "asker",
+                "ask",
+                json!(null),
+            )
+            .await
+            .unwrap();
+        assert_eq!(refused, json!(5));
+    }
+    assert_eq!(app.xcore().audit().total(), before + 1, "audited once");
+    let denial = &app.xcore().audit().denials(Some("asker"), 1)[0];
+    assert_eq!(denial.resource, "service:worker");
+    app.shutdown().await;
+}
