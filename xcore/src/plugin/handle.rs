@@ -46,7 +46,7 @@ use std::{
     any::{Any, TypeId},
     collections::HashMap,
     future::Future,
-    sync::Mutex,
+    sync::RwLock,
 };
 
 use crate::{CallContext, PluginContext, Xcore, services::AccessError};
@@ -119,7 +119,7 @@ type Kept = Result<Box<dyn Any + Send + Sync>, AccessError>;
 /// The handles one plugin instance has obtained, by type and name (`""` for unnamed ones).
 #[derive(Default)]
 pub(crate) struct KeptHandles {
-    map: Mutex<Table>,
+    map: RwLock<Table>,
 }
 
 #[derive(Default)]
@@ -146,7 +146,7 @@ impl KeptHandles {
     ) -> Result<H, AccessError> {
         let id = TypeId::of::<H>();
         {
-            let table = self.map.lock().unwrap_or_else(|p| p.into_inner());
+            let table = self.map.read().unwrap_or_else(|p| p.into_inner());
             if let Some(kept) = table.by_type.get(&id).and_then(|m| m.get(name)) {
                 return match kept {
                     Ok(any) => {
@@ -168,7 +168,7 @@ impl KeptHandles {
             Err(_) => None,
         };
         if let Some(kept) = keep {
-            let mut table = self.map.lock().unwrap_or_else(|p| p.into_inner());
+            let mut table = self.map.write().unwrap_or_else(|p| p.into_inner());
             if table.len < MAX_KEPT_HANDLES {
                 let slot = table.by_type.entry(id).or_default();
                 if !slot.contains_key(name) {
@@ -183,7 +183,7 @@ impl KeptHandles {
     /// How many handles are kept.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.map.lock().unwrap_or_else(|p| p.into_inner()).len
+        self.map.read().unwrap_or_else(|p| p.into_inner()).len
     }
 }
 
