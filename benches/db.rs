@@ -9,6 +9,7 @@ use std::hint::black_box;
 use common::paired;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use xcore::services::db::Db;
 use xcore::{
     Xcore,
     services::db::{
@@ -39,7 +40,7 @@ fn bench_url(
         xcore.boot().await.unwrap();
         xcore
     });
-    let db = xcore.database("default").unwrap();
+    let db = xcore.named::<Db>("default").unwrap();
     let raw = rt.block_on(async {
         sqlx::any::install_default_drivers();
         AnyPoolOptions::new()

@@ -3,7 +3,7 @@
 //!
 //! - **scheduler**: a booted `Xcore` with the scheduler service and 50 plugins of 200 jobs each
 //!   (10,000 jobs), every job on the cron trigger `* * * * * *` (every second), registered
-//!   through each plugin's `ctx.scheduler()`. Each run records `Utc::now() - scheduled_at`
+//!   through each plugin's `ctx.handle::<Scheduler>()`. Each run records `Utc::now() - scheduled_at`
 //!   when it starts.
 //! - **baseline**: 10,000 tokio tasks, each sleeping with `tokio::time::sleep` until the same
 //!   whole seconds and recording the same difference.
@@ -37,6 +37,7 @@ use std::{
 };
 
 use serde_json::Value;
+use xcore::services::scheduler::Scheduler;
 use xcore::{
     Actions, CallContext, CallError, Manifest, Plugin, PluginContext, PluginError, Xcore,
     async_trait,
@@ -153,7 +154,7 @@ async fn replacements(n: usize) {
         .build()
         .unwrap();
     xcore.boot().await.unwrap();
-    let host = xcore.scheduler().unwrap();
+    let host = xcore.handle::<Scheduler>().unwrap();
     let daily = Trigger::cron("0 0 9 * * *").unwrap();
     let replace = |trigger: Trigger| {
         let host = host.clone();
@@ -243,7 +244,7 @@ async fn scheduler(jobs: usize, seconds: i64) -> Outcome {
     let began = Instant::now();
     let mut added = 0;
     for cell in &contexts {
-        let scheduler = cell.get().unwrap().scheduler().unwrap();
+        let scheduler = cell.get().unwrap().handle::<Scheduler>().unwrap();
         for j in 0..per_plugin.min(jobs - added) {
             let samples = samples.clone();
             scheduler
@@ -260,7 +261,7 @@ async fn scheduler(jobs: usize, seconds: i64) -> Outcome {
     let cpu_before = wait_until(start).await;
     wait_until(samples.until + TimeDelta::milliseconds(500)).await;
     let cpu = cpu_time() - cpu_before;
-    let jobs_info = xcore.scheduler().unwrap().list_all();
+    let jobs_info = xcore.handle::<Scheduler>().unwrap().list_all();
     let skips: u64 = jobs_info.iter().map(|j| j.skips).sum();
     let failures: u64 = jobs_info.iter().map(|j| j.failures).sum();
     assert_eq!((skips, failures), (0, 0), "skipped or failed firings");

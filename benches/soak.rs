@@ -32,6 +32,7 @@ use std::{
 };
 
 use serde_json::{Value, json};
+use xcore::services::{scheduler::Scheduler, worker::Worker};
 use xcore::{
     Actions, CallContext, CallError, ErrorCode, Manifest, Plugin, PluginContext, PluginError,
     Xcore, async_trait,
@@ -175,7 +176,7 @@ impl Soak {
     fn state(&self) -> String {
         let audit = self.xcore.audit();
         let kept = audit.denials(None, usize::MAX).len();
-        let stats = self.xcore.scheduler().expect("scheduler").stats();
+        let stats = self.xcore.handle::<Scheduler>().expect("scheduler").stats();
         format!(
             "audit {kept}/{} of {}; jobs {}, firings {}, armed {}",
             audit.capacity(),
@@ -332,7 +333,7 @@ async fn soak(
     assert_eq!(audit.total(), denials as u64, "every denial audited");
     assert!(audit.denials(None, usize::MAX).len() <= audit.capacity());
 
-    let scheduler = xcore.scheduler().expect("scheduler");
+    let scheduler = xcore.handle::<Scheduler>().expect("scheduler");
     let daily = Trigger::cron("0 0 9 * * *").expect("cron");
     let hour = Utc::now() + TimeDelta::hours(1);
     soak.phase("replacements", replacements, async |i| {
@@ -374,7 +375,7 @@ async fn soak(
     tokio::time::sleep(Duration::from_secs(2)).await;
     soak.checkpoint("settled", replacements, settled.elapsed());
 
-    let worker = xcore.worker().expect("worker");
+    let worker = xcore.handle::<Worker>().expect("worker");
     worker
         .register("noop", |_task, n: u64| async move { Ok::<_, TaskError>(n) })
         .expect("register");

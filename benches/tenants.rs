@@ -84,7 +84,7 @@ async fn run(label: &str, url: &str, tenants: usize) {
         .build()
         .unwrap();
     xcore.boot().await.unwrap();
-    let main = xcore.database("default").unwrap();
+    let main = xcore.named::<Db>("default").unwrap();
     main.migrate(MIGRATIONS).await.unwrap();
     let existing = main
         .for_tenant(&TenantId::new("existing").unwrap())

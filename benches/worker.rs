@@ -60,7 +60,7 @@ async fn boot(options: WorkerOptions, done: &Done) -> (Xcore, Worker) {
         .build()
         .unwrap();
     xcore.boot().await.unwrap();
-    let worker = xcore.worker().unwrap();
+    let worker = xcore.handle::<Worker>().unwrap();
     let d = done.clone();
     worker
         .register("noop", move |_task, n: u64| {

@@ -29,16 +29,12 @@ const MIGRATIONS: &[Migration] = &[Migration::new(
     permissions = ["db.default: read, write"],
     allowed_callers = ["greeter"],
 )]
-struct Ledger {
-    db: Option<Db>,
-}
+struct Ledger;
 
 #[async_trait]
 impl Plugin for Ledger {
     async fn on_load(&mut self, ctx: &PluginContext) -> Result<(), PluginError> {
-        let db = ctx.db("default")?;
-        db.migrate(MIGRATIONS).await?;
-        self.db = Some(db);
+        ctx.handle::<Db>()?.migrate(MIGRATIONS).await?;
         Ok(())
     }
 }
@@ -50,15 +46,10 @@ struct Record {
 
 #[actions]
 impl Ledger {
-    fn db(&self) -> Result<&Db, CallError> {
-        self.db
-            .as_ref()
-            .ok_or_else(|| CallError::internal("ledger is not loaded"))
-    }
-
     #[action]
-    async fn record(&self, input: Record) -> Result<i64, CallError> {
-        let db = self.db()?;
+    async fn record(&self, cx: &CallContext, input: Record) -> Result<i64, CallError> {
+        // The database of the call's tenant, as the ledger's grants allow.
+        let db = cx.handle::<Db>().await?;
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM greetings")
             .fetch_one(db.pool())
             .await

@@ -16,7 +16,7 @@
 
 use std::net::SocketAddr;
 
-use axum::{Router, extract::State, http::StatusCode, routing::get};
+use axum::{Router, http::StatusCode, routing::get};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use xcore::{
@@ -28,7 +28,7 @@ use xcore::{
     },
     web::{
         FieldErrors, Routes, Validate,
-        axum::{Json, Valid},
+        axum::{Bound, Json, Valid},
     },
 };
 
@@ -45,7 +45,8 @@ const AUDIT_MIGRATIONS: &[Migration] = &[Migration::new(
 )];
 
 // ---------------------------------------------------------------------------------------------
-// `audit`: keeps a log per tenant; other plugins call `record`.
+// `audit`: keeps a log per tenant; other plugins call `record`. It never names a tenant: the
+// database handle it takes from each call is the call's tenant's.
 
 #[derive(Default)]
 #[plugin(
@@ -56,16 +57,12 @@ const AUDIT_MIGRATIONS: &[Migration] = &[Migration::new(
     permissions = ["db.default: read, write"],
     allowed_callers = ["notes"],
 )]
-struct Audit {
-    db: Option<Db>,
-}
+struct Audit;
 
 #[async_trait]
 impl Plugin for Audit {
     async fn on_load(&mut self, ctx: &PluginContext) -> Result<(), PluginError> {
-        let db = ctx.db("default")?;
-        db.migrate(AUDIT_MIGRATIONS).await?;
-        self.db = Some(db);
+        ctx.handle::<Db>()?.migrate(AUDIT_MIGRATIONS).await?;
         Ok(())
     }
 }
@@ -77,17 +74,9 @@ struct Record {
 
 #[actions]
 impl Audit {
-    async fn tenant_db(&self, cx: &CallContext) -> Result<Db, CallError> {
-        let db = self
-            .db
-            .as_ref()
-            .ok_or_else(|| CallError::internal("audit is not loaded"))?;
-        Ok(db.for_tenant(cx.tenant()).await?)
-    }
-
     #[action]
     async fn record(&self, cx: &CallContext, input: Record) -> Result<i64, CallError> {
-        let db = self.tenant_db(cx).await?;
+        let db = cx.handle::<Db>().await?;
         let next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM audit_log")
             .fetch_one(db.pool())
             .await
@@ -103,7 +92,7 @@ impl Audit {
 
     #[action]
     async fn recent(&self, cx: &CallContext) -> Result<Vec<String>, CallError> {
-        let db = self.tenant_db(cx).await?;
+        let db = cx.handle::<Db>().await?;
         sqlx::query_scalar("SELECT what FROM audit_log ORDER BY id DESC LIMIT 10")
             .fetch_all(db.pool())
             .await
@@ -112,7 +101,8 @@ impl Audit {
 }
 
 // ---------------------------------------------------------------------------------------------
-// `notes`: notes per tenant over HTTP, a cached count, every creation audited.
+// `notes`: notes per tenant over HTTP, a cached count, every creation audited. Its routes take
+// their handles from the request (`Bound<Db>`, the `CallContext`): no state, no tenant.
 
 #[derive(Default)]
 #[plugin(
@@ -123,17 +113,7 @@ impl Audit {
     requires = ["audit@^1"],
     permissions = ["db.default: read, write", "cache.notes: *", "plugin:audit: record, recent"],
 )]
-struct Notes {
-    state: Option<NotesState>,
-}
-
-/// What the route handlers share.
-#[derive(Clone)]
-struct NotesState {
-    db: Db,
-    cache: Cache,
-    ctx: PluginContext,
-}
+struct Notes;
 
 #[derive(Deserialize)]
 struct NewNote {
@@ -166,22 +146,20 @@ struct Note {
     body: String,
 }
 
-impl NotesState {
-    async fn count(&self, cx: &CallContext) -> Result<i64, CallError> {
-        let db = self.db.for_tenant(cx.tenant()).await?;
-        let cache = self.cache.for_call(cx);
-        Ok(cache
-            .get_or_set("count", Ttl::Default, || async move {
-                sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM notes")
-                    .fetch_one(db.pool())
-                    .await
-            })
-            .await?)
-    }
+/// The number of notes of the call's tenant, cached.
+async fn count_notes(cx: &CallContext) -> Result<i64, CallError> {
+    let db = cx.handle::<Db>().await?;
+    let cache = cx.named::<Cache>("notes").await?;
+    Ok(cache
+        .get_or_set("count", Ttl::Default, || async move {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM notes")
+                .fetch_one(db.pool())
+                .await
+        })
+        .await?)
 }
 
-async fn list(State(state): State<NotesState>, cx: CallContext) -> Result<Json<Value>, CallError> {
-    let db = state.db.for_tenant(cx.tenant()).await?;
+async fn list(cx: CallContext, Bound(db): Bound<Db>) -> Result<Json<Value>, CallError> {
     let rows: Vec<(i64, String, String)> =
         sqlx::query_as("SELECT id, title, body FROM notes ORDER BY id")
             .fetch_all(db.pool())
@@ -197,11 +175,11 @@ async fn list(State(state): State<NotesState>, cx: CallContext) -> Result<Json<V
 }
 
 async fn create(
-    State(state): State<NotesState>,
     cx: CallContext,
+    ctx: PluginContext,
+    Bound(db): Bound<Db>,
     Valid(note): Valid<NewNote>,
 ) -> Result<(StatusCode, Json<Value>), CallError> {
-    let db = state.db.for_tenant(cx.tenant()).await?;
     let id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM notes")
         .fetch_one(db.pool())
         .await
@@ -213,10 +191,8 @@ async fn create(
         .execute(db.pool())
         .await
         .map_err(CallError::handler)?;
-    state.cache.for_call(&cx).delete("count").await?;
-    state
-        .ctx
-        .plugin("audit")
+    cx.named::<Cache>("notes").await?.delete("count").await?;
+    ctx.plugin("audit")
         .call(
             &cx,
             "record",
@@ -229,42 +205,29 @@ async fn create(
     ))
 }
 
-async fn count(State(state): State<NotesState>, cx: CallContext) -> Result<Json<Value>, CallError> {
-    Ok(Json(json!({ "count": state.count(&cx).await? })))
+async fn count(cx: CallContext) -> Result<Json<Value>, CallError> {
+    Ok(Json(json!({ "count": count_notes(&cx).await? })))
 }
 
-async fn history(
-    State(state): State<NotesState>,
-    cx: CallContext,
-) -> Result<Json<Value>, CallError> {
-    let recent = state
-        .ctx
-        .plugin("audit")
-        .call(&cx, "recent", json!(null))
-        .await?;
+async fn history(cx: CallContext, ctx: PluginContext) -> Result<Json<Value>, CallError> {
+    let recent = ctx.plugin("audit").call(&cx, "recent", json!(null)).await?;
     Ok(Json(json!({ "recent": recent })))
 }
 
 #[async_trait]
 impl Plugin for Notes {
     async fn on_load(&mut self, ctx: &PluginContext) -> Result<(), PluginError> {
-        let db = ctx.db("default")?;
-        db.migrate(NOTES_MIGRATIONS).await?;
-        self.state = Some(NotesState {
-            db,
-            cache: ctx.cache("notes")?,
-            ctx: ctx.clone(),
-        });
+        ctx.handle::<Db>()?.migrate(NOTES_MIGRATIONS).await?;
+        // Checked now, so that a missing grant fails the boot rather than the first request.
+        ctx.named::<Cache>("notes")?;
         Ok(())
     }
 
     fn routes(&self, _ctx: &PluginContext) -> Option<Routes> {
-        let state = self.state.clone()?;
         let router = Router::new()
             .route("/notes", get(list).post(create))
             .route("/notes/count", get(count))
-            .route("/history", get(history))
-            .with_state(state);
+            .route("/history", get(history));
         Some(
             Routes::from_axum(router)
                 .endpoint(axum::http::Method::GET, "/notes")
@@ -279,11 +242,7 @@ impl Plugin for Notes {
 impl Notes {
     #[action]
     async fn count(&self, cx: &CallContext) -> Result<i64, CallError> {
-        let state = self
-            .state
-            .as_ref()
-            .ok_or_else(|| CallError::internal("notes is not loaded"))?;
-        state.count(cx).await
+        count_notes(cx).await
     }
 }
 

@@ -583,7 +583,7 @@ impl Actions for Keeper {
         match action {
             "put" => {
                 let ns = payload["namespace"].as_str().unwrap_or("readonly");
-                let cache = ctx.cache(ns)?.for_call(cx);
+                let cache = ctx.named::<Cache>(ns)?.for_call(cx);
                 cache.set("k", &payload["value"], Ttl::Default).await?;
                 Ok(json!(cache.tenant().as_str()))
             }
@@ -641,7 +641,7 @@ async fn grants_isolate_namespaces_and_actions() {
         .await
         .unwrap();
     let denials_before = app.xcore().audit().total();
-    match ctx.cache("users") {
+    match ctx.named::<Cache>("users") {
         Err(AccessError::PermissionDenied {
             plugin,
             resource,
@@ -657,7 +657,7 @@ async fn grants_isolate_namespaces_and_actions() {
     assert_eq!(app.xcore().audit().total(), denials_before + 1);
 
     // `sessions`: everything, and only its own keys.
-    let sessions = ctx.cache("sessions").unwrap();
+    let sessions = ctx.named::<Cache>("sessions").unwrap();
     assert_eq!(sessions.plugin(), Some("sessions_app"));
     assert_eq!(sessions.get::<String>("secret").await.unwrap(), None);
     sessions.set("secret", "mine", Ttl::Default).await.unwrap();
@@ -678,7 +678,7 @@ async fn grants_isolate_namespaces_and_actions() {
         .set("k", &1, Ttl::Default)
         .await
         .unwrap();
-    let ro = ctx.cache("readonly").unwrap();
+    let ro = ctx.named::<Cache>("readonly").unwrap();
     assert_eq!(ro.get::<i32>("k").await.unwrap(), Some(1));
     assert!(ro.exists("k").await.unwrap());
     assert_eq!(ro.keys("*").await.unwrap(), ["k"]);
@@ -730,7 +730,7 @@ async fn grants_isolate_namespaces_and_actions() {
     );
 
     // `shared`: read and write, no delete.
-    let shared = ctx.cache("shared").unwrap();
+    let shared = ctx.named::<Cache>("shared").unwrap();
     shared.set("k", &1, Ttl::Default).await.unwrap();
     assert!(matches!(
         shared.delete("k").await,
@@ -762,7 +762,7 @@ async fn grants_isolate_namespaces_and_actions() {
 
     // A bad namespace is refused before any grant is looked at.
     assert!(matches!(
-        ctx.cache("sessions.x"),
+        ctx.named::<Cache>("sessions.x"),
         Err(AccessError::InvalidArgument { .. })
     ));
     app.shutdown().await;
@@ -779,7 +779,7 @@ async fn the_service_must_be_declared() {
         .unwrap();
     let ctx = slot.lock().unwrap().clone().unwrap();
     assert!(matches!(
-        ctx.cache("x"),
+        ctx.named::<Cache>("x"),
         Err(AccessError::NotDeclared { .. })
     ));
     app.shutdown().await;

@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 use serde_json::{Value, json};
+use xcore::services::db::Db;
 use xcore::{
     Actions, CallContext, CallError, Manifest, NodeState, Plugin, PluginContext, PluginError,
     Service, ServiceContext, ServiceError, Xcore, async_trait,
@@ -35,7 +36,7 @@ impl Plugin for Users {
     async fn on_load(&mut self, ctx: &PluginContext) -> Result<(), PluginError> {
         self.limits = ctx.config()?;
         if ctx.manifest().services().iter().any(|s| s == "db") {
-            ctx.db("default")?.ping().await?;
+            ctx.handle::<Db>()?.ping().await?;
         }
         Ok(())
     }

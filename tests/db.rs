@@ -134,7 +134,7 @@ impl Actions for Notes {
 #[async_trait]
 impl Plugin for Notes {
     async fn on_load(&mut self, ctx: &PluginContext) -> Result<(), PluginError> {
-        let db = ctx.db("default")?;
+        let db = ctx.handle::<Db>()?;
         if !self.migrations.is_empty() {
             db.migrate(self.migrations).await?;
         }
@@ -197,7 +197,7 @@ async fn suite(url: &str) {
         app.call("tags", "count", json!({})).await.unwrap(),
         json!(1)
     );
-    let db = app.xcore().database("default").unwrap();
+    let db = app.xcore().named::<Db>("default").unwrap();
     let tracked: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM xcore_migrations")
         .fetch_one(db.pool())
         .await
@@ -346,7 +346,7 @@ async fn a_missing_grant_or_declaration_is_refused() {
         reason("other")
     );
     assert_eq!(app.xcore().audit().denials(Some("nogrant"), 5).len(), 1);
-    let err = app.xcore().database("nope").unwrap_err();
+    let err = app.xcore().named::<Db>("nope").unwrap_err();
     assert_eq!(
         err.to_string(),
         "no database connection `nope`; configured: default"
@@ -431,7 +431,7 @@ async fn tenant_isolation(url: &str) {
         .boot()
         .await
         .unwrap();
-    let main = app.xcore().database("default").unwrap();
+    let main = app.xcore().named::<Db>("default").unwrap();
     let acme_id = xcore::TenantId::new("acme").unwrap();
     let globex_id = xcore::TenantId::new("globex").unwrap();
     let acme = main.for_tenant(&acme_id).await.unwrap();
@@ -483,7 +483,7 @@ async fn tenant_isolation(url: &str) {
         .unwrap();
     assert_eq!(seen, 0, "not through a transaction either");
     drop(tx);
-    let read_only = app.xcore().database("default").unwrap();
+    let read_only = app.xcore().named::<Db>("default").unwrap();
     assert_eq!(
         count(&read_only.for_tenant(&acme_id).await.unwrap()).await,
         4

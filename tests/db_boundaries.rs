@@ -39,7 +39,7 @@ impl Actions for Holder {
 #[async_trait]
 impl Plugin for Holder {
     async fn on_load(&mut self, ctx: &PluginContext) -> Result<(), PluginError> {
-        let db = ctx.db("default")?;
+        let db = ctx.handle::<Db>()?;
         if self.migrate {
             db.migrate(NOTES).await?;
         }

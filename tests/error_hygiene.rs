@@ -46,7 +46,7 @@ async fn entries(State(db): State<Db>, cx: CallContext) -> Result<String, CallEr
 #[async_trait]
 impl Plugin for Ledger {
     async fn on_load(&mut self, ctx: &PluginContext) -> Result<(), PluginError> {
-        self.db = Some(ctx.db("default")?);
+        self.db = Some(ctx.handle::<Db>()?);
         Ok(())
     }
 

@@ -14,6 +14,7 @@ use std::{
 };
 
 use serde_json::{Value, json};
+use xcore::services::{scheduler::Scheduler, worker::Worker};
 use xcore::{
     Actions, BootError, CallContext, CallError, Manifest, NodeState, OnFailure, Plugin,
     PluginContext, PluginError, Xcore, async_trait,
@@ -85,7 +86,7 @@ impl Plugin for Registrar {
             })
             .map_err(PluginError::msg)?;
         let jobs = self.counts.jobs.clone();
-        ctx.scheduler()
+        ctx.handle::<Scheduler>()
             .map_err(PluginError::msg)?
             .add(
                 "tick",
@@ -101,7 +102,7 @@ impl Plugin for Registrar {
             .await
             .map_err(PluginError::msg)?;
         let tasks = self.counts.tasks.clone();
-        ctx.worker()
+        ctx.handle::<Worker>()
             .map_err(PluginError::msg)?
             .register("work", move |_, _: Value| {
                 let tasks = tasks.clone();
@@ -198,7 +199,7 @@ async fn failing_plugin_keeps_nothing(fail: FailAt) {
     assert_eq!(emitted.handled(), 1, "{fail:?}: {emitted:?}");
 
     // Jobs: only the control's is listed.
-    let scheduler = xcore.scheduler().unwrap();
+    let scheduler = xcore.handle::<Scheduler>().unwrap();
     let listed: Vec<String> = scheduler
         .list_all()
         .into_iter()
@@ -208,7 +209,7 @@ async fn failing_plugin_keeps_nothing(fail: FailAt) {
     assert_eq!(scheduler.stats().pending_firings, 1, "{fail:?}");
 
     // Tasks: the control's runs; the failed plugin's stays queued, no handler left to run it.
-    let worker = xcore.worker().unwrap();
+    let worker = xcore.handle::<Worker>().unwrap();
     let ran = worker.send("steady.work", &json!({})).await.unwrap();
     let orphan = worker.send("failing.work", &json!({})).await.unwrap();
     let orphan_too = worker.send("dependent.work", &json!({})).await.unwrap();

@@ -2,7 +2,7 @@
 //! service, in real time:
 //!
 //! - a cron job firing every second and an interval job of 1 s both fire, as the host with no
-//!   payload, show in the plugin's own `ctx.scheduler()?.list()`, and stop with the plugin;
+//!   payload, show in the plugin's own `ctx.handle::<Scheduler>()?.list()`, and stop with the plugin;
 //! - a plugin declaring jobs without `services = ["scheduler"]` or without the grant fails to
 //!   start, with a reason naming what to add, the refusal is audited, and nothing of it runs;
 //! - an expression or a zone only the scheduler can check fails the plugin's start, naming the
@@ -16,6 +16,7 @@ use std::{
 
 use serde::Serialize;
 use serde_json::Value;
+use xcore::services::scheduler::Scheduler;
 use xcore::{
     HealthStatus, NodeState,
     prelude::*,
@@ -63,7 +64,7 @@ impl From<JobInfo> for Listed {
 fn own_jobs(ctx: Option<&PluginContext>) -> Result<Vec<Listed>, CallError> {
     let ctx = ctx.ok_or_else(|| CallError::internal("not loaded"))?;
     Ok(ctx
-        .scheduler()?
+        .handle::<Scheduler>()?
         .list()
         .into_iter()
         .map(Listed::from)
@@ -195,7 +196,7 @@ async fn declared_jobs_fire_show_in_the_plugins_list_and_stop_with_it() {
     assert_eq!(listed[0]["trigger"], "every 1s");
     assert_eq!(listed[1]["trigger"], "cron \"* * * * * *\" in UTC");
     // The host sees them too, as the plugin's.
-    let all = app.xcore().scheduler().unwrap().list_all();
+    let all = app.xcore().handle::<Scheduler>().unwrap().list_all();
     assert_eq!(all.len(), 2);
     assert!(
         all.iter()
@@ -305,7 +306,7 @@ async fn a_plugin_without_the_service_or_the_grant_fails_to_start() {
         "{}",
         err.message()
     );
-    let all = app.xcore().scheduler().unwrap().list_all();
+    let all = app.xcore().handle::<Scheduler>().unwrap().list_all();
     assert!(all.is_empty(), "{all:?}");
     tokio::time::sleep(Duration::from_millis(2200)).await;
     assert_eq!(UNGRANTED_RUNS.load(Ordering::SeqCst), 0);
@@ -382,7 +383,13 @@ async fn a_bad_expression_or_zone_fails_the_start_naming_the_job() {
         "{reason}"
     );
     // Nothing of theirs is registered, not even the valid job.
-    assert!(app.xcore().scheduler().unwrap().list_all().is_empty());
+    assert!(
+        app.xcore()
+            .handle::<Scheduler>()
+            .unwrap()
+            .list_all()
+            .is_empty()
+    );
     app.shutdown().await;
 }
 

@@ -12,6 +12,7 @@ use std::{
 use axum::{extract::Path, routing::get};
 use http::Method;
 use serde_json::{Value, json};
+use xcore::services::{scheduler::Scheduler, worker::Worker};
 use xcore::{
     Actions, CallContext, CallError, ErrorCode, Manifest, Plugin, PluginContext, PluginError,
     async_trait,
@@ -235,7 +236,7 @@ async fn calls_requests_denials_events_jobs_and_tasks_are_scraped_with_the_admin
         .await
         .unwrap();
     xcore
-        .scheduler()
+        .handle::<Scheduler>()
         .unwrap()
         .add(
             "restock",
@@ -244,7 +245,7 @@ async fn calls_requests_denials_events_jobs_and_tasks_are_scraped_with_the_admin
         )
         .await
         .unwrap();
-    let worker = xcore.worker().unwrap();
+    let worker = xcore.handle::<Worker>().unwrap();
     worker
         .register("ship", |_, n: u32| async move { Ok(n + 1) })
         .unwrap();

@@ -371,7 +371,7 @@ fn intervals_and_one_shots() {
 // ---------------------------------------------------------------------------------------------
 // Real time, through booted Xcores
 
-/// A plugin that keeps its context (for `ctx.scheduler()`) and counts its `tick` action.
+/// A plugin that keeps its context (for `ctx.handle::<Scheduler>()`) and counts its `tick` action.
 struct Probe {
     ctx: Arc<OnceLock<PluginContext>>,
     ticks: Arc<AtomicU32>,
@@ -420,7 +420,9 @@ impl ProbeHandle {
     }
 
     fn scheduler(&self) -> Scheduler {
-        self.ctx().scheduler().expect("the probe may schedule")
+        self.ctx()
+            .handle::<Scheduler>()
+            .expect("the probe may schedule")
     }
 }
 
@@ -641,7 +643,7 @@ async fn two_plugins_and_two_tenants_never_collide() {
     assert!(alpha.for_tenant(&acme).list().is_empty());
     assert!(alpha.for_tenant(&acme).get("cleanup").is_none());
     // The host sees all three.
-    let all = app.xcore().scheduler().unwrap().list_all();
+    let all = app.xcore().handle::<Scheduler>().unwrap().list_all();
     let names: Vec<_> = all
         .iter()
         .map(|j| (j.plugin.clone().unwrap(), j.tenant.clone()))
@@ -700,7 +702,7 @@ async fn a_stopping_plugin_loses_its_jobs() {
 
     // What the container does when `leaving` stops: every service's `on_plugin_stop`.
     service.on_plugin_stop("leaving").await;
-    let scheduler = app.xcore().scheduler().unwrap();
+    let scheduler = app.xcore().handle::<Scheduler>().unwrap();
     let left: Vec<_> = scheduler
         .list_all()
         .into_iter()
@@ -723,7 +725,7 @@ async fn a_stopping_plugin_loses_its_jobs() {
     assert!(report.is_clean(), "{report:?}");
     assert!(matches!(
         xcore
-            .scheduler()
+            .handle::<Scheduler>()
             .unwrap()
             .add("late", Trigger::after(Duration::from_secs(1)), |_| async {
                 Ok(())
@@ -1063,7 +1065,7 @@ async fn scheduling_needs_the_service_declared_and_the_grant() {
         .await
         .unwrap();
     for (handle, who) in [(&without_grant, "nogrant"), (&denied, "denied")] {
-        match handle.ctx().scheduler() {
+        match handle.ctx().handle::<Scheduler>() {
             Err(AccessError::PermissionDenied {
                 plugin,
                 resource,
@@ -1078,13 +1080,17 @@ async fn scheduling_needs_the_service_declared_and_the_grant() {
         }
     }
     assert!(matches!(
-        undeclared.ctx().scheduler(),
+        undeclared.ctx().handle::<Scheduler>(),
         Err(AccessError::NotDeclared { .. })
     ));
-    assert!(star.ctx().scheduler().is_ok());
+    assert!(star.ctx().handle::<Scheduler>().is_ok());
     assert!(!app.xcore().audit().denials(Some("nogrant"), 10).is_empty());
     // The error converts into a call error with the `permission_denied` code.
-    let err: CallError = without_grant.ctx().scheduler().unwrap_err().into();
+    let err: CallError = without_grant
+        .ctx()
+        .handle::<Scheduler>()
+        .unwrap_err()
+        .into();
     assert_eq!(err.code(), xcore::ErrorCode::PermissionDenied);
     app.shutdown().await;
 }
@@ -1142,7 +1148,7 @@ async fn config_jobs_call_plugin_actions_as_the_host() {
         .await
         .unwrap();
     // Config jobs call through the Xcore the scheduler learns when a handle is first obtained.
-    let scheduler = app.xcore().scheduler().unwrap();
+    let scheduler = app.xcore().handle::<Scheduler>().unwrap();
     tokio::time::sleep(Duration::from_millis(2600)).await;
     assert!(target.ticks.load(Ordering::SeqCst) >= 3);
     let jobs = scheduler.list_all();
@@ -1239,7 +1245,7 @@ async fn host_handle_before_boot_and_without_the_service() {
     let xcore = Xcore::builder().without_registered().build().unwrap();
     xcore.boot().await.unwrap();
     assert!(matches!(
-        xcore.scheduler(),
+        xcore.handle::<Scheduler>(),
         Err(SchedulerError::Unavailable { .. })
     ));
     xcore.shutdown().await;
@@ -1277,7 +1283,7 @@ impl Actions for Declarer {
 #[async_trait]
 impl Plugin for Declarer {
     async fn on_start(&self, ctx: &PluginContext) -> Result<(), PluginError> {
-        ctx.scheduler()
+        ctx.handle::<Scheduler>()
             .map_err(PluginError::msg)?
             .add(
                 "daily",
@@ -1356,7 +1362,7 @@ async fn declared_jobs_are_checked_and_registered_when_the_plugin_starts() {
 
     // The declared `daily` replaced the one the plugin added in `on_start`; a cron without a
     // zone takes the scheduler's.
-    let jobs = app.xcore().scheduler().unwrap().list_all();
+    let jobs = app.xcore().handle::<Scheduler>().unwrap().list_all();
     let got: Vec<_> = jobs
         .iter()
         .map(|j| {
@@ -1436,7 +1442,7 @@ async fn three_instances_run_each_firing_exactly_once() {
         .max_by_key(|&i| runs[i].load(Ordering::SeqCst))
         .unwrap();
     let third = apps.remove(busiest);
-    let third_scheduler = third.xcore().scheduler().unwrap();
+    let third_scheduler = third.xcore().handle::<Scheduler>().unwrap();
     let third_info = third_scheduler.list_all()[0].clone();
     assert!(third_info.runs >= 1, "{third_info:?}");
     third.shutdown().await;
@@ -1445,7 +1451,7 @@ async fn three_instances_run_each_firing_exactly_once() {
     let ended = Utc::now();
     let infos: Vec<_> = apps
         .iter()
-        .map(|a| a.xcore().scheduler().unwrap().list_all()[0].clone())
+        .map(|a| a.xcore().handle::<Scheduler>().unwrap().list_all()[0].clone())
         .collect();
     for app in apps {
         app.shutdown().await;
@@ -1616,7 +1622,7 @@ async fn replacing_removing_and_pausing_a_job_leave_one_pending_firing_at_most()
         .build()
         .unwrap();
     xcore.boot().await.unwrap();
-    let host = xcore.scheduler().unwrap();
+    let host = xcore.handle::<Scheduler>().unwrap();
     let one = |jobs, pending_firings, armed_seconds| {
         let stats = host.stats();
         assert_eq!(

@@ -88,7 +88,7 @@ impl Actions for Welcome {
 #[async_trait]
 impl Plugin for Welcome {
     async fn on_load(&mut self, ctx: &PluginContext) -> Result<(), PluginError> {
-        let mailer = ctx.extension::<Mailer>("email")?;
+        let mailer = ctx.named::<ExtensionHandle<Mailer>>("email")?;
         assert_eq!(mailer.name(), "email");
         assert!(
             mailer.saw_db.load(Ordering::SeqCst),

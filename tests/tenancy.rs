@@ -7,6 +7,7 @@
 mod plugin;
 
 use serde_json::json;
+use xcore::services::db::Db;
 use xcore::{
     TenantId,
     config::Config,
@@ -67,7 +68,7 @@ async fn known_tenants_only_and_nothing_created_for_others() {
         assert_eq!(status, 404, "{body}");
         assert_eq!(body["code"], "unknown_tenant", "{body}");
     }
-    let db = xcore.database("default").unwrap();
+    let db = xcore.named::<Db>("default").unwrap();
     assert_eq!(db.open_tenants(), 0, "no tenant pool was opened");
     let files: Vec<String> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -113,6 +114,6 @@ async fn auto_provisioning_stops_at_the_cap() {
     let (status, body) = register(&client, "t1", "bob").await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(xcore.tenants().len(), 3);
-    assert!(xcore.database("default").unwrap().open_tenants() <= 3);
+    assert!(xcore.named::<Db>("default").unwrap().open_tenants() <= 3);
     xcore.shutdown().await;
 }

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use serde_json::json;
+use xcore::services::scheduler::Scheduler;
 use xcore::{
     CallContext,
     services::scheduler::{JobContext, JobError, SchedulerOptions, SchedulerService, Trigger},
@@ -16,7 +17,7 @@ async fn waiting_for_a_jobs_runs() {
         .boot()
         .await
         .unwrap();
-    let scheduler = app.xcore().scheduler().unwrap();
+    let scheduler = app.xcore().handle::<Scheduler>().unwrap();
     scheduler
         .add(
             "tick",

@@ -8,6 +8,7 @@ mod plugin;
 use std::time::Duration;
 
 use serde_json::json;
+use xcore::services::scheduler::Scheduler;
 use xcore::{
     CallContext, TenantId,
     config::{Config, ConfigLoader, Format},
@@ -70,7 +71,7 @@ async fn page_000_flow() {
     assert_eq!(again.status(), 409);
 
     // 3. The daily report job of the tenant is listed.
-    let jobs = xcore.scheduler().unwrap().list_all();
+    let jobs = xcore.handle::<Scheduler>().unwrap().list_all();
     let daily = jobs
         .iter()
         .find(|j| j.id == "daily_user_report" && j.tenant == "test_tenant")
@@ -160,7 +161,7 @@ async fn concurrent_registrations(config: Config, tenant: &str) {
         .unwrap();
     assert_eq!(count, json!({"count": 51}));
     let daily = xcore
-        .scheduler()
+        .handle::<Scheduler>()
         .unwrap()
         .list_all()
         .into_iter()

@@ -106,7 +106,7 @@ impl Actions for Mailer {
 #[async_trait]
 impl Plugin for Mailer {
     async fn on_load(&mut self, ctx: &PluginContext) -> Result<(), PluginError> {
-        let _ = self.slot.set(ctx.worker());
+        let _ = self.slot.set(ctx.handle::<Worker>());
         Ok(())
     }
 }
@@ -220,7 +220,7 @@ mod common {
         );
         assert_eq!(info.max_attempts, 3);
         // The host sees it under its full name.
-        let host = xcore.worker().unwrap();
+        let host = xcore.handle::<Worker>().unwrap();
         assert_eq!(host.info(id).await.unwrap().name, "flaky");
         xcore.shutdown().await;
     }
@@ -262,7 +262,13 @@ mod common {
         assert_eq!(dead[0].name, "charge");
         assert_eq!(dead[0].payload, json!("o-1"));
         assert_eq!(
-            xcore.worker().unwrap().dead_letters().await.unwrap().len(),
+            xcore
+                .handle::<Worker>()
+                .unwrap()
+                .dead_letters()
+                .await
+                .unwrap()
+                .len(),
             1
         );
 
@@ -465,7 +471,7 @@ mod common {
             .unwrap();
         let id = worker.send("endless", &1).await.unwrap();
         eventually("the task runs", || running.load(Ordering::SeqCst) == 1).await;
-        let host = xcore.worker().unwrap();
+        let host = xcore.handle::<Worker>().unwrap();
         let started = Instant::now();
         xcore.shutdown().await;
         let took = started.elapsed();
@@ -523,7 +529,7 @@ mod common {
         // The host sees every tenant.
         assert_eq!(
             xcore
-                .worker()
+                .handle::<Worker>()
                 .unwrap()
                 .info(id)
                 .await
@@ -737,7 +743,7 @@ async fn the_config_adds_a_worker() {
         .build()
         .unwrap();
     xcore.boot().await.unwrap();
-    let worker = xcore.worker().unwrap();
+    let worker = xcore.handle::<Worker>().unwrap();
     worker
         .register("fail", |_task, _: u32| async move {
             Err::<(), _>(TaskError::msg("no"))
@@ -919,7 +925,7 @@ async fn postgres_a_task_survives_a_restart() {
 }
 
 fn xcore_worker(xcore: &Xcore) -> Worker {
-    xcore.worker().unwrap()
+    xcore.handle::<Worker>().unwrap()
 }
 
 /// Two instances on one queue: each of 200 tasks runs exactly once (no crash: at-least-once

@@ -1,18 +1,17 @@
 //! The `user_manager` plugin of the reference page 000, in Rust: a users table with its own
 //! migration, `POST /v2/register` with validation (422 on bad input, 201 on success), a
 //! session cache, a daily report job, a `user.created` event, a welcome e-mail sent through
-//! the worker, and a `get_count` action — every part scoped to the request's tenant.
+//! the worker, and a `get_count` action — every part scoped to the request's tenant, without
+//! ever naming one: every handle comes from the call (a route's request, an action's call, a
+//! job's or a task's context), bound to its tenant.
 
-use std::{
-    collections::HashSet,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
-use axum::{Router, extract::State, http::StatusCode, routing::get, routing::post};
+use axum::{Router, http::StatusCode, routing::get, routing::post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use xcore::{
+    events::Events,
     prelude::*,
     services::{
         cache::{Cache, Ttl},
@@ -22,7 +21,7 @@ use xcore::{
     },
     web::{
         FieldErrors, Routes, Validate,
-        axum::{Json, Valid},
+        axum::{Bound, Json, Valid},
     },
 };
 
@@ -88,21 +87,7 @@ pub(crate) const DAILY_REPORT: &str = "0 0 * * *";
         "events:user.*: emit",
     ],
 )]
-pub(crate) struct UserManager {
-    state: Option<Handles>,
-}
-
-/// What the plugin obtained in `on_load`, shared with its routes.
-#[derive(Clone)]
-struct Handles {
-    db: Db,
-    sessions: Cache,
-    scheduler: Scheduler,
-    worker: Worker,
-    ctx: PluginContext,
-    /// The tenants whose daily report job is scheduled (once per tenant, not per request).
-    scheduled: Arc<Mutex<HashSet<TenantId>>>,
-}
+pub(crate) struct UserManager;
 
 /// The body of `POST /v2/register`.
 #[derive(Debug, Deserialize)]
@@ -147,66 +132,48 @@ struct Welcome {
     email: String,
 }
 
-impl Handles {
-    async fn count(&self, cx: &CallContext) -> Result<i64, CallError> {
-        let db = self.db.for_tenant(cx.tenant()).await?;
-        sqlx::query_scalar("SELECT COUNT(*) FROM users")
-            .fetch_one(db.pool())
-            .await
-            .map_err(CallError::handler)
-    }
+/// How many users the call's tenant has.
+async fn count_users(cx: &CallContext) -> Result<i64, CallError> {
+    let db = cx.handle::<Db>().await?;
+    sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(db.pool())
+        .await
+        .map_err(CallError::handler)
+}
 
-    /// Schedules the tenant's daily report job, once per tenant: the first request of a
-    /// tenant adds it, the next ones find it scheduled (a failed add is retried next time).
-    async fn ensure_report(&self, tenant: &TenantId) -> Result<(), CallError> {
-        let first = self
-            .scheduled
-            .lock()
-            .map_err(|_| CallError::internal("the scheduled set is poisoned"))?
-            .insert(tenant.clone());
-        if !first {
-            return Ok(());
-        }
-        let added = self.schedule_report(tenant).await;
-        if added.is_err()
-            && let Ok(mut scheduled) = self.scheduled.lock()
-        {
-            scheduled.remove(tenant);
-        }
-        added
-    }
+/// The id of the daily report job (one per tenant: the scheduler keys jobs by tenant).
+const REPORT_JOB: &str = "daily_user_report";
 
-    /// Adds the tenant's daily report job (adding replaces).
-    async fn schedule_report(&self, tenant: &TenantId) -> Result<(), CallError> {
-        let db = self.db.clone();
-        self.scheduler
-            .for_tenant(tenant)
-            .add(
-                "daily_user_report",
-                Trigger::cron(DAILY_REPORT).map_err(CallError::internal)?,
-                move |job: JobContext| {
-                    let db = db.clone();
-                    async move {
-                        let db = db.for_tenant(job.tenant()).await?;
-                        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
-                            .fetch_one(db.pool())
-                            .await?;
-                        tracing::info!(tenant = %job.tenant(), count, "daily user report");
-                        Ok::<_, JobError>(())
-                    }
-                },
-            )
-            .await
-            .map_err(CallError::from)
+/// Schedules the daily report job of the tenant of `scheduler` (a handle bound to a call, or
+/// the plugin's for tenant `default`), once: the first request of a tenant adds it, the next
+/// ones find it. Two first requests racing both add it, and adding replaces: still one job.
+async fn ensure_report(scheduler: &Scheduler) -> Result<(), CallError> {
+    if scheduler.get(REPORT_JOB).is_some() {
+        return Ok(());
     }
+    scheduler
+        .add(
+            REPORT_JOB,
+            Trigger::cron(DAILY_REPORT).map_err(CallError::internal)?,
+            |job: JobContext| async move {
+                // The job's context is bound to the plugin and the job's tenant.
+                let db = job.call_context().handle::<Db>().await?;
+                let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+                    .fetch_one(db.pool())
+                    .await?;
+                tracing::info!(tenant = %job.tenant(), count, "daily user report");
+                Ok::<_, JobError>(())
+            },
+        )
+        .await
+        .map_err(CallError::from)
 }
 
 async fn register(
-    State(h): State<Handles>,
     cx: CallContext,
+    Bound(db): Bound<Db>,
     Valid(user): Valid<UserCreate>,
 ) -> Result<(StatusCode, Json<Value>), CallError> {
-    let db = h.db.for_tenant(cx.tenant()).await?;
     // One statement: the database generates the id, and the unique constraints decide which
     // of two concurrent registrations of a name wins.
     let inserted = sqlx::query_scalar::<_, i64>(
@@ -231,20 +198,19 @@ async fn register(
 
     // A session for the new user, in the tenant's `sessions` namespace.
     let session = session_token().map_err(CallError::internal)?;
-    h.sessions
-        .for_call(&cx)
+    cx.named::<Cache>("sessions")
+        .await?
         .set(&session, &user_id, Ttl::After(Duration::from_secs(3600)))
         .await?;
-    h.ctx
-        .events()?
-        .emit(
-            &cx,
+    cx.handle::<Events>()
+        .await?
+        .publish(
             "user.created",
             json!({ "id": user_id, "username": user.username }),
         )
         .await?;
-    h.worker
-        .for_call(&cx)
+    cx.handle::<Worker>()
+        .await?
         .send(
             "send_welcome",
             &Welcome {
@@ -253,28 +219,28 @@ async fn register(
             },
         )
         .await?;
-    h.ensure_report(cx.tenant()).await?;
+    ensure_report(&cx.handle::<Scheduler>().await?).await?;
     let body = json!({ "status": "ok", "user_id": user_id, "session": session });
     Ok((StatusCode::CREATED, Json(body)))
 }
 
-async fn count(State(h): State<Handles>, cx: CallContext) -> Result<Json<Value>, CallError> {
-    Ok(Json(json!({ "count": h.count(&cx).await? })))
+async fn count(cx: CallContext) -> Result<Json<Value>, CallError> {
+    Ok(Json(json!({ "count": count_users(&cx).await? })))
 }
 
 #[async_trait]
 impl Plugin for UserManager {
     async fn on_load(&mut self, ctx: &PluginContext) -> Result<(), PluginError> {
-        let db = ctx.db("default")?;
+        let db = ctx.handle::<Db>()?;
         db.migrate(migrations(&db)).await?;
-        let worker = ctx.worker()?;
-        let mails = db.clone();
+        // Checked now, so that a missing grant fails the boot rather than the first request.
+        ctx.named::<Cache>("sessions")?;
         // The welcome e-mail: "sent" by recording it, once per user (the task is idempotent:
-        // a redelivered task finds the row and does nothing).
-        worker.register("send_welcome", move |task: TaskContext, mail: Welcome| {
-            let db = mails.clone();
-            async move {
-                let db = db.for_tenant(task.tenant()).await?;
+        // a redelivered task finds the row and does nothing). The task's context is bound to
+        // the plugin and the tenant the task was sent for.
+        ctx.handle::<Worker>()?
+            .register("send_welcome", |task: TaskContext, mail: Welcome| async move {
+                let db = task.call_context().handle::<Db>().await?;
                 sqlx::query(
                     "INSERT INTO welcome_emails (user_id, email) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING",
                 )
@@ -284,37 +250,22 @@ impl Plugin for UserManager {
                 .await?;
                 tracing::info!(to = %mail.email, tenant = %task.tenant(), "welcome e-mail sent");
                 Ok::<_, TaskError>(())
-            }
-        })?;
-        self.state = Some(Handles {
-            db,
-            sessions: ctx.cache("sessions")?,
-            scheduler: ctx.scheduler()?,
-            worker,
-            ctx: ctx.clone(),
-            scheduled: Arc::default(),
-        });
+            })?;
         Ok(())
     }
 
-    async fn on_start(&self, _ctx: &PluginContext) -> Result<(), PluginError> {
-        let handles = self
-            .state
-            .as_ref()
-            .ok_or_else(|| PluginError::msg("not loaded"))?;
-        handles
-            .ensure_report(&TenantId::default())
+    async fn on_start(&self, ctx: &PluginContext) -> Result<(), PluginError> {
+        // Tenant `default`'s report; other tenants' on their first registration.
+        ensure_report(&ctx.handle::<Scheduler>()?)
             .await
             .map_err(PluginError::msg)?;
         Ok(())
     }
 
     fn routes(&self, _ctx: &PluginContext) -> Option<Routes> {
-        let handles = self.state.clone()?;
         let router = Router::new()
             .route("/v2/register", post(register))
-            .route("/v2/users/count", get(count))
-            .with_state(handles);
+            .route("/v2/users/count", get(count));
         Some(
             Routes::from_axum(router)
                 .endpoint(axum::http::Method::POST, "/v2/register")
@@ -325,22 +276,16 @@ impl Plugin for UserManager {
 
 #[actions]
 impl UserManager {
-    fn handles(&self) -> Result<&Handles, CallError> {
-        self.state
-            .as_ref()
-            .ok_or_else(|| CallError::internal("user_manager is not loaded"))
-    }
-
     /// How many users the tenant of the call has.
     #[action]
     async fn get_count(&self, cx: &CallContext) -> Result<Value, CallError> {
-        Ok(json!({ "count": self.handles()?.count(cx).await? }))
+        Ok(json!({ "count": count_users(cx).await? }))
     }
 
     /// The welcome e-mails sent to the tenant's users (what the worker did).
     #[action]
     async fn sent_emails(&self, cx: &CallContext) -> Result<Vec<String>, CallError> {
-        let db = self.handles()?.db.for_tenant(cx.tenant()).await?;
+        let db = cx.handle::<Db>().await?;
         sqlx::query_scalar("SELECT email FROM welcome_emails ORDER BY user_id")
             .fetch_all(db.pool())
             .await
@@ -348,7 +293,6 @@ impl UserManager {
     }
 }
 
-/// A session token: 128 bits from the operating system's cryptographic generator.
 /// The example's embedded defaults, what `cargo run --example user_manager` runs on without
 /// `XCORE_CONFIG`: the default database (SQLite in memory), tenancy from `X-Tenant-ID`.
 pub(crate) fn embedded_config() -> xcore::config::Config {
@@ -361,6 +305,7 @@ pub(crate) fn embedded_config() -> xcore::config::Config {
     config
 }
 
+/// A session token: 128 bits from the operating system's cryptographic generator.
 pub(crate) fn session_token() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes)?;

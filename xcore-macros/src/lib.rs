@@ -138,7 +138,7 @@
 //! isolation apply); a failed run is logged and counted, and the job keeps its schedule.
 //!
 //! The scheduler registers the jobs when the plugin starts, under the plugin's own namespace
-//! (they show in its `ctx.scheduler()?.list()`), and removes them when it stops. The plugin
+//! (they show in its `ctx.handle::<Scheduler>()?.list()`), and removes them when it stops. The plugin
 //! must declare `services = ["scheduler"]` and hold `service:scheduler: schedule`: otherwise,
 //! or if an expression or a time zone turns out invalid, the plugin fails to start, with the
 //! reason. A job registered by the plugin itself under the same id is replaced.

@@ -741,7 +741,7 @@ impl XcoreBuilder {
     }
 
     /// Adds a host extension under `name`: a service of the host's that plugins reach with
-    /// [`PluginContext::extension`] (grant `service:<name>: use`). Its own `name()` is ignored.
+    /// `ctx.named::<ExtensionHandle<S>>(name)` (grant `service:<name>: use`). Its own `name()` is ignored.
     pub fn extension<S: Service>(mut self, name: &str, service: S) -> Self {
         self.services.push((
             Box::new(crate::services::Extension::new(name, service)),

@@ -2,7 +2,11 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use tokio::time::Instant;
 
-use crate::{Manifest, TenantId};
+use crate::{
+    Manifest, TenantId,
+    plugin::handle::{Handle, NamedHandle},
+    services::AccessError,
+};
 
 /// The identity of a plugin: its name and its manifest (and so its grants).
 ///
@@ -223,6 +227,47 @@ impl CallContext {
     /// The plugin instance serving the call, if the call has reached one.
     pub(crate) fn scope(&self) -> Option<&crate::PluginContext> {
         self.scope.as_ref()
+    }
+
+    /// The context of the plugin instance serving this call (an action, a route request, an
+    /// event delivery, a job, a task); `None` for a context no plugin serves
+    /// ([`CallContext::host`], say).
+    pub fn plugin_context(&self) -> Option<&crate::PluginContext> {
+        self.scope()
+    }
+
+    fn served(&self, handle: &'static str) -> Result<&crate::PluginContext, AccessError> {
+        self.scope.as_ref().ok_or(AccessError::Unbound { handle })
+    }
+
+    /// The serving plugin's handle `H` ([`Handle`]: `Worker`, `Scheduler`, `Events`, the
+    /// `default` database), bound to this call: its grants (checked once per instance), this
+    /// call's tenant (and trace). Fails with [`AccessError::Unbound`] on a context no plugin
+    /// serves. See [`plugin::handle`](crate::plugin::handle).
+    ///
+    /// ```
+    /// use xcore::prelude::*;
+    /// use xcore::services::db::{Db, sqlx};
+    ///
+    /// async fn count(cx: &CallContext) -> Result<i64, CallError> {
+    ///     let db = cx.handle::<Db>().await?; // the call's tenant's database
+    ///     sqlx::query_scalar("SELECT COUNT(*) FROM users")
+    ///         .fetch_one(db.pool())
+    ///         .await
+    ///         .map_err(CallError::handler)
+    /// }
+    /// ```
+    pub async fn handle<H: Handle>(&self) -> Result<H, H::Error> {
+        let handle = self.served(std::any::type_name::<H>())?.handle::<H>()?;
+        handle.bind(self).await
+    }
+
+    /// The serving plugin's handle `H` on `name` ([`NamedHandle`]: a cache namespace, a
+    /// database connection, a host extension), bound to this call, as
+    /// [`handle`](Self::handle).
+    pub async fn named<H: NamedHandle>(&self, name: &str) -> Result<H, H::Error> {
+        let handle = self.served(std::any::type_name::<H>())?.named::<H>(name)?;
+        handle.bind(self).await
     }
 
     /// Who makes the call.

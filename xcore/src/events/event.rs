@@ -2,7 +2,7 @@ use std::{fmt, future::Future, pin::Pin, sync::Arc, time::SystemTime};
 
 use serde_json::Value;
 
-use crate::{CallError, ErrorCode, TenantId};
+use crate::{CallContext, CallError, ErrorCode, TenantId, TraceContext};
 
 /// Who emitted an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,9 +36,15 @@ struct Inner {
 
 /// An event: a name, a JSON payload, and where it comes from — source, tenant, time, trace.
 ///
-/// Cheap to clone: every handler of an emit receives the same event.
+/// Cheap to clone: every handler of an emit receives the same event. A handler subscribed
+/// through a plugin's [`Events`](super::Events) handle receives it with the
+/// [`context`](Event::context) of its delivery, from which it takes its handles.
 #[derive(Clone)]
-pub struct Event(Arc<Inner>);
+pub struct Event {
+    inner: Arc<Inner>,
+    /// The delivery's context, served by the subscribing plugin's instance.
+    call: Option<CallContext>,
+}
 
 impl Event {
     pub(crate) fn with_source(
@@ -48,14 +54,46 @@ impl Event {
         tenant: TenantId,
         trace_id: u128,
     ) -> Self {
-        Self(Arc::new(Inner {
-            name,
-            payload,
-            source,
-            tenant,
-            time: SystemTime::now(),
-            trace_id,
-        }))
+        Self {
+            inner: Arc::new(Inner {
+                name,
+                payload,
+                source,
+                tenant,
+                time: SystemTime::now(),
+                trace_id,
+            }),
+            call: None,
+        }
+    }
+
+    /// The same event, delivered under `call`.
+    pub(crate) fn delivered(&self, call: CallContext) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            call: Some(call),
+        }
+    }
+
+    /// The context of this delivery: the event's tenant, its trace, and — for a handler
+    /// subscribed through a plugin's handle — the plugin's instance, so that
+    /// `event.context().handle::<Db>().await` gives the plugin's database for the event's
+    /// tenant. For a host subscription, a host context with the event's tenant and trace.
+    pub fn context(&self) -> CallContext {
+        match &self.call {
+            Some(call) => call.clone(),
+            None => CallContext::host()
+                .with_tenant(self.inner.tenant.clone())
+                .with_trace(self.trace()),
+        }
+    }
+
+    /// The trace of the delivery: the emitting call's trace id, a new span.
+    pub(crate) fn trace(&self) -> TraceContext {
+        match self.inner.trace_id {
+            0 => TraceContext::new_root(),
+            id => TraceContext::from_parts(id, fastrand::u64(1..)),
+        }
     }
 
     /// An event from the host, for tenant `default`, outside any trace: what tests and
@@ -72,42 +110,42 @@ impl Event {
 
     /// The name (`user.created`).
     pub fn name(&self) -> &str {
-        &self.0.name
+        &self.inner.name
     }
 
     /// The payload.
     pub fn payload(&self) -> &Value {
-        &self.0.payload
+        &self.inner.payload
     }
 
     /// Who emitted it.
     pub fn source(&self) -> &EventSource {
-        &self.0.source
+        &self.inner.source
     }
 
     /// The tenant it was emitted for.
     pub fn tenant(&self) -> &TenantId {
-        &self.0.tenant
+        &self.inner.tenant
     }
 
     /// When it was emitted.
     pub fn time(&self) -> SystemTime {
-        self.0.time
+        self.inner.time
     }
 
     /// The trace id of the call that emitted it.
     pub fn trace_id(&self) -> u128 {
-        self.0.trace_id
+        self.inner.trace_id
     }
 }
 
 impl fmt::Debug for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Event")
-            .field("name", &self.0.name)
-            .field("source", &self.0.source)
-            .field("tenant", &self.0.tenant)
-            .field("payload", &self.0.payload)
+            .field("name", &self.inner.name)
+            .field("source", &self.inner.source)
+            .field("tenant", &self.inner.tenant)
+            .field("payload", &self.inner.payload)
             .finish()
     }
 }

@@ -4,17 +4,30 @@ use serde_json::Value;
 use xcore_manifest::ResourcePattern;
 
 use super::{
-    Dispatch, EmitReport, Event, EventError, EventHandler, EventSource, SubscribeOptions,
-    SubscriptionId, bus::EventBus,
+    Dispatch, EmitReport, Event, EventError, EventHandler, EventSource, HandlerFuture,
+    SubscribeOptions, SubscriptionId, bus::EventBus,
 };
 use crate::{
-    CallContext, PluginIdentity,
+    CallContext, PluginContext, PluginIdentity,
     permissions::{Policy, Resource, Scope},
+    plugin::{
+        WeakContext,
+        handle::{Bind, Handle},
+    },
+    runtime::Way,
+    services::AccessError,
 };
 
 /// A handle on an `Xcore`'s event bus: the host's ([`Xcore::events`](crate::Xcore::events)),
-/// unrestricted, or a plugin's ([`PluginContext::events`](crate::PluginContext::events)),
-/// checked against its grants.
+/// unrestricted, or a plugin's (`ctx.handle::<Events>()`, or
+/// [`PluginContext::events`](crate::PluginContext::events)), checked against its grants.
+///
+/// A plugin's handle belongs to its instance: every delivery to a subscription made through
+/// it passes the instance's [gate](crate::runtime) (a stopped instance's handler is not run:
+/// the delivery is reported failed), in the entry's span, and the handler receives the
+/// event with its [`context`](Event::context), bound to the instance and the event's tenant.
+/// Taken from a call (`cx.handle::<Events>().await`), the handle is bound to the call:
+/// [`publish`](Self::publish) emits with the call's tenant and trace.
 ///
 /// ```
 /// use xcore::prelude::*;
@@ -39,6 +52,10 @@ use crate::{
 pub struct Events {
     bus: Arc<EventBus>,
     owner: Option<PluginIdentity>,
+    /// The plugin instance the handle belongs to (its subscriptions are gated).
+    instance: Option<WeakContext>,
+    /// The call the handle is bound to.
+    call: Option<CallContext>,
 }
 
 impl fmt::Debug for Events {
@@ -66,7 +83,34 @@ fn check_name(name: &str) -> Result<(), EventError> {
 
 impl Events {
     pub(crate) fn new(bus: Arc<EventBus>, owner: Option<PluginIdentity>) -> Self {
-        Self { bus, owner }
+        Self {
+            bus,
+            owner,
+            instance: None,
+            call: None,
+        }
+    }
+
+    /// The same handle, belonging to the plugin instance `instance`.
+    pub(crate) fn for_instance(mut self, instance: WeakContext) -> Self {
+        self.owner = Some(instance.identity().clone());
+        self.instance = Some(instance);
+        self
+    }
+
+    /// The call this handle is bound to, if any.
+    pub fn call_context(&self) -> Option<&CallContext> {
+        self.call.as_ref()
+    }
+
+    /// Emits `name` with the bound call's tenant and trace (a handle taken from a call), or
+    /// for tenant `default` in a new trace (a plugin-level or host handle), and waits for its
+    /// handlers; as [`emit`](Self::emit) otherwise.
+    pub async fn publish(&self, name: &str, payload: Value) -> Result<EmitReport, EventError> {
+        match &self.call {
+            Some(cx) => self.emit(cx, name, payload).await,
+            None => self.emit(&CallContext::host(), name, payload).await,
+        }
     }
 
     fn check(&self, resource: &str, action: &'static str) -> Result<(), EventError> {
@@ -176,9 +220,14 @@ impl Events {
         })?;
         self.check_pattern(pattern, &compiled)?;
         let owner = self.owner.as_ref().map(PluginIdentity::name);
-        Ok(self
-            .bus
-            .subscribe(owner, compiled, options, Arc::new(handler)))
+        let handler: Arc<dyn EventHandler> = match &self.instance {
+            Some(instance) => Arc::new(Gated {
+                instance: instance.clone(),
+                handler,
+            }),
+            None => Arc::new(handler),
+        };
+        Ok(self.bus.subscribe(owner, compiled, options, handler))
     }
 
     /// Removes a subscription; `false` if it was already gone.
@@ -189,5 +238,58 @@ impl Events {
     /// How many subscriptions the bus holds (all subscribers).
     pub fn subscription_count(&self) -> usize {
         self.bus.subscription_count()
+    }
+}
+
+/// A plugin's subscription: each delivery passes the instance's gate (state only), runs in
+/// the entry's span, and receives the event bound to the instance and the event's tenant.
+/// A panic is left to the bus, which reports it as such.
+struct Gated<H> {
+    instance: WeakContext,
+    handler: H,
+}
+
+impl<H: EventHandler> EventHandler for Gated<H> {
+    fn handle(&self, event: Event) -> HandlerFuture {
+        let (ctx, pass) = match self.instance.enter(Way::Event) {
+            Ok(entered) => entered,
+            Err(refused) => {
+                let why = refused.message().to_owned();
+                return Box::pin(async move { Err(why) });
+            }
+        };
+        let cx = ctx.entry_context(event.tenant().clone(), event.trace());
+        let span = ctx.gate().span(Way::Event, &cx);
+        let delivery = {
+            let _entered = span.enter();
+            self.handler.handle(event.delivered(cx))
+        };
+        Box::pin(tracing::Instrument::instrument(
+            async move {
+                let outcome = delivery.await;
+                drop(pass);
+                outcome
+            },
+            span,
+        ))
+    }
+}
+
+/// The plugin's handle on the event bus; emits and subscriptions are checked per operation.
+impl Handle for Events {
+    fn obtain(ctx: &PluginContext) -> Result<Self, AccessError> {
+        ctx.new_events()
+    }
+}
+
+/// [`Events::publish`] with the call's tenant and trace.
+impl Bind for Events {
+    type Error = AccessError;
+
+    async fn bind(&self, cx: &CallContext) -> Result<Self, AccessError> {
+        Ok(Self {
+            call: Some(cx.clone()),
+            ..self.clone()
+        })
     }
 }

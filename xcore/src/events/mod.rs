@@ -23,7 +23,14 @@
 //! - **Isolation**: a handler that fails or panics is reported in the [`EmitReport`]; the
 //!   others run.
 //! - **Background emits** are tracked and joined (within the stop timeout) on shutdown.
-//! - A plugin's subscriptions are removed when it stops.
+//! - **A plugin's subscriptions** (made through its handle, `ctx.handle::<Events>()`) pass its
+//!   instance's [gate](crate::runtime) on each delivery: a stopped instance's handler is not
+//!   run (the delivery is reported [`Outcome::Failed`], naming the plugin), and the handler
+//!   runs in the entry's span with the event's [`context`](Event::context) bound to the
+//!   instance and the event's tenant, from which it takes its handles
+//!   (`event.context().handle::<Db>().await`). They are removed when the plugin stops.
+//! - **Bound emits**: a handle taken from a call (`cx.handle::<Events>().await`)
+//!   [`publish`](Events::publish)es with the call's tenant and trace.
 //!
 //! # Kernel events
 //!

@@ -19,11 +19,11 @@
 //! |---|---|---|---|---|---|
 //! | `plugin:<target>` | [`Resource::plugin`] | the target's action names | a plugin calls another (the call pipeline's `Authorize` layer), then the target's `allowed_callers` | `check`, `check_caller` | `permission_denied`, `caller_denied` |
 //! | `events:<event name>` | [`Resource::event`] | `emit`, `subscribe` | a plugin emits an event, or subscribes to a pattern (the pattern must be covered) | `check_with` (`emit`), a pattern check (`subscribe`) | `EventError::PermissionDenied` |
-//! | `db.<connection>` | [`Resource::db`] | `read`, `write` | `ctx.db(name)`: `write` gives a read-write handle, `read` alone a read-only one | `check_any` | `AccessError::PermissionDenied` |
-//! | `cache.<namespace>` | [`Resource::cache`] | `read`, `write`, `delete` | `ctx.cache(namespace)`, then each operation (get/exists/ttl/mget/keys: `read`; set/incr/mset: `write`; delete/delete_pattern/clear: `delete`) against the mask the handle carries | `check_any` | `AccessError::PermissionDenied`, `CacheError::PermissionDenied` |
-//! | `service:<extension>` | [`Resource::service`] | `use` | `ctx.extension::<T>(name)` | `check_any` | `AccessError::PermissionDenied` |
-//! | `service:scheduler` | [`Resource::service`] | `schedule` | `ctx.scheduler()`, and when a plugin declaring `#[job]`s starts | `check_any` | `AccessError::PermissionDenied`, a failed start |
-//! | `service:worker` | [`Resource::service`] | `execute` | `ctx.worker()` | `check_any` | `AccessError::PermissionDenied` |
+//! | `db.<connection>` | [`Resource::db`] | `read`, `write` | `ctx.named::<Db>(name)`, `cx.named::<Db>(name)`: `write` gives a read-write handle, `read` alone a read-only one | `check_any` | `AccessError::PermissionDenied` |
+//! | `cache.<namespace>` | [`Resource::cache`] | `read`, `write`, `delete` | `ctx.named::<Cache>(namespace)`, `cx.named::<Cache>(namespace)`, then each operation (get/exists/ttl/mget/keys: `read`; set/incr/mset: `write`; delete/delete_pattern/clear: `delete`) against the mask the handle carries | `check_any` | `AccessError::PermissionDenied`, `CacheError::PermissionDenied` |
+//! | `service:<extension>` | [`Resource::service`] | `use` | `ctx.named::<ExtensionHandle<T>>(name)` | `check_any` | `AccessError::PermissionDenied` |
+//! | `service:scheduler` | [`Resource::service`] | `schedule` | `ctx.handle::<Scheduler>()`, and when a plugin declaring `#[job]`s starts | `check_any` | `AccessError::PermissionDenied`, a failed start |
+//! | `service:worker` | [`Resource::service`] | `execute` | `ctx.handle::<Worker>()` | `check_any` | `AccessError::PermissionDenied` |
 //!
 //! A plugin must also declare the services it uses (`services = ["db"]`), which orders the
 //! boot: the service is ready before the plugin loads.

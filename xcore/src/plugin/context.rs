@@ -1,5 +1,4 @@
 use std::{
-    any::Any,
     fmt,
     sync::{Arc, Weak},
 };
@@ -8,11 +7,12 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::{
-    CallContext, CallError, ErrorCode, Manifest, PluginIdentity, Service,
+    CallContext, CallError, ErrorCode, Manifest, PluginIdentity, Service, TenantId, TraceContext,
     config::ConfigError,
     events::{EventError, Events},
-    runtime::Gate,
-    services::{AccessError, Extension, ExtensionHandle, check_declared, grant_mask},
+    plugin::handle::{Handle, KeptHandles, NamedHandle},
+    runtime::{Gate, Pass, Way},
+    services::{AccessError, check_declared},
     xcore::Shared,
 };
 
@@ -24,15 +24,59 @@ use crate::{
 /// Each instance of a plugin has its own context: a plugin stopped and started again, or
 /// reloaded, gets a fresh one, and what the old instance registered through its context
 /// (event subscriptions, jobs, task handlers) never reaches the new one.
+///
+/// Handles on services come from [`handle`](Self::handle) and [`named`](Self::named) (for
+/// tenant `default`: hooks, background work) or, inside a call, from the
+/// [`CallContext`](crate::CallContext) (for the call's tenant); see
+/// [`plugin::handle`](crate::plugin::handle) for the table.
 #[derive(Clone)]
 pub struct PluginContext {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     identity: PluginIdentity,
     shared: Weak<Shared>,
     gate: Gate,
+    /// The handles obtained so far, checked once.
+    handles: KeptHandles,
+}
+
+/// A plugin instance, weakly: what handles and registrations (subscriptions, jobs, task
+/// handlers) hold, so that a kept handle neither keeps the instance alive nor reaches the
+/// next one.
+#[derive(Clone)]
+pub(crate) struct WeakContext {
+    identity: PluginIdentity,
+    inner: Weak<Inner>,
+}
+
+impl WeakContext {
+    /// The plugin.
+    pub(crate) fn identity(&self) -> &PluginIdentity {
+        &self.identity
+    }
+
+    /// The instance, if it still exists.
+    pub(crate) fn upgrade(&self) -> Option<PluginContext> {
+        self.inner.upgrade().map(|inner| PluginContext { inner })
+    }
+
+    /// The instance, admitted by its gate for `way` (state only): its context and the pass
+    /// to hold while its code runs; `unavailable` once it stops or is gone.
+    pub(crate) fn enter(&self, way: Way) -> Result<(PluginContext, Pass), CallError> {
+        let ctx = self.upgrade().ok_or_else(|| {
+            CallError::new(
+                ErrorCode::Unavailable,
+                format!(
+                    "plugin `{}` is not running (a {way} reached an instance that is gone)",
+                    self.identity.name()
+                ),
+            )
+        })?;
+        let pass = ctx.gate().enter(way)?;
+        Ok((ctx, pass))
+    }
 }
 
 impl PluginContext {
@@ -43,8 +87,69 @@ impl PluginContext {
                 identity,
                 shared,
                 gate,
+                handles: KeptHandles::default(),
             }),
         }
+    }
+
+    /// This instance, weakly.
+    pub(crate) fn downgrade(&self) -> WeakContext {
+        WeakContext {
+            identity: self.inner.identity.clone(),
+            inner: Arc::downgrade(&self.inner),
+        }
+    }
+
+    /// The plugin's handle `H` (a [`Handle`]: `Worker`, `Scheduler`, `Events`, the `default`
+    /// database), for tenant `default`. Checked against the manifest and the grants the first
+    /// time, then kept by this instance; inside a call, take it from the call instead
+    /// ([`CallContext::handle`](crate::CallContext::handle)) to get the call's tenant.
+    ///
+    /// ```
+    /// use xcore::prelude::*;
+    /// use xcore::services::worker::Worker;
+    ///
+    /// async fn on_load(ctx: &PluginContext) -> Result<(), PluginError> {
+    ///     let worker = ctx.handle::<Worker>()?;
+    ///     # let _ = worker;
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn handle<H: Handle>(&self) -> Result<H, AccessError> {
+        self.inner.handles.get_or_obtain("", || H::obtain(self))
+    }
+
+    /// The plugin's handle `H` on `name` (a [`NamedHandle`]: a cache namespace, a database
+    /// connection, a host extension), for tenant `default`; checked once, then kept, as
+    /// [`handle`](Self::handle).
+    ///
+    /// ```
+    /// use xcore::prelude::*;
+    /// use xcore::services::cache::Cache;
+    ///
+    /// async fn on_load(ctx: &PluginContext) -> Result<(), PluginError> {
+    ///     let sessions = ctx.named::<Cache>("sessions")?;
+    ///     # let _ = sessions;
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn named<H: NamedHandle>(&self, name: &str) -> Result<H, AccessError> {
+        if name.is_empty() {
+            // Not kept: the empty key is the unnamed handle's.
+            return H::obtain_named(self, name);
+        }
+        self.inner
+            .handles
+            .get_or_obtain(name, || H::obtain_named(self, name))
+    }
+
+    /// The context of one entry into this instance's code that is not a call (an event, a
+    /// job, a task): the plugin as caller, `tenant`, `trace`, served by this instance.
+    pub(crate) fn entry_context(&self, tenant: TenantId, trace: TraceContext) -> CallContext {
+        CallContext::root(self.inner.identity.clone())
+            .with_tenant(tenant)
+            .with_trace(trace)
+            .with_scope(self.clone())
     }
 
     /// The gate of this instance: every way into the plugin's code passes it (see
@@ -78,14 +183,18 @@ impl PluginContext {
         }
     }
 
-    /// The plugin's handle on the event bus: emits need `events:<name>: emit`, subscriptions
-    /// `events:<pattern>: subscribe`. Subscriptions are removed when the plugin stops.
+    /// The plugin's handle on the event bus (`ctx.handle::<Events>()`, with the bus's own
+    /// error): emits need `events:<name>: emit`, subscriptions `events:<pattern>: subscribe`.
+    /// Each delivery to a subscription made through it passes this instance's gate; the
+    /// subscriptions are removed when the plugin stops.
     pub fn events(&self) -> Result<Events, EventError> {
-        let shared = self.inner.shared.upgrade().ok_or(EventError::Closed)?;
-        Ok(Events::new(
-            shared.events.clone(),
-            Some(self.inner.identity.clone()),
-        ))
+        self.handle::<Events>().map_err(|_| EventError::Closed)
+    }
+
+    /// The plugin-level event handle (what [`Handle::obtain`] gives for [`Events`]).
+    pub(crate) fn new_events(&self) -> Result<Events, AccessError> {
+        let shared = self.shared("events")?;
+        Ok(Events::new(shared.events.clone(), None).for_instance(self.downgrade()))
     }
 
     pub(crate) fn shared(&self, service: &str) -> Result<Arc<Shared>, AccessError> {
@@ -112,28 +221,6 @@ impl PluginContext {
                 reason: "it is not loaded (it failed, or is not configured)".into(),
             })?;
         Ok((shared, service))
-    }
-
-    /// The host extension registered as `name`
-    /// ([`XcoreBuilder::extension`](crate::XcoreBuilder::extension)), typed.
-    ///
-    /// The plugin must declare it (`services = ["email"]`) and hold `service:<name>: use`.
-    pub fn extension<T: Service>(&self, name: &str) -> Result<ExtensionHandle<T>, AccessError> {
-        let (shared, service) = self.declared_service(name)?;
-        grant_mask(
-            &self.inner.identity,
-            &shared.audit,
-            "service",
-            name,
-            &["use"],
-        )?;
-        let any: Arc<dyn Any + Send + Sync> = service;
-        any.downcast::<Extension<T>>()
-            .map(ExtensionHandle::new)
-            .map_err(|_| AccessError::WrongType {
-                service: name.to_owned(),
-                expected: std::any::type_name::<T>(),
-            })
     }
 
     /// The plugin's own config section, `plugins.<name>`, typed and validated; `T::default()`

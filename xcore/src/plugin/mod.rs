@@ -12,15 +12,18 @@ mod action;
 mod context;
 mod declarations;
 mod error;
+pub mod handle;
 mod registration;
 
 use async_trait::async_trait;
 use serde_json::Value;
 
 pub use action::{decode_input, encode_output};
+pub(crate) use context::WeakContext;
 pub use context::{PluginClient, PluginContext};
 pub use declarations::{Declaration, Declarations};
 pub use error::{HookError, PluginError, ServiceError};
+pub use handle::{Bind, Handle, HostHandle, NamedHandle, NamedHostHandle};
 pub use registration::{PluginManifest, Registration, registered};
 
 use crate::{CallContext, CallError, Health, web::Routes};

@@ -46,6 +46,17 @@ pub enum AccessError {
         /// What is wrong, and the rule.
         reason: String,
     },
+    /// A handle was asked of a call context no plugin serves (the host's): handles come from
+    /// the context of a call a plugin serves, or from the plugin's own `PluginContext`.
+    #[error(
+        "no plugin serves this call context, so it gives no `{handle}` handle: take handles \
+         from the context of a call a plugin serves (an action's, a route's, an event's, a \
+         job's, a task's) or from the plugin's `PluginContext`"
+    )]
+    Unbound {
+        /// The handle type asked for.
+        handle: &'static str,
+    },
     /// The service exists but is not of the type asked for.
     #[error("the service `{service}` is not a `{expected}`")]
     WrongType {
@@ -60,7 +71,9 @@ impl From<AccessError> for CallError {
     fn from(err: AccessError) -> Self {
         let code = match err {
             AccessError::PermissionDenied { .. } => ErrorCode::PermissionDenied,
-            AccessError::NotDeclared { .. } | AccessError::WrongType { .. } => ErrorCode::Internal,
+            AccessError::NotDeclared { .. }
+            | AccessError::WrongType { .. }
+            | AccessError::Unbound { .. } => ErrorCode::Internal,
             AccessError::InvalidArgument { .. } => ErrorCode::InvalidPayload,
             AccessError::Unavailable { .. } => ErrorCode::Unavailable,
         };

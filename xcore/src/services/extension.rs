@@ -1,8 +1,12 @@
-use std::{fmt, ops::Deref, sync::Arc};
+use std::{any::Any, fmt, ops::Deref, sync::Arc};
 
 use async_trait::async_trait;
 
-use crate::{Health, Service, ServiceContext, ServiceError};
+use crate::{
+    CallContext, Health, PluginContext, Service, ServiceContext, ServiceError,
+    plugin::handle::{Bind, NamedHandle},
+    services::{AccessError, grant_mask},
+};
 
 /// A host service registered under a name of the host's choosing
 /// ([`XcoreBuilder::extension`](crate::XcoreBuilder::extension)): the inner service's name is
@@ -57,22 +61,36 @@ impl<T: Service> Service for Extension<T> {
 }
 
 /// A plugin's typed handle on an extension: derefs to the host's service.
-pub struct ExtensionHandle<T>(Arc<Extension<T>>);
+///
+/// Obtained like every handle: `ctx.named::<ExtensionHandle<Email>>("email")` in a hook,
+/// `cx.named::<ExtensionHandle<Email>>("email").await` in a call (see
+/// [`plugin::handle`](crate::plugin::handle)). The plugin must declare the extension
+/// (`services = ["email"]`) and hold `service:<name>: use`. A handle bound to a call carries
+/// its [`call_context`](Self::call_context), for the extension's methods that take one.
+pub struct ExtensionHandle<T> {
+    ext: Arc<Extension<T>>,
+    call: Option<CallContext>,
+}
 
 impl<T> ExtensionHandle<T> {
-    pub(crate) fn new(ext: Arc<Extension<T>>) -> Self {
-        Self(ext)
-    }
-
     /// The name the extension is registered under.
     pub fn name(&self) -> &str {
-        &self.0.name
+        &self.ext.name
+    }
+
+    /// The call this handle is bound to (its tenant, its trace); `None` for a plugin-level
+    /// handle.
+    pub fn call_context(&self) -> Option<&CallContext> {
+        self.call.as_ref()
     }
 }
 
 impl<T> Clone for ExtensionHandle<T> {
     fn clone(&self) -> Self {
-        Self(self.0.clone())
+        Self {
+            ext: self.ext.clone(),
+            call: self.call.clone(),
+        }
     }
 }
 
@@ -80,14 +98,43 @@ impl<T> Deref for ExtensionHandle<T> {
     type Target = T;
 
     fn deref(&self) -> &T {
-        &self.0.inner
+        &self.ext.inner
     }
 }
 
 impl<T> fmt::Debug for ExtensionHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("ExtensionHandle")
-            .field(&self.0.name)
+        f.debug_struct("ExtensionHandle")
+            .field("name", &self.ext.name)
+            .field("tenant", &self.call.as_ref().map(CallContext::tenant))
             .finish()
+    }
+}
+
+impl<T: Service> Bind for ExtensionHandle<T> {
+    type Error = AccessError;
+
+    async fn bind(&self, cx: &CallContext) -> Result<Self, AccessError> {
+        Ok(Self {
+            ext: self.ext.clone(),
+            call: Some(cx.clone()),
+        })
+    }
+}
+
+/// The host extension registered as `name`
+/// ([`XcoreBuilder::extension`](crate::XcoreBuilder::extension)), typed: the plugin declares
+/// it and holds `service:<name>: use`.
+impl<T: Service> NamedHandle for ExtensionHandle<T> {
+    fn obtain_named(ctx: &PluginContext, name: &str) -> Result<Self, AccessError> {
+        let (shared, service) = ctx.declared_service(name)?;
+        grant_mask(ctx.identity(), &shared.audit, "service", name, &["use"])?;
+        let any: Arc<dyn Any + Send + Sync> = service;
+        any.downcast::<Extension<T>>()
+            .map(|ext| Self { ext, call: None })
+            .map_err(|_| AccessError::WrongType {
+                service: name.to_owned(),
+                expected: std::any::type_name::<T>(),
+            })
     }
 }

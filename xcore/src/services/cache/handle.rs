@@ -67,7 +67,9 @@ impl Access {
 /// comes back with the type it was written with (the string `"123"` stays a string; read it as
 /// the type it was written as).
 ///
-/// A plugin obtains one with [`PluginContext::cache`](crate::PluginContext::cache), checked
+/// A plugin obtains one with `ctx.named::<Cache>(namespace)`, or bound to the call it serves
+/// (the call's tenant) with `cx.named::<Cache>(namespace).await`
+/// ([`plugin::handle`](crate::plugin::handle)), checked
 /// against its grants on `cache.<namespace>`; each operation is checked again:
 ///
 /// | action | operations |
@@ -79,7 +81,7 @@ impl Access {
 ///
 /// A refused operation fails with [`CacheError::PermissionDenied`] and is recorded in the
 /// audit. The handle is cheap to clone; [`for_tenant`](Self::for_tenant) gives a copy for
-/// another tenant (in an action: `cache.for_call(cx)`).
+/// another tenant.
 ///
 /// ```
 /// use std::time::Duration;

@@ -9,8 +9,9 @@
 //!
 //! The pieces:
 //! - [`CacheService`], the `cache` service a host registers, built from [`CacheOptions`];
-//! - [`Cache`], the handle a plugin gets with [`PluginContext::cache`](crate::PluginContext::cache)
-//!   (checked against its `cache.<namespace>` grants) and a host with [`CacheService::handle`];
+//! - [`Cache`], the handle a plugin gets with `ctx.named::<Cache>(namespace)`, or bound to a
+//!   call (the call's tenant's keys) with `cx.named::<Cache>(namespace).await`
+//!   ([`plugin::handle`](crate::plugin::handle); checked against its `cache.<namespace>` grants) and a host with [`CacheService::handle`];
 //! - [`Ttl`] (how long a write lives: `Default`, `Never`, `After(d)`; zero is rejected) and
 //!   [`KeyTtl`] (how long an entry has left);
 //! - [`CacheError`], which converts into a [`CallError`](crate::CallError).

@@ -20,7 +20,7 @@ use crate::{Health, Service, ServiceContext, ServiceError, permissions::Audit};
 ///
 /// Register it with [`XcoreBuilder::service`](crate::XcoreBuilder::service); plugins that
 /// declare `services = ["cache"]` get handles with
-/// [`PluginContext::cache`](crate::PluginContext::cache). It is cheap to clone and clones share
+/// `ctx.named::<Cache>(namespace)` ([`plugin::handle`](crate::plugin::handle)). It is cheap to clone and clones share
 /// everything, so a host can keep one to reach the cache itself ([`handle`](Self::handle),
 /// [`stats`](Self::stats)). It belongs to one `Xcore`: its `shutdown` stops what its `init`
 /// started.
@@ -134,7 +134,7 @@ impl CacheService {
     }
 
     /// An unrestricted handle on `namespace` for the host (every action allowed), tenant
-    /// `default`. Plugins get theirs from [`PluginContext::cache`](crate::PluginContext::cache).
+    /// `default`. Plugins get theirs from `ctx.named::<Cache>(namespace)`.
     pub fn handle(&self, namespace: &str) -> Result<Cache, CacheError> {
         check_namespace(namespace)?;
         Ok(Cache::new(self.ready()?.clone(), Access::host(), namespace))

@@ -99,10 +99,17 @@ pub enum DbError {
     /// An error from sqlx or the server.
     #[error("database error: {0}")]
     Sqlx(#[from] sqlx::Error),
+    /// The plugin may not have the handle (grants, manifest), or asked for it outside a call
+    /// a plugin serves.
+    #[error(transparent)]
+    Access(#[from] crate::services::AccessError),
 }
 
 impl From<DbError> for CallError {
     fn from(err: DbError) -> Self {
+        if let DbError::Access(access) = err {
+            return access.into();
+        }
         let code = match &err {
             DbError::ReadOnly { .. } => ErrorCode::PermissionDenied,
             DbError::TenantRefused(crate::tenancy::TenantRejection::Unknown(_)) => {

@@ -9,7 +9,11 @@ use super::{
     migrate,
     service::{Connection, Pools},
 };
-use crate::{PluginContext, TenantId};
+use crate::{
+    CallContext, PluginContext, TenantId,
+    plugin::handle::{Bind, Handle, HostHandle, NamedHandle, NamedHostHandle},
+    services::{AccessError, grant_mask},
+};
 
 /// The future of the work done in [`Db::transaction`].
 pub type TxFuture<'t, T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 't>>;
@@ -27,7 +31,7 @@ pub type TxFuture<'t, T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send +
 /// # let mut service = DatabaseService::new([("default", DatabaseOptions::default())]);
 /// # let xcore = Xcore::builder().without_registered().service(service).build()?;
 /// # xcore.boot().await?;
-/// # let db: Db = xcore.database("default")?;
+/// # let db: Db = xcore.named::<Db>("default")?;
 /// sqlx::query("CREATE TABLE notes (id BIGINT PRIMARY KEY, body TEXT NOT NULL)")
 ///     .execute(db.pool())
 ///     .await?;
@@ -232,13 +236,12 @@ impl Db {
     }
 }
 
-impl PluginContext {
-    /// The database connection `name` (from `services.databases`), as the plugin's grants
-    /// allow: `db.<name>: write` gives a read-write handle, `db.<name>: read` a read-only one.
-    /// The plugin must declare `services = ["db"]`.
-    pub fn db(&self, name: &str) -> Result<Db, crate::services::AccessError> {
-        use crate::services::{AccessError, grant_mask};
-        let (shared, service) = self.declared_service("db")?;
+/// The database connection `name` (from `services.databases`), as the plugin's grants allow:
+/// `db.<name>: write` gives a read-write handle, `db.<name>: read` a read-only one. The plugin
+/// must declare `services = ["db"]`.
+impl NamedHandle for Db {
+    fn obtain_named(ctx: &PluginContext, name: &str) -> Result<Self, AccessError> {
+        let (shared, service) = ctx.declared_service("db")?;
         let any: Arc<dyn std::any::Any + Send + Sync> = service;
         let service =
             any.downcast::<super::DatabaseService>()
@@ -253,7 +256,7 @@ impl PluginContext {
                 reason: e.to_string(),
             })?;
         let mask = grant_mask(
-            self.identity(),
+            ctx.identity(),
             &shared.audit,
             "db",
             name,
@@ -266,15 +269,34 @@ impl PluginContext {
                 reason: format!("database `{name}`: {reason}"),
             });
         }
-        Ok(Db::new(conn, read_only, self.name()))
+        Ok(Db::new(conn, read_only, ctx.name()))
     }
 }
 
-impl crate::Xcore {
-    /// A read-write handle on database connection `name`, for the host (not subject to
-    /// grants). Available once the `db` service has loaded.
-    pub fn database(&self, name: &str) -> Result<Db, DbError> {
-        let service = self
+/// The connection `default`: `ctx.handle::<Db>()` is `ctx.named::<Db>("default")`.
+impl Handle for Db {
+    fn obtain(ctx: &PluginContext) -> Result<Self, AccessError> {
+        ctx.named::<Db>("default")
+    }
+}
+
+/// The same connection, the call's tenant's database (provisioned on first use:
+/// [`Db::for_tenant`]).
+impl Bind for Db {
+    type Error = DbError;
+
+    async fn bind(&self, cx: &CallContext) -> Result<Self, DbError> {
+        self.for_tenant(cx.tenant()).await
+    }
+}
+
+/// A read-write handle on database connection `name`, for the host (not subject to grants):
+/// `xcore.named::<Db>(name)`. Available once the `db` service has loaded.
+impl NamedHostHandle for Db {
+    type Error = DbError;
+
+    fn obtain_host_named(xcore: &crate::Xcore, name: &str) -> Result<Self, DbError> {
+        let service = xcore
             .shared
             .service("db")
             .ok_or_else(|| DbError::UnknownConnection {
@@ -289,5 +311,14 @@ impl crate::Xcore {
                     available: "none (the `db` service is not xcore's DatabaseService)".into(),
                 })?;
         service.handle(name)
+    }
+}
+
+/// The host's read-write handle on the connection `default`: `xcore.handle::<Db>()`.
+impl HostHandle for Db {
+    type Error = DbError;
+
+    fn obtain_host(xcore: &crate::Xcore) -> Result<Self, DbError> {
+        Db::obtain_host_named(xcore, "default")
     }
 }

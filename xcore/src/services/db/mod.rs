@@ -3,7 +3,9 @@
 //!
 //! One service, named `db`, holds every connection of `services.databases` (features `sqlite`,
 //! the default, and `postgres`). A plugin that declares `services = ["db"]` obtains a
-//! connection with [`PluginContext::db`](crate::PluginContext::db):
+//! connection with `ctx.named::<Db>(name)` (`ctx.handle::<Db>()` for `default`), or, inside a
+//! call, with `cx.handle::<Db>().await`: the call's tenant's database (see
+//! [`plugin::handle`](crate::plugin::handle)):
 //!
 //! | grant on `db.<connection>` | handle |
 //! |---|---|

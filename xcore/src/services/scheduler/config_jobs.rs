@@ -132,7 +132,7 @@ pub(crate) fn call_as_host(
             let shared = engine.host().ok_or_else(|| {
                 JobError::msg(
                     "the scheduler does not know its Xcore yet: obtain a handle once \
-                     (`xcore.scheduler()`) after boot",
+                     (`xcore.handle::<Scheduler>()`) after boot",
                 )
             })?;
             let (plugin, action, payload) = &*target;

@@ -33,7 +33,7 @@ pub(crate) async fn register(
         return Ok(());
     }
     check_access(engine, plugin, jobs)?;
-    let owner = Owner::Plugin(plugin.clone());
+    let owner = Owner::Plugin(plugin.clone(), None);
     let tenant = TenantId::default();
     let mut specs = Vec::with_capacity(jobs.len());
     for (i, job) in jobs.iter().enumerate() {
@@ -92,7 +92,7 @@ fn check_access(
         .iter()
         .any(|s| s == SchedulerService::NAME);
     let granted = match engine.host() {
-        // Through `grant_mask`, as `ctx.scheduler()`, so that a refusal is audited.
+        // Through `grant_mask`, as `ctx.handle::<Scheduler>()`, so that a refusal is audited.
         Some(shared) => grant_mask(
             plugin,
             &shared.audit,

@@ -13,7 +13,7 @@ use super::{
     job::{JobContext, JobFn},
     key::Owner,
 };
-use crate::{CallContext, TenantId};
+use crate::{CallContext, PluginContext, TenantId, TraceContext};
 
 /// A registered job.
 pub(crate) struct JobEntry {
@@ -94,13 +94,21 @@ impl JobEntry {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The context of one attempt of the firing planned for `at`.
-    pub(crate) fn context(&self, at: DateTime<Utc>, attempt: u32) -> JobContext {
-        let call = match &self.owner {
-            Owner::Host => CallContext::host(),
-            Owner::Plugin(identity) => CallContext::root(identity.clone()),
-        }
-        .with_tenant(self.tenant.clone());
+    /// The context of one attempt of the firing planned for `at`; `instance` is the plugin
+    /// instance that runs it (admitted by its gate), whose handles its call context gives.
+    pub(crate) fn context(
+        &self,
+        at: DateTime<Utc>,
+        attempt: u32,
+        instance: Option<&PluginContext>,
+    ) -> JobContext {
+        let call = match (&self.owner, instance) {
+            (_, Some(ctx)) => ctx.entry_context(self.tenant.clone(), TraceContext::new_root()),
+            (Owner::Host, None) => CallContext::host().with_tenant(self.tenant.clone()),
+            (Owner::Plugin(identity, _), None) => {
+                CallContext::root(identity.clone()).with_tenant(self.tenant.clone())
+            }
+        };
         let call = match self.options.attempt_timeout() {
             Some(limit) => call.with_timeout(limit),
             None => call,

@@ -13,8 +13,9 @@ use crate::{CallContext, TenantId};
 
 /// A handle on the scheduler for one owner (a plugin, or the host) and one tenant.
 ///
-/// Obtained with [`PluginContext::scheduler`](crate::PluginContext::scheduler) (grant
-/// `service:scheduler: schedule`) or [`Xcore::scheduler`](crate::Xcore::scheduler) (the host's
+/// Obtained with `ctx.handle::<Scheduler>()`, or bound to a call with
+/// `cx.handle::<Scheduler>().await` ([`plugin::handle`](crate::plugin::handle); grant
+/// `service:scheduler: schedule`) or `xcore.handle::<Scheduler>()` (the host's
 /// own jobs). Ids are namespaced `<plugin>:<tenant>:<id>` inside the scheduler, so two plugins'
 /// `cleanup` jobs, or one plugin's `cleanup` in two tenants, never collide; the handle takes and
 /// returns the bare ids, and sees only its own plugin's jobs in its own tenant
@@ -26,7 +27,7 @@ use crate::{CallContext, TenantId};
 /// ```
 /// use std::time::Duration;
 /// use xcore::prelude::*;
-/// use xcore::services::scheduler::{JobOptions, SchedulerOptions, SchedulerService, Trigger};
+/// use xcore::services::scheduler::{JobOptions, Scheduler, SchedulerOptions, SchedulerService, Trigger};
 ///
 /// # #[tokio::main]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -35,7 +36,7 @@ use crate::{CallContext, TenantId};
 ///     .service(SchedulerService::new(SchedulerOptions::default())?)
 ///     .build()?;
 /// xcore.boot().await?;
-/// let acme = xcore.scheduler()?.for_tenant(&TenantId::new("acme")?);
+/// let acme = xcore.handle::<Scheduler>()?.for_tenant(&TenantId::new("acme")?);
 /// let options = JobOptions::new().retries(2, Duration::from_millis(100));
 /// acme.add_with("cleanup", Trigger::cron("0 3 * * *")?, options, |job| async move {
 ///     assert_eq!(job.tenant().as_str(), "acme");

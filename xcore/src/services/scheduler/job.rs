@@ -157,8 +157,10 @@ impl JobContext {
         self.attempt
     }
 
-    /// A context for calls the job makes (`ctx.plugin("audit").call(job.call_context(), …)`):
-    /// the caller is the job's plugin (or the host), the tenant the job's, a new trace, and
+    /// A context for calls the job makes (`ctx.plugin("audit").call(job.call_context(), …)`)
+    /// and the handles it takes: for a job registered through a plugin's handle, served by the
+    /// plugin's instance (so `job.call_context().handle::<Db>().await` is the plugin's
+    /// database for the job's tenant); the caller is the job's plugin (or the host), the tenant the job's, a new trace, and
     /// the attempt's deadline if the job has a timeout.
     pub fn call_context(&self) -> &CallContext {
         &self.call

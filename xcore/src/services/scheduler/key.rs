@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::SchedulerError;
-use crate::{PluginIdentity, TenantId};
+use crate::{PluginIdentity, TenantId, plugin::WeakContext};
 
 /// The longest job id.
 pub const MAX_JOB_ID_LEN: usize = 128;
@@ -11,11 +11,13 @@ pub const MAX_JOB_ID_LEN: usize = 128;
 /// The owner of the host's jobs, in keys: `@` cannot start a plugin name.
 const HOST: &str = "@host";
 
-/// Who registered a job: a plugin (through its context) or the host.
+/// Who registered a job: a plugin or the host. A plugin's job registered through its
+/// handle holds its instance (weakly): its runs pass the instance's gate. A job declared with
+/// `#[job]` holds none: it calls the plugin's action, through the call's gate.
 #[derive(Clone)]
 pub(crate) enum Owner {
     Host,
-    Plugin(PluginIdentity),
+    Plugin(PluginIdentity, Option<WeakContext>),
 }
 
 impl Owner {
@@ -23,7 +25,7 @@ impl Owner {
     pub(crate) fn key(&self) -> &str {
         match self {
             Owner::Host => HOST,
-            Owner::Plugin(p) => p.name(),
+            Owner::Plugin(p, _) => p.name(),
         }
     }
 
@@ -31,7 +33,7 @@ impl Owner {
     pub(crate) fn plugin(&self) -> Option<&str> {
         match self {
             Owner::Host => None,
-            Owner::Plugin(p) => Some(p.name()),
+            Owner::Plugin(p, _) => Some(p.name()),
         }
     }
 
@@ -44,7 +46,7 @@ impl fmt::Display for Owner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Owner::Host => f.write_str("the host"),
-            Owner::Plugin(p) => write!(f, "plugin `{}`", p.name()),
+            Owner::Plugin(p, _) => write!(f, "plugin `{}`", p.name()),
         }
     }
 }

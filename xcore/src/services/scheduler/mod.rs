@@ -5,9 +5,9 @@
 //! The pieces:
 //! - [`SchedulerService`], the `scheduler` service a host registers, built from
 //!   [`SchedulerOptions`] (the `services.scheduler` section of the config);
-//! - [`Scheduler`], the handle a plugin gets with
-//!   [`PluginContext::scheduler`](crate::PluginContext::scheduler) (grant
-//!   `service:scheduler: schedule`) and the host with [`Xcore::scheduler`](crate::Xcore::scheduler):
+//! - [`Scheduler`], the handle a plugin gets with `ctx.handle::<Scheduler>()`, or bound to a
+//!   call with `cx.handle::<Scheduler>().await` ([`plugin::handle`](crate::plugin::handle); grant
+//!   `service:scheduler: schedule`) and the host with `xcore.handle::<Scheduler>()`:
 //!   `add`, `list`, `pause`, `resume`, `remove`, `for_tenant`;
 //! - [`Trigger`] (cron in a time zone, interval, one-shot) and [`Trigger::next_after`], the one
 //!   function that plans every firing;
@@ -67,9 +67,9 @@
 //! (see [`SchedulerOptions`]). They are registered when the service starts, as host jobs
 //! (`@host:<tenant>:<id>`), and removed when the plugin they call stops. They call through the
 //! `Xcore` the service belongs to, which the service learns the first time a handle is
-//! obtained from it ([`Xcore::scheduler`](crate::Xcore::scheduler) or any plugin's
-//! [`PluginContext::scheduler`](crate::PluginContext::scheduler)): a host that relies on config
-//! jobs only calls `xcore.scheduler()` once after boot.
+//! obtained from it (`xcore.handle::<Scheduler>()` or any plugin's
+//! `ctx.handle::<Scheduler>()`): a host that relies on config
+//! jobs only calls `xcore.handle::<Scheduler>()` once after boot.
 
 mod declared_job;
 mod options;

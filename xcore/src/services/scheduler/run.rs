@@ -11,9 +11,12 @@ use super::{
     alarm::Firing,
     engine::Engine,
     entry::{Counters, JobEntry},
+    key::Owner,
     lock::{Acquired, Claim},
 };
-use crate::call::layers::catch_panic_message;
+use tracing::Instrument;
+
+use crate::{call::layers::catch_panic_message, runtime::Way};
 
 impl Engine {
     /// The firings of one instant are due: starts each valid one's run in the background,
@@ -191,8 +194,31 @@ impl Engine {
     }
 
     /// One attempt: the job's future, under its timeout, with panics caught.
+    ///
+    /// A job registered through a plugin's handle runs through the instance's gate: a stopped
+    /// instance refuses the attempt (it fails, and is retried per the job's options), and the
+    /// attempt runs in the entry's span, its context bound to the instance.
     async fn attempt(&self, job: &JobEntry, at: DateTime<Utc>, attempt: u32) -> Result<(), String> {
-        let cx = job.context(at, attempt);
+        // Admitted on the instance's state. The pass is not held: a stopping plugin's runs in
+        // flight are drained by the scheduler itself, right after the gate closes
+        // (`stop_plugin`: the grace period, then cancelled).
+        let instance = match &job.owner {
+            Owner::Plugin(_, Some(instance)) => match instance.enter(Way::Job) {
+                Ok((ctx, _pass)) => Some(ctx),
+                Err(refused) => return Err(refused.message().to_owned()),
+            },
+            _ => None,
+        };
+        let cx = job.context(at, attempt, instance.as_ref());
+        let span = match &instance {
+            Some(ctx) => ctx.gate().span(Way::Job, cx.call_context()),
+            None => tracing::Span::none(),
+        };
+        self.attempt_in(job, cx).instrument(span).await
+    }
+
+    /// The attempt's future, under the job's timeout, with panics caught.
+    async fn attempt_in(&self, job: &JobEntry, cx: super::JobContext) -> Result<(), String> {
         let future = match std::panic::catch_unwind(AssertUnwindSafe(|| (job.func)(cx))) {
             Ok(future) => future,
             Err(panic) => return Err(format!("panicked: {}", catch_panic_message(&*panic))),

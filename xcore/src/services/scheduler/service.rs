@@ -17,8 +17,8 @@ use crate::{
 };
 
 /// The scheduler service, named `scheduler`: cron, interval and one-shot jobs of plugins
-/// (through [`PluginContext::scheduler`](crate::PluginContext::scheduler)) and of the host
-/// (through [`Xcore::scheduler`](crate::Xcore::scheduler), and `services.scheduler.jobs`).
+/// (through `ctx.handle::<Scheduler>()`) and of the host
+/// (through `xcore.handle::<Scheduler>()`, and `services.scheduler.jobs`).
 ///
 /// - `init` connects the lock, if one is configured (an unreachable server fails the boot),
 ///   and creates tokio-cron-scheduler's job scheduler;
@@ -41,7 +41,7 @@ use crate::{
 /// use std::sync::{Arc, atomic::{AtomicU32, Ordering}};
 /// use std::time::Duration;
 /// use xcore::prelude::*;
-/// use xcore::services::scheduler::{SchedulerOptions, SchedulerService, Trigger};
+/// use xcore::services::scheduler::{Scheduler, SchedulerOptions, SchedulerService, Trigger};
 ///
 /// # #[tokio::main]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -51,7 +51,7 @@ use crate::{
 ///
 /// let fired = Arc::new(AtomicU32::new(0));
 /// let counter = fired.clone();
-/// let scheduler = xcore.scheduler()?;
+/// let scheduler = xcore.handle::<Scheduler>()?;
 /// scheduler
 ///     .add("soon", Trigger::after(Duration::from_millis(300)), move |_job| {
 ///         let counter = counter.clone();

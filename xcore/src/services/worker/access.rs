@@ -1,23 +1,24 @@
-//! How plugins and the host obtain a [`Worker`]: [`PluginContext::worker`] and
-//! [`Xcore::worker`].
+//! How plugins and the host obtain a [`Worker`]: [`Handle`] (`ctx.handle::<Worker>()`,
+//! `cx.handle::<Worker>().await`) and [`HostHandle`] (`xcore.handle::<Worker>()`).
 
 use std::{any::Any, sync::Arc};
 
 use super::{Worker, WorkerError, WorkerService, name::Owner};
 use crate::{
-    PluginContext, Xcore,
+    CallContext, PluginContext, Xcore,
+    plugin::handle::{Bind, Handle, HostHandle},
     services::{AccessError, grant_mask},
 };
 
-impl PluginContext {
-    /// The plugin's handle on the task worker, for the tenant `default` (use
-    /// [`Worker::for_call`] or [`Worker::for_tenant`] for another).
-    ///
-    /// The plugin must declare the service (`services = ["worker"]`) and hold
-    /// `service:worker: execute`; otherwise [`AccessError::NotDeclared`] or
-    /// [`AccessError::PermissionDenied`] (the denial is audited).
-    pub fn worker(&self) -> Result<Worker, AccessError> {
-        let (shared, service) = self.declared_service(WorkerService::NAME)?;
+/// The plugin's handle on the task worker.
+///
+/// The plugin must declare the service (`services = ["worker"]`) and hold
+/// `service:worker: execute`; otherwise [`AccessError::NotDeclared`] or
+/// [`AccessError::PermissionDenied`] (the denial is audited). Its task handlers run through
+/// the plugin instance's gate.
+impl Handle for Worker {
+    fn obtain(ctx: &PluginContext) -> Result<Self, AccessError> {
+        let (shared, service) = ctx.declared_service(WorkerService::NAME)?;
         let any: Arc<dyn Any + Send + Sync> = service;
         let service = any
             .downcast::<WorkerService>()
@@ -26,7 +27,7 @@ impl PluginContext {
                 expected: std::any::type_name::<WorkerService>(),
             })?;
         grant_mask(
-            self.identity(),
+            ctx.identity(),
             &shared.audit,
             "service",
             WorkerService::NAME,
@@ -36,20 +37,27 @@ impl PluginContext {
             service: WorkerService::NAME.into(),
             reason: e.to_string(),
         })?;
-        Ok(Worker::new(
-            engine.clone(),
-            Owner::Plugin(self.identity().clone()),
-        ))
+        Ok(Worker::new(engine.clone(), Owner::Plugin(ctx.downgrade())))
     }
 }
 
-impl Xcore {
-    /// The host's handle on the task worker (not subject to grants), for the tenant
-    /// `default`: the host's own tasks (`@host.<name>`), any plugin's task by its full name,
-    /// and every task's status and dead letters. Available once the `worker` service has
-    /// loaded.
-    pub fn worker(&self) -> Result<Worker, WorkerError> {
-        let service = self.shared.service(WorkerService::NAME).ok_or_else(|| {
+/// Tasks sent for the call's tenant, in its trace.
+impl Bind for Worker {
+    type Error = AccessError;
+
+    async fn bind(&self, cx: &CallContext) -> Result<Self, AccessError> {
+        Ok(self.for_call(cx))
+    }
+}
+
+/// The host's handle on the task worker (not subject to grants), for the tenant `default`:
+/// the host's own tasks (`@host.<name>`), any plugin's task by its full name, and every task's
+/// status and dead letters. Available once the `worker` service has loaded.
+impl HostHandle for Worker {
+    type Error = WorkerError;
+
+    fn obtain_host(xcore: &Xcore) -> Result<Self, WorkerError> {
+        let service = xcore.shared.service(WorkerService::NAME).ok_or_else(|| {
             WorkerError::unavailable(
                 "no `worker` service is loaded (register a WorkerService and boot)",
             )

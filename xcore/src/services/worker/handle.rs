@@ -20,9 +20,10 @@ pub const DEAD_LETTERS_PAGE: usize = 1000;
 
 /// A handle on the worker for one owner (a plugin, or the host) and one tenant.
 ///
-/// Obtained with [`PluginContext::worker`](crate::PluginContext::worker) (the plugin declares
+/// Obtained with `ctx.handle::<Worker>()`, or bound to a call with
+/// `cx.handle::<Worker>().await` ([`plugin::handle`](crate::plugin::handle); the plugin declares
 /// `services = ["worker"]` and holds `service:worker: execute`) or
-/// [`Xcore::worker`](crate::Xcore::worker) (the host).
+/// `xcore.handle::<Worker>()` (the host).
 ///
 /// **Names.** A plugin's tasks are queued as `<plugin>.<name>`; its handle takes and shows
 /// the bare `<name>`, so two plugins' `send_welcome` tasks never collide. The host's own tasks
@@ -30,7 +31,8 @@ pub const DEAD_LETTERS_PAGE: usize = 1000;
 /// (`"mailer.send_welcome"`).
 ///
 /// **Tenants.** A task runs for the tenant of the handle that sent it:
-/// [`for_tenant`](Self::for_tenant), or [`for_call`](Self::for_call) to take the tenant (and
+/// a handle taken from a call (`cx.handle::<Worker>().await`) is already the call's;
+/// [`for_tenant`](Self::for_tenant) reaches another, [`for_call`](Self::for_call) takes the tenant (and
 /// the trace) of the call being served. A plugin's handle sees (`status`, `dead_letters`,
 /// `redrive`) only its own tasks of its tenant; the host's sees every task.
 ///
@@ -38,7 +40,7 @@ pub const DEAD_LETTERS_PAGE: usize = 1000;
 /// use std::time::Duration;
 /// use serde::{Deserialize, Serialize};
 /// use xcore::prelude::*;
-/// use xcore::services::worker::{TaskError, TaskStatus, WorkerOptions, WorkerService};
+/// use xcore::services::worker::{TaskError, TaskStatus, Worker, WorkerOptions, WorkerService};
 ///
 /// #[derive(Serialize, Deserialize)]
 /// struct Welcome {
@@ -51,7 +53,7 @@ pub const DEAD_LETTERS_PAGE: usize = 1000;
 /// let xcore = Xcore::builder().without_registered().service(service).build()?;
 /// xcore.boot().await?;
 ///
-/// let worker = xcore.worker()?.for_tenant(&TenantId::new("acme")?);
+/// let worker = xcore.handle::<Worker>()?.for_tenant(&TenantId::new("acme")?);
 /// worker.register("send_welcome", |task, welcome: Welcome| async move {
 ///     assert_eq!(task.tenant().as_str(), "acme");
 ///     Ok::<_, TaskError>(format!("sent to {}", welcome.email))
@@ -132,8 +134,8 @@ impl Worker {
                 namespace: None,
                 tenant: None,
             },
-            Owner::Plugin(id) => Scope {
-                namespace: Some(id.name()),
+            Owner::Plugin(instance) => Scope {
+                namespace: Some(instance.identity().name()),
                 tenant: Some(&self.tenant),
             },
         }

@@ -5,10 +5,10 @@
 //! The pieces:
 //! - [`WorkerService`], the `worker` service a host registers, built from [`WorkerOptions`]
 //!   (the `services.worker` section of the config, [`WorkerConfig`]);
-//! - [`Worker`], the handle a plugin gets with
-//!   [`PluginContext::worker`](crate::PluginContext::worker) (it declares
+//! - [`Worker`], the handle a plugin gets with `ctx.handle::<Worker>()`, or bound to a call
+//!   with `cx.handle::<Worker>().await` ([`plugin::handle`](crate::plugin::handle); it declares
 //!   `services = ["worker"]` and holds `service:worker: execute`) and the host with
-//!   [`Xcore::worker`](crate::Xcore::worker): `register`, `send`, `send_with`, `status`,
+//!   `xcore.handle::<Worker>()`: `register`, `send`, `send_with`, `status`,
 //!   `result`, `wait`, `dead_letters`, `redrive`, `for_tenant`, `for_call`;
 //! - [`TaskContext`] (what a handler receives besides its payload), [`TaskError`] (what it
 //!   returns), [`SendOptions`], [`TaskId`], [`TaskStatus`], [`TaskInfo`], [`WorkerError`].
@@ -17,7 +17,7 @@
 //! use std::time::Duration;
 //! use serde::{Deserialize, Serialize};
 //! use xcore::prelude::*;
-//! use xcore::services::worker::{SendOptions, TaskError, WorkerOptions, WorkerService};
+//! use xcore::services::worker::{SendOptions, TaskError, Worker, WorkerOptions, WorkerService};
 //!
 //! #[derive(Serialize, Deserialize)]
 //! struct Welcome {
@@ -29,7 +29,7 @@
 //! let options = WorkerOptions::memory().backoff(Duration::from_millis(10), Duration::from_secs(1));
 //! let xcore = Xcore::builder().without_registered().service(WorkerService::new(options)?).build()?;
 //! xcore.boot().await?;
-//! let worker = xcore.worker()?;
+//! let worker = xcore.handle::<Worker>()?;
 //! worker.register("send_welcome", |task, w: Welcome| async move {
 //!     if task.attempt() < 2 {
 //!         return Err(TaskError::msg("smtp server busy")); // retried after the backoff

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::WorkerError;
-use crate::PluginIdentity;
+use crate::plugin::WeakContext;
 
 /// The namespace of the host's own tasks (not a valid plugin name, so no plugin collides).
 pub(crate) const HOST: &str = "@host";
@@ -11,11 +11,12 @@ pub(crate) const HOST: &str = "@host";
 /// The longest task name (without its namespace).
 pub const MAX_TASK_NAME_LEN: usize = 64;
 
-/// Who registers and sends through a handle: a plugin, or the host.
+/// Who registers and sends through a handle: a plugin (its instance, weakly: its handlers
+/// run through the instance's gate), or the host.
 #[derive(Clone)]
 pub(crate) enum Owner {
     Host,
-    Plugin(PluginIdentity),
+    Plugin(WeakContext),
 }
 
 impl Owner {
@@ -23,7 +24,7 @@ impl Owner {
     pub(crate) fn namespace(&self) -> &str {
         match self {
             Owner::Host => HOST,
-            Owner::Plugin(id) => id.name(),
+            Owner::Plugin(instance) => instance.identity().name(),
         }
     }
 
@@ -31,7 +32,7 @@ impl Owner {
     pub(crate) fn plugin(&self) -> Option<&str> {
         match self {
             Owner::Host => None,
-            Owner::Plugin(id) => Some(id.name()),
+            Owner::Plugin(instance) => Some(instance.identity().name()),
         }
     }
 }

@@ -13,8 +13,8 @@ use super::{
 use crate::{Health, Service, ServiceContext, ServiceError, async_trait};
 
 /// The task worker, named `worker`: named tasks of plugins (through
-/// [`PluginContext::worker`](crate::PluginContext::worker)) and of the host (through
-/// [`Xcore::worker`](crate::Xcore::worker)), with retries, dead letters and a concurrency
+/// `ctx.handle::<Worker>()`) and of the host (through
+/// `xcore.handle::<Worker>()`), with retries, dead letters and a concurrency
 /// limit, in process or on Postgres. See [the module](super) for the guarantees.
 ///
 /// - `init` opens the queue: the in-process one, or the Postgres table `xcore_tasks`
@@ -32,14 +32,14 @@ use crate::{Health, Service, ServiceContext, ServiceError, async_trait};
 /// ```
 /// use std::time::Duration;
 /// use xcore::prelude::*;
-/// use xcore::services::worker::{TaskError, WorkerOptions, WorkerService};
+/// use xcore::services::worker::{TaskError, Worker, WorkerOptions, WorkerService};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let service = WorkerService::new(WorkerOptions::memory().concurrency(4))?;
 /// let xcore = Xcore::builder().without_registered().service(service).build()?;
 /// xcore.boot().await?;
-/// let worker = xcore.worker()?;
+/// let worker = xcore.handle::<Worker>()?;
 /// worker.register("double", |_task, n: u64| async move { Ok::<_, TaskError>(n * 2) })?;
 /// let id = worker.send("double", &21).await?;
 /// worker.wait(id, Duration::from_secs(5)).await?;

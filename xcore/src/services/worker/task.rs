@@ -57,8 +57,10 @@ impl TaskContext {
         self.attempt >= self.max_attempts
     }
 
-    /// A context for the calls the task makes: the caller is the task's plugin (or the
-    /// host), the tenant the task's, the trace the one of the call that sent the task (when
+    /// A context for the calls the task makes, and the handles it takes: the caller is the
+    /// task's plugin (or the host), served by the plugin's instance (so
+    /// `task.call_context().handle::<Db>().await` is the plugin's database for the task's
+    /// tenant), the tenant the task's, the trace the one of the call that sent the task (when
     /// it was sent through [`Worker::for_call`](super::Worker::for_call)), the deadline the
     /// attempt's timeout.
     pub fn call_context(&self) -> &CallContext {

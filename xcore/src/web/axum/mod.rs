@@ -37,6 +37,7 @@ use ::axum::{
 use futures_util::{FutureExt, future::Map};
 use tower::{Layer, Service};
 
+pub use self::extract::Bound;
 pub use self::json::{Json, Valid};
 use super::{Body, BodyTimeout, BodyTimeoutLayer, Edge, HttpError, ResponseFuture, Web};
 use crate::CallError;
