@@ -21,8 +21,8 @@ use xcore::{
     events::Flow,
     runtime::{PluginState, RuntimeError},
     services::{
-        scheduler::{SchedulerOptions, SchedulerService, Trigger},
-        worker::{TaskStatus, WorkerOptions, WorkerService},
+        scheduler::{Scheduler, SchedulerOptions, SchedulerService, Trigger},
+        worker::{TaskStatus, Worker, WorkerOptions, WorkerService},
     },
     web::Routes,
 };
@@ -119,7 +119,7 @@ impl Plugin for Lab {
             .map_err(PluginError::msg)?;
         if ctx.manifest().services().iter().any(|s| s == "scheduler") {
             let jobs = self.counts.jobs.clone();
-            ctx.scheduler()
+            ctx.handle::<Scheduler>()
                 .map_err(PluginError::msg)?
                 .add(
                     "tick",
@@ -135,7 +135,7 @@ impl Plugin for Lab {
                 .await
                 .map_err(PluginError::msg)?;
             let tasks = self.counts.tasks.clone();
-            ctx.worker()
+            ctx.handle::<Worker>()
                 .map_err(PluginError::msg)?
                 .register("work", move |_, _: Value| {
                     let tasks = tasks.clone();
@@ -268,7 +268,7 @@ async fn admin(addr: std::net::SocketAddr, plugin: &str, action: &str) -> (Statu
 
 fn listed_jobs(xcore: &Xcore) -> Vec<String> {
     let mut jobs: Vec<String> = xcore
-        .scheduler()
+        .handle::<Scheduler>()
         .unwrap()
         .list_all()
         .into_iter()
@@ -355,7 +355,7 @@ async fn stop_start_and_reload_on_every_adapter() {
         .unwrap();
     assert_eq!(emitted.handled(), 0);
     assert!(listed_jobs(xcore).is_empty());
-    let worker = xcore.worker().unwrap();
+    let worker = xcore.handle::<Worker>().unwrap();
     let queued = worker.send("lab.work", &json!({})).await.unwrap();
     let jobs_before = bench.lab.jobs.load(Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(1500)).await;

@@ -15,7 +15,9 @@ use xcore::{
     Xcore,
     services::{
         db::sqlx,
-        scheduler::{LockOptions, SchedulerOptions, SchedulerService, Trigger, chrono::Utc},
+        scheduler::{
+            LockOptions, Scheduler, SchedulerOptions, SchedulerService, Trigger, chrono::Utc,
+        },
     },
 };
 use xcore_testkit::PostgresServer;
@@ -61,7 +63,7 @@ async fn three_instances_on_a_postgres_lock_run_each_firing_exactly_once() {
     let runs: Vec<Arc<AtomicU64>> = (0..3).map(|_| Arc::new(AtomicU64::new(0))).collect();
     for (app, run_count) in apps.iter().zip(&runs) {
         let (pool, run_count) = (pool.clone(), run_count.clone());
-        app.scheduler()
+        app.handle::<Scheduler>()
             .unwrap()
             .add("tick", Trigger::cron("* * * * * *").unwrap(), move |job| {
                 let (pool, run_count) = (pool.clone(), run_count.clone());
@@ -90,7 +92,7 @@ async fn three_instances_on_a_postgres_lock_run_each_firing_exactly_once() {
     let ended = Utc::now();
     let infos: Vec<_> = apps
         .iter()
-        .map(|a| a.scheduler().unwrap().list_all()[0].clone())
+        .map(|a| a.handle::<Scheduler>().unwrap().list_all()[0].clone())
         .collect();
     for app in apps {
         app.shutdown().await;
@@ -142,7 +144,7 @@ async fn an_exclusive_job_never_overlaps_across_instances_on_a_postgres_lock() {
     let runs = Arc::new(AtomicU64::new(0));
     for app in &apps {
         let (concurrent, highest, runs) = (concurrent.clone(), highest.clone(), runs.clone());
-        app.scheduler()
+        app.handle::<Scheduler>()
             .unwrap()
             .add_with(
                 "slow",
@@ -167,7 +169,7 @@ async fn an_exclusive_job_never_overlaps_across_instances_on_a_postgres_lock() {
     tokio::time::sleep(Duration::from_millis(6500)).await;
     let infos: Vec<_> = apps
         .iter()
-        .map(|a| a.scheduler().unwrap().get("slow").unwrap())
+        .map(|a| a.handle::<Scheduler>().unwrap().get("slow").unwrap())
         .collect();
     for app in apps {
         app.shutdown().await;
