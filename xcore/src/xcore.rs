@@ -3,234 +3,31 @@
 use std::{
     collections::{HashMap, HashSet},
     fmt,
-    sync::{Arc, Mutex, RwLock},
+    sync::Arc,
     time::Duration,
 };
 
 use serde_json::Value;
-use tower::{Layer, ServiceExt};
+use tower::Layer;
 use tracing::Instrument;
 
 use crate::{
-    BootError, BootOptions, BootReport, CallContext, CallError, ErrorCode, Health, HealthStatus,
-    Manifest, ManifestError, NodeId, OnFailure, Plan, Plugin, PluginContext, PluginIdentity,
-    Service, ShutdownReport,
+    BootError, BootOptions, BootReport, CallContext, CallError, Health, HealthStatus, Manifest,
+    ManifestError, NodeId, OnFailure, Plan, Plugin, PluginContext, PluginIdentity, Service,
+    ShutdownReport,
     call::{BoxCallService, CallRequest, HostLayer, host_layer},
     config::{Config, ConfigError},
-    container::{self, NodeSpec, Nodes},
+    container::{self, NodeSpec},
     events::{EventBus, Events},
     health::{HealthReport, NodeHealth},
     observability::Metrics,
     permissions::{Audit, audit::DEFAULT_AUDIT_CAPACITY},
     plugin::registered,
     runtime::{
-        self, LifecycleAction, LifecycleReport, Live, PluginState, Refused, Runtime, RuntimeError,
-        Way,
+        Lifecycle, LifecycleAction, LifecycleReport, Parts, PluginState, RuntimeError, Shared,
     },
 };
 
-/// Where an `Xcore` is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Lifecycle {
-    Built,
-    Booting,
-    Running,
-    ShuttingDown,
-    Stopped,
-    Failed,
-}
-
-impl Lifecycle {
-    fn describe(self) -> &'static str {
-        match self {
-            Lifecycle::Built => "built but not booted",
-            Lifecycle::Booting => "booting",
-            Lifecycle::Running => "running",
-            Lifecycle::ShuttingDown => "shutting down",
-            Lifecycle::Stopped => "stopped",
-            Lifecycle::Failed => "failed to boot",
-        }
-    }
-}
-
-/// The state of one `Xcore`, shared by its handles and (weakly) by its plugins' contexts.
-pub(crate) struct Shared {
-    pub(crate) plan: Plan,
-    pub(crate) options: BootOptions,
-    pub(crate) layers: Vec<HostLayer>,
-    pub(crate) audit: Arc<Audit>,
-    pub(crate) events: Arc<EventBus>,
-    /// Where metrics are recorded.
-    pub(crate) metrics: Metrics,
-    /// The config: re-read from its file when a plugin is reloaded.
-    config: RwLock<Option<Arc<Config>>>,
-    /// The tenants admitted (web requests, tenant databases).
-    pub(crate) tenants: Arc<crate::tenancy::Tenants>,
-    /// This very value, weakly: what services' contexts hold.
-    me: std::sync::Weak<Shared>,
-    services: RwLock<HashMap<String, Arc<dyn Service>>>,
-    pub(crate) nodes: tokio::sync::Mutex<Nodes>,
-    lifecycle: Mutex<Lifecycle>,
-    /// The plugins' slots: what calls and requests reach.
-    pub(crate) runtime: Runtime,
-    report: Mutex<Option<BootReport>>,
-    /// Every plugin of the plan, running or not (for listings).
-    pub(crate) identities: Vec<PluginIdentity>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl Shared {
-    pub(crate) fn transition(&self, from: Lifecycle, to: Lifecycle) -> Result<(), BootError> {
-        let mut l = lock(&self.lifecycle);
-        if *l != from {
-            return Err(BootError::NotBootable(l.describe()));
-        }
-        *l = to;
-        Ok(())
-    }
-
-    pub(crate) fn set_lifecycle(&self, to: Lifecycle) {
-        *lock(&self.lifecycle) = to;
-    }
-
-    pub(crate) fn stop_if_unbooted(&self) {
-        let mut l = lock(&self.lifecycle);
-        if *l == Lifecycle::Built {
-            *l = Lifecycle::Stopped;
-        }
-    }
-
-    fn lifecycle(&self) -> Lifecycle {
-        *lock(&self.lifecycle)
-    }
-
-    pub(crate) fn lifecycle_is(&self, state: Lifecycle) -> bool {
-        self.lifecycle() == state
-    }
-
-    /// The config the `Xcore` was built with (or last re-read by a reload).
-    pub(crate) fn config(&self) -> Option<Arc<Config>> {
-        self.config
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// Replaces the config (a reload re-read it): plugins read their sections from it.
-    pub(crate) fn set_config(&self, config: Config) {
-        *self.config.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(config));
-    }
-
-    pub(crate) fn set_report(&self, report: BootReport) {
-        *lock(&self.report) = Some(report);
-    }
-
-    /// A weak handle on this `Shared`.
-    pub(crate) fn weak_self(&self) -> std::sync::Weak<Shared> {
-        self.me.clone()
-    }
-
-    /// Makes a loaded service reachable by plugins' handles.
-    pub(crate) fn register_service(&self, name: &str, service: Arc<dyn Service>) {
-        self.services
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name.to_owned(), service);
-    }
-
-    /// A loaded service, by name.
-    pub(crate) fn service(&self, name: &str) -> Option<Arc<dyn Service>> {
-        self.services
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned()
-    }
-
-    /// Sends a call through the target's pipeline: admitted by the gate of its current
-    /// instance (waiting for a reload to finish), then through the pipeline.
-    pub(crate) async fn dispatch(
-        &self,
-        target: &str,
-        action: &str,
-        payload: Value,
-        cx: CallContext,
-    ) -> Result<Value, CallError> {
-        let Some(slot) = self.runtime.slot(target) else {
-            return Err(self.absent(target, None));
-        };
-        let (instance, pass) = match runtime::enter(slot, Way::Call, self.swap_wait(&cx)).await {
-            Ok(admitted) => admitted,
-            Err(Refused::Limit(err)) => return Err(err),
-            Err(Refused::Absent(live)) => return Err(self.absent(target, Some(&live))),
-        };
-        let request = CallRequest::new(
-            instance.ctx.identity().clone(),
-            Arc::from(action),
-            payload,
-            cx,
-        );
-        let out = instance.pipeline.clone().oneshot(request).await;
-        drop(pass);
-        out
-    }
-
-    /// How long a call or request waits for a reload to finish: the options' `swap_wait`,
-    /// cut by the call's deadline.
-    pub(crate) fn swap_wait(&self, cx: &CallContext) -> Duration {
-        let wait = self.options.swap_wait;
-        match cx.deadline() {
-            Some(deadline) => {
-                wait.min(deadline.saturating_duration_since(tokio::time::Instant::now()))
-            }
-            None => wait,
-        }
-    }
-
-    /// Why `target` cannot be called: its slot's state (`live`), or `None` when no plugin has
-    /// that name.
-    pub(crate) fn absent(&self, target: &str, live: Option<&Live>) -> CallError {
-        let known = live.is_some();
-        match self.lifecycle() {
-            Lifecycle::Built | Lifecycle::Booting if known => CallError::new(
-                ErrorCode::NotReady,
-                format!("cannot call `{target}`: xcore has not finished booting"),
-            ),
-            Lifecycle::ShuttingDown | Lifecycle::Stopped | Lifecycle::Failed if known => {
-                CallError::new(
-                    ErrorCode::NotReady,
-                    format!(
-                        "cannot call `{target}`: xcore is {}",
-                        self.lifecycle().describe()
-                    ),
-                )
-            }
-            _ if !known => {
-                let mut names: Vec<&str> = self.identities.iter().map(|i| i.name()).collect();
-                names.sort_unstable();
-                CallError::new(
-                    ErrorCode::NotFound,
-                    format!("no plugin `{target}`; plugins: {}", names.join(", ")),
-                )
-            }
-            _ => {
-                let why = match live {
-                    Some(Live::Swapping) => "it is being reloaded; retry".to_owned(),
-                    Some(Live::Down(state, Some(reason))) => format!("{state}: {reason}"),
-                    Some(Live::Down(state, None)) => state.to_string(),
-                    _ => "stopped".to_owned(),
-                };
-                CallError::new(
-                    ErrorCode::Unavailable,
-                    format!("plugin `{target}` is not running ({why})"),
-                )
-            }
-        }
-    }
-}
 /// The plugin framework, owned and driven by the host: build it, [`plan`](Self::plan) it,
 /// [`boot`](Self::boot) it, [`call`](Self::call) plugins, [`shutdown`](Self::shutdown).
 ///
@@ -282,7 +79,7 @@ impl Xcore {
     /// The boot plan: waves and the nodes that cannot be planned. Available before boot;
     /// `Display` prints it readably.
     pub fn plan(&self) -> &Plan {
-        &self.shared.plan
+        &self.shared.plan()
     }
 
     /// Boots: every node's load hook wave by wave (concurrently inside a wave), then every
@@ -292,14 +89,14 @@ impl Xcore {
     /// fails under the [`OnFailure::Abort`] policy (by default: any service), rolls back what
     /// had started and returns [`BootError::Aborted`]. An `Xcore` boots once.
     pub async fn boot(&self) -> Result<BootReport, BootError> {
-        let span = tracing::info_span!("xcore.boot", nodes = self.shared.plan.nodes().len());
-        self.shared.metrics.start_upkeep();
+        let span = tracing::info_span!("xcore.boot", nodes = self.shared.plan().nodes().len());
+        self.shared.metrics().start_upkeep();
         container::boot(&self.shared).instrument(span).await
     }
 
     /// The report of the last successful boot.
     pub fn boot_report(&self) -> Option<BootReport> {
-        lock(&self.shared.report).clone()
+        self.shared.report()
     }
 
     /// Calls `plugin.action` as the host, for the tenant `default`.
@@ -337,7 +134,7 @@ impl Xcore {
     /// Checks every node concurrently, each under the health timeout (2 s by default): the
     /// services that loaded, the plugins that run, and the plugins that failed to boot.
     pub async fn health(&self) -> HealthReport {
-        let limit = self.shared.options.health_timeout;
+        let limit = self.shared.options().health_timeout;
         let timed = |node: NodeId, check: futures_util::future::BoxFuture<'static, Health>| async move {
             let started = tokio::time::Instant::now();
             let check = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(check));
@@ -355,16 +152,8 @@ impl Xcore {
                 took: started.elapsed(),
             }
         };
-        let mut services: Vec<(String, Arc<dyn Service>)> = self
-            .shared
-            .services
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(n, s)| (n.clone(), s.clone()))
-            .collect();
-        services.sort_by(|a, b| a.0.cmp(&b.0));
-        let plugins = self.shared.runtime.instances();
+        let services = self.shared.services();
+        let plugins = self.shared.runtime().instances();
         let mut checks = Vec::new();
         for (name, service) in services {
             checks.push(timed(
@@ -415,25 +204,25 @@ impl Xcore {
 
     /// The host's handle on the event bus: emits and subscriptions not subject to grants.
     pub fn events(&self) -> Events {
-        Events::new(self.shared.events.clone(), None)
+        Events::new(self.shared.events().clone(), None)
     }
 
     /// The denials of this `Xcore`: counted, and the most recent kept (see
     /// [`XcoreBuilder::audit_capacity`]).
     pub fn audit(&self) -> &Audit {
-        &self.shared.audit
+        &self.shared.audit()
     }
 
     /// Where this `Xcore` records its metrics (see [`XcoreBuilder::metrics`]).
     pub fn metrics(&self) -> &Metrics {
-        &self.shared.metrics
+        &self.shared.metrics()
     }
 
     /// Samples the gauges into the metrics: `xcore_plugin_state{plugin,state}`, 1 for each
     /// plugin's current state and 0 for the others. `GET {admin}/metrics` samples before it
     /// renders; a host exporting elsewhere calls this before each export (or periodically).
     pub fn sample_metrics(&self) {
-        let metrics = &self.shared.metrics;
+        let metrics = &self.shared.metrics();
         if !metrics.is_enabled() {
             return;
         }
@@ -457,10 +246,10 @@ impl Xcore {
     pub fn plugins(&self) -> Vec<PluginStatus> {
         let mut all: Vec<PluginStatus> = self
             .shared
-            .identities
+            .identities()
             .iter()
             .filter_map(|identity| {
-                let slot = self.shared.runtime.slot(identity.name())?;
+                let slot = self.shared.runtime().slot(identity.name())?;
                 let (state, reason) = slot.state();
                 Some(PluginStatus {
                     name: identity.name().to_owned(),
@@ -476,12 +265,12 @@ impl Xcore {
 
     /// The live state of plugin `name`, or `None` when the plan has no such plugin.
     pub fn plugin_state(&self, name: &str) -> Option<PluginState> {
-        Some(self.shared.runtime.slot(name)?.state().0)
+        Some(self.shared.runtime().slot(name)?.state().0)
     }
 
     /// The tenants this `Xcore` admits: register tenants here when the policy is `known`.
     pub fn tenants(&self) -> &Arc<crate::tenancy::Tenants> {
-        &self.shared.tenants
+        &self.shared.tenants()
     }
 
     /// Starts the web layer of this `Xcore`: one service serving the plugins' routes under
@@ -570,7 +359,7 @@ impl Xcore {
     /// The names of the plugins currently serving calls, sorted.
     pub fn running_plugins(&self) -> Vec<String> {
         self.shared
-            .runtime
+            .runtime()
             .instances()
             .iter()
             .map(|i| i.ctx.name().to_owned())
@@ -596,7 +385,7 @@ impl fmt::Debug for Xcore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Xcore")
             .field("lifecycle", &self.shared.lifecycle())
-            .field("nodes", &self.shared.plan.nodes().len())
+            .field("nodes", &self.shared.plan().nodes().len())
             .finish()
     }
 }
@@ -1050,18 +839,30 @@ impl XcoreBuilder {
         let plan = container::plan(&specs);
 
         let audit = Arc::new(Audit::with_capacity(audit_capacity).with_metrics(metrics.clone()));
-        let shared = Arc::new_cyclic(|weak| {
-            let mut entries = Vec::with_capacity(specs.len());
-            let mut identities = Vec::with_capacity(plugins.len());
+        let identities: Vec<PluginIdentity> = plugins
+            .iter()
+            .map(|p| PluginIdentity::new(Arc::new(p.manifest.clone())))
+            .collect();
+        let parts = Parts {
+            plan,
+            options,
+            layers,
+            events: Arc::new(EventBus::new(audit.clone(), metrics.clone())),
+            audit,
+            metrics,
+            config,
+            tenants,
+            identities: identities.clone(),
+        };
+        let shared = Shared::build(parts, move |weak| {
+            let mut entries = Vec::with_capacity(services.len() + plugins.len());
             for (s, _) in services {
                 entries.push(container::Entry::Service {
                     fresh: Some(s),
                     loaded: None,
                 });
             }
-            for p in plugins {
-                let identity = PluginIdentity::new(Arc::new(p.manifest));
-                identities.push(identity.clone());
+            for (p, identity) in plugins.into_iter().zip(identities) {
                 entries.push(container::Entry::Plugin {
                     ctx: PluginContext::new(identity.clone(), weak.clone()),
                     identity,
@@ -1070,23 +871,7 @@ impl XcoreBuilder {
                     factory: p.factory,
                 });
             }
-            Shared {
-                plan,
-                options,
-                layers,
-                events: Arc::new(EventBus::new(audit.clone(), metrics.clone())),
-                audit,
-                metrics,
-                config: RwLock::new(config),
-                tenants,
-                services: RwLock::new(HashMap::new()),
-                nodes: tokio::sync::Mutex::new(Nodes::new(entries)),
-                lifecycle: Mutex::new(Lifecycle::Built),
-                runtime: Runtime::new(identities.iter().map(|i| i.name())),
-                report: Mutex::new(None),
-                identities,
-                me: weak.clone(),
-            }
+            entries
         });
         Ok(Xcore { shared })
     }

@@ -18,13 +18,13 @@ use crate::{
     call::{build_pipeline, layers::catch_panic_message},
     events::{Dispatch, Event, EventSource},
     runtime::{Instance, Live, PluginState},
-    xcore::{Lifecycle, Shared},
+    runtime::{Lifecycle, Shared},
 };
 
 /// Emits a kernel event and waits for its handlers.
 pub(super) async fn kernel_event(shared: &Shared, name: String, payload: Value) {
     let event = Event::with_source(name, payload, EventSource::Kernel, TenantId::default(), 0);
-    shared.events.emit(event, Dispatch::Sequential).await;
+    shared.events().emit(event, Dispatch::Sequential).await;
 }
 
 fn phase_name(phase: Phase) -> &'static str {
@@ -37,7 +37,7 @@ fn phase_name(phase: Phase) -> &'static str {
 
 /// Emits `plugin.<name>.<what>` for the plugins of `indices` whose status `pick` selects.
 async fn plugin_events(shared: &Shared, nodes: &Nodes, indices: &[usize], phase: Phase) {
-    let plan = &shared.plan;
+    let plan = &shared.plan();
     for &i in indices {
         let node = &plan.nodes[i];
         if node.kind() != NodeKind::Plugin {
@@ -150,8 +150,8 @@ where
 
 fn policy(shared: &Shared, kind: NodeKind) -> OnFailure {
     match kind {
-        NodeKind::Service => shared.options.on_service_failure,
-        NodeKind::Plugin => shared.options.on_plugin_failure,
+        NodeKind::Service => shared.options().on_service_failure,
+        NodeKind::Plugin => shared.options().on_plugin_failure,
     }
 }
 
@@ -176,7 +176,7 @@ fn blocked_by(
 
 /// The context of service `i`: its loaded service dependencies.
 fn service_context(shared: &Shared, entries: &[Entry], i: usize) -> ServiceContext {
-    let plan = &shared.plan;
+    let plan = &shared.plan();
     let deps: HashMap<String, Arc<dyn Service>> = plan.deps[i]
         .iter()
         .filter_map(|&d| match &entries[d] {
@@ -200,8 +200,8 @@ async fn load_wave(
     nodes: &mut Nodes,
     wave: &[usize],
 ) -> Option<(usize, String)> {
-    let plan = &shared.plan;
-    let limit = shared.options.load_timeout;
+    let plan = &shared.plan();
+    let limit = shared.options().load_timeout;
     let mut plugin_hooks = Vec::new();
     let mut service_hooks = Vec::new();
     for &i in wave {
@@ -276,8 +276,8 @@ async fn start_wave(
     nodes: &mut Nodes,
     wave: &[usize],
 ) -> Option<(usize, String)> {
-    let plan = &shared.plan;
-    let limit = shared.options.start_timeout;
+    let plan = &shared.plan();
+    let limit = shared.options().start_timeout;
     let mut hooks = Vec::new();
     for &i in wave {
         if !matches!(nodes.status[i], Status::Loaded) {
@@ -374,13 +374,13 @@ pub(super) async fn activate(
     plugin: &Arc<dyn Plugin>,
 ) -> Result<(), String> {
     let identity = ctx.identity();
-    let limit = shared.options.start_timeout;
+    let limit = shared.options().start_timeout;
     let pipeline = build_pipeline(
         ctx,
         plugin.clone(),
-        &shared.layers,
-        &shared.audit,
-        &shared.metrics,
+        &shared.layers(),
+        &shared.audit(),
+        &shared.metrics(),
     );
     // Its routes, asked for once, right after a successful `on_start`.
     let routes = crate::web::collect_routes(&**plugin, ctx);
@@ -398,11 +398,11 @@ pub(super) async fn activate(
         }
     }
     if let Some(reason) = refused {
-        let stop = shared.options.stop_timeout;
+        let stop = shared.options().stop_timeout;
         let _ = deactivate(shared, services, ctx, plugin, stop).await;
         return Err(reason);
     }
-    if let Some(slot) = shared.runtime.slot(ctx.name()) {
+    if let Some(slot) = shared.runtime().slot(ctx.name()) {
         slot.set(Live::Running(Arc::new(Instance {
             ctx: ctx.clone(),
             plugin: plugin.clone(),
@@ -442,7 +442,7 @@ pub(super) async fn deactivate(
 /// The one path for a plugin that stops and one that fails (in `on_load`, in `on_start`, refused
 /// by a service, timed out, panicked) or never starts (skipped after loading).
 pub(super) async fn withdraw(shared: &Shared, services: &[Arc<dyn Service>], name: &str) {
-    let subscriptions = shared.events.remove_owner(name);
+    let subscriptions = shared.events().remove_owner(name);
     if subscriptions > 0 {
         tracing::debug!(
             plugin = name,
@@ -467,7 +467,7 @@ async fn withdraw_failed(shared: &Shared, nodes: &Nodes, wave: &[usize], phase: 
             _ => false,
         };
         if ran_a_hook && matches!(nodes.entries[i], Entry::Plugin { .. }) {
-            withdraw(shared, &services, shared.plan.nodes[i].name()).await;
+            withdraw(shared, &services, shared.plan().nodes[i].name()).await;
         }
     }
 }
@@ -487,8 +487,8 @@ pub(super) fn loaded_services(entries: &[Entry]) -> Vec<Arc<dyn Service>> {
 /// Stops, in reverse wave order and concurrently inside a wave, the started plugins and the
 /// loaded services. Plugins stop receiving calls before their `on_stop`.
 async fn stop_all(shared: &Arc<Shared>, nodes: &mut Nodes) -> ShutdownReport {
-    let plan = &shared.plan;
-    let limit = shared.options.stop_timeout;
+    let plan = &shared.plan();
+    let limit = shared.options().stop_timeout;
     let mut report = ShutdownReport::default();
     for wave in plan.waves.iter().rev() {
         let mut hooks = Vec::new();
@@ -505,7 +505,7 @@ async fn stop_all(shared: &Arc<Shared>, nodes: &mut Nodes) -> ShutdownReport {
                     // It stops serving calls at once (its slot, then its gate, which drains
                     // what is inside); every service withdraws what the plugin holds in it
                     // (jobs, tasks, ...) before the plugin's own `on_stop`.
-                    if let Some(slot) = shared.runtime.slot(plan.nodes[i].name()) {
+                    if let Some(slot) = shared.runtime().slot(plan.nodes[i].name()) {
                         slot.set(Live::Down(PluginState::Stopped, None));
                     }
                     let services = loaded_services(&nodes.entries);
@@ -567,9 +567,9 @@ async fn stop_all(shared: &Arc<Shared>, nodes: &mut Nodes) -> ShutdownReport {
 /// Puts every plugin that is not running in its slot as down, with its state and reason (a
 /// started plugin's slot already holds its instance).
 fn settle_slots(shared: &Shared, nodes: &Nodes) {
-    for (i, node) in shared.plan.nodes.iter().enumerate() {
+    for (i, node) in shared.plan().nodes.iter().enumerate() {
         let Some(slot) = shared
-            .runtime
+            .runtime()
             .slot(node.name())
             .filter(|_| node.kind() == NodeKind::Plugin)
         else {
@@ -646,9 +646,9 @@ fn build_report(
 /// Boots: the load phase wave by wave, then the start phase wave by wave.
 pub(crate) async fn boot(shared: &Arc<Shared>) -> Result<BootReport, BootError> {
     shared.transition(Lifecycle::Built, Lifecycle::Booting)?;
-    let mut guard = shared.nodes.lock().await;
+    let mut guard = shared.nodes().lock().await;
     let nodes = &mut *guard;
-    let plan = &shared.plan;
+    let plan = &shared.plan();
 
     let mut abort = None;
     for (i, err) in &plan.rejected {
@@ -759,7 +759,7 @@ pub(crate) async fn boot(shared: &Arc<Shared>) -> Result<BootReport, BootError> 
 
 /// Shuts down what boot started. Idempotent: a second call reports nothing.
 pub(crate) async fn shutdown(shared: &Arc<Shared>) -> ShutdownReport {
-    let mut guard = shared.nodes.lock().await;
+    let mut guard = shared.nodes().lock().await;
     if shared
         .transition(Lifecycle::Running, Lifecycle::ShuttingDown)
         .is_err()
@@ -769,7 +769,7 @@ pub(crate) async fn shutdown(shared: &Arc<Shared>) -> ShutdownReport {
         return ShutdownReport::default();
     }
     kernel_event(shared, "xcore.shutdown".into(), json!({})).await;
-    let left = shared.events.drain(shared.options.stop_timeout).await;
+    let left = shared.events().drain(shared.options().stop_timeout).await;
     if left > 0 {
         tracing::warn!(left, "background event handlers still running at shutdown");
     }

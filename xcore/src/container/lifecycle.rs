@@ -15,8 +15,8 @@ use super::{
 use crate::{
     PluginContext,
     config::{Config, Origin},
+    runtime::{Lifecycle, Shared},
     runtime::{LifecycleAction, LifecycleReport, Live, PluginState, RuntimeError},
-    xcore::{Lifecycle, Shared},
 };
 
 /// Runs `action` on plugin `name`, under the container's lock (one lifecycle change at a
@@ -26,7 +26,7 @@ pub(crate) async fn run(
     name: &str,
     action: LifecycleAction,
 ) -> Result<LifecycleReport, RuntimeError> {
-    let mut nodes = shared.nodes.lock().await;
+    let mut nodes = shared.nodes().lock().await;
     if !shared.is_running() {
         return Err(RuntimeError::NotRunning);
     }
@@ -74,12 +74,12 @@ pub(crate) async fn run(
 
 /// The plan index of plugin `name`.
 fn index(shared: &Shared, name: &str) -> Result<usize, RuntimeError> {
-    let plan = &shared.plan;
+    let plan = &shared.plan();
     plan.nodes
         .iter()
         .position(|n| n.kind() == NodeKind::Plugin && n.name() == name)
         .ok_or_else(|| {
-            let mut names: Vec<&str> = shared.identities.iter().map(|i| i.name()).collect();
+            let mut names: Vec<&str> = shared.identities().iter().map(|i| i.name()).collect();
             names.sort_unstable();
             RuntimeError::NotFound {
                 plugin: name.to_owned(),
@@ -90,7 +90,7 @@ fn index(shared: &Shared, name: &str) -> Result<usize, RuntimeError> {
 
 /// The plugins that require `i`, directly or not, in wave order.
 fn dependents(shared: &Shared, i: usize) -> Vec<usize> {
-    let plan = &shared.plan;
+    let plan = &shared.plan();
     let mut marked = vec![false; plan.nodes.len()];
     marked[i] = true;
     let mut out = Vec::new();
@@ -125,18 +125,20 @@ async fn stop(
 ) -> Result<(), RuntimeError> {
     if !matches!(nodes.status[i], Status::Started) {
         return Err(RuntimeError::InvalidState {
-            plugin: shared.plan.nodes[i].name().to_owned(),
+            plugin: shared.plan().nodes[i].name().to_owned(),
             state: state_of(&nodes.status[i]),
             action: report.action,
         });
     }
-    let name = shared.plan.nodes[i].name().to_owned();
+    let name = shared.plan().nodes[i].name().to_owned();
     for &j in dependents(shared, i).iter().rev() {
         if matches!(nodes.status[j], Status::Started) {
             let why = format!("stopped because `{name}`, which it requires, stopped");
             take_down(shared, nodes, j, Some(&why)).await;
             nodes.stopped_for[j] = Some(i);
-            report.stopped.push(shared.plan.nodes[j].name().to_owned());
+            report
+                .stopped
+                .push(shared.plan().nodes[j].name().to_owned());
         }
     }
     take_down(shared, nodes, i, None).await;
@@ -148,8 +150,8 @@ async fn stop(
 /// Takes the started plugin `i` down: its slot first (new calls are answered
 /// `unavailable`), then its gate drains, its registrations go, its `on_stop` runs.
 async fn take_down(shared: &Arc<Shared>, nodes: &mut Nodes, i: usize, why: Option<&str>) {
-    let name = shared.plan.nodes[i].name();
-    if let Some(slot) = shared.runtime.slot(name) {
+    let name = shared.plan().nodes[i].name();
+    if let Some(slot) = shared.runtime().slot(name) {
         slot.set(Live::Down(PluginState::Stopped, why.map(Arc::from)));
     }
     let services = loaded_services(&nodes.entries);
@@ -158,7 +160,7 @@ async fn take_down(shared: &Arc<Shared>, nodes: &mut Nodes, i: usize, why: Optio
     };
     let outcome = match loaded.take() {
         Some(plugin) => {
-            let limit = shared.options.stop_timeout;
+            let limit = shared.options().stop_timeout;
             match deactivate(shared, &services, ctx, &plugin, limit).await.0 {
                 Ok(()) => "stopped".to_owned(),
                 Err(reason) => format!("failed: {reason}"),
@@ -173,10 +175,10 @@ async fn take_down(shared: &Arc<Shared>, nodes: &mut Nodes, i: usize, why: Optio
 
 /// Whether every dependency of `i` (services and plugins) runs; else the first that does not.
 fn blocked(shared: &Shared, nodes: &Nodes, i: usize) -> Option<String> {
-    shared.plan.deps[i]
+    shared.plan().deps[i]
         .iter()
         .find(|&&d| !matches!(nodes.status[d], Status::Started))
-        .map(|&d| shared.plan.nodes[d].name().to_owned())
+        .map(|&d| shared.plan().nodes[d].name().to_owned())
 }
 
 /// Starts `i` with a fresh instance, then the plugins that require it and are down because
@@ -187,7 +189,7 @@ async fn start(
     i: usize,
     report: &mut LifecycleReport,
 ) -> Result<(), RuntimeError> {
-    let name = shared.plan.nodes[i].name().to_owned();
+    let name = shared.plan().nodes[i].name().to_owned();
     match &nodes.status[i] {
         Status::Stopped => {}
         Status::Failed(phase, _) | Status::Skipped(phase, _) if *phase != Phase::Plan => {}
@@ -219,7 +221,7 @@ async fn start(
         if !down_for_it || blocked(shared, nodes, j).is_some() {
             continue;
         }
-        let dependent = shared.plan.nodes[j].name().to_owned();
+        let dependent = shared.plan().nodes[j].name().to_owned();
         match bring_up(shared, nodes, j, false).await {
             Ok(()) => report.started.push(dependent),
             Err((_, reason)) => report.failed.push((dependent, reason)),
@@ -237,7 +239,7 @@ async fn reload(
     i: usize,
     report: &mut LifecycleReport,
 ) -> Result<(), RuntimeError> {
-    let name = shared.plan.nodes[i].name().to_owned();
+    let name = shared.plan().nodes[i].name().to_owned();
     if !matches!(nodes.status[i], Status::Started) {
         return Err(RuntimeError::InvalidState {
             plugin: name,
@@ -264,7 +266,7 @@ async fn reload(
         })?;
         shared.set_config(fresh);
     }
-    let slot = shared.runtime.slot(&name);
+    let slot = shared.runtime().slot(&name);
     if let Some(slot) = slot {
         slot.set(Live::Swapping);
     }
@@ -272,7 +274,7 @@ async fn reload(
     if let Entry::Plugin { ctx, loaded, .. } = &mut nodes.entries[i]
         && let Some(old) = loaded.take()
     {
-        let limit = shared.options.stop_timeout;
+        let limit = shared.options().stop_timeout;
         if let Err(reason) = deactivate(shared, &services, ctx, &old, limit).await.0 {
             tracing::warn!(plugin = %name, %reason, "the old instance did not stop cleanly");
         }
@@ -302,7 +304,7 @@ async fn bring_up(
 ) -> Result<(), (Phase, String)> {
     let started = Instant::now();
     let services = loaded_services(&nodes.entries);
-    let plan = &shared.plan;
+    let plan = &shared.plan();
     let name = plan.nodes[i].name().to_owned();
     let Entry::Plugin {
         identity,
@@ -351,7 +353,7 @@ async fn bring_up(
         Err(failure) => failure,
     };
     tracing::warn!(plugin = %name, %reason, "the plugin failed to start");
-    if let Some(slot) = shared.runtime.slot(&name) {
+    if let Some(slot) = shared.runtime().slot(&name) {
         slot.set(Live::Down(
             PluginState::Failed,
             Some(Arc::from(reason.as_str())),
@@ -376,13 +378,13 @@ async fn load_and_start(
     ctx: &PluginContext,
     mut instance: Box<dyn crate::Plugin>,
 ) -> Result<Arc<dyn crate::Plugin>, (Phase, String)> {
-    let limit: Duration = shared.options.load_timeout;
+    let limit: Duration = shared.options().load_timeout;
     if let (Err(reason), _) = run_hook(limit, instance.on_load(ctx)).await {
         withdraw(shared, services, ctx.name()).await;
         return Err((Phase::Load, reason));
     }
     let plugin: Arc<dyn crate::Plugin> = Arc::from(instance);
-    let limit = shared.options.start_timeout;
+    let limit = shared.options().start_timeout;
     if let (Err(reason), _) = run_hook(limit, plugin.on_start(ctx)).await {
         withdraw(shared, services, ctx.name()).await;
         return Err((Phase::Start, reason));

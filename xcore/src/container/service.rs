@@ -14,7 +14,7 @@ use crate::{
     Health, PluginIdentity, ServiceError,
     config::{Config, ConfigError},
     plugin::{Declaration, Declarations},
-    xcore::Shared,
+    runtime::Shared,
 };
 
 /// A service: a node of the container that plugins (and other services) depend on — a

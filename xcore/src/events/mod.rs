@@ -44,7 +44,9 @@
 //! | `plugin.<name>.failed` | it failed (plan, load or start) or was skipped | `{"plugin", "state", "phase", "reason"}` |
 //! | `xcore.booted` | the boot finished | `{"started", "failed", "skipped"}` (plugin names) |
 //! | `xcore.shutdown` | the shutdown begins, before any plugin stops | `{}` |
-//! | `plugin.<name>.stopped` | its `on_stop` returned (or timed out) | `{"plugin", "outcome"}` |
+//! | `plugin.<name>.stopped` | its `on_stop` returned (or timed out): at shutdown, or stopped at runtime (then with why, when a plugin it requires stopped) | `{"plugin", "outcome"}` (`"reason"` too at runtime) |
+//! | `plugin.<name>.started` | started again at runtime ([`Xcore::start_plugin`](crate::Xcore::start_plugin), a restart) | `{"plugin", "version", "wave"}` |
+//! | `plugin.<name>.reloaded` | a fresh instance replaced it ([`Xcore::reload_plugin`](crate::Xcore::reload_plugin)) | `{"plugin", "version", "took_ms"}` |
 
 mod bus;
 mod event;

@@ -59,7 +59,7 @@
 //! | `job` | the job ids: chosen by the plugins' code (a declared `#[job]`, a config job, or an id given to the scheduler); a job id built from user data (one job per user, say) breaks the bound: give such jobs a fixed id prefix and keep them out of hot paths, or use the worker | the code |
 //! | `task` | the task names registered by the plugins (`<name>` without the namespace) | the code |
 //! | `outcome` | the fixed outcomes of jobs and tasks | the code |
-//! | `state` | `running`, `stopped`, `failed`, `skipped`, `rolled_back`, `pending` | the code |
+//! | `state` | `pending`, `running`, `reloading`, `stopped`, `failed`, `skipped`, `rolled_back` ([`PluginState`](crate::runtime::PluginState)) | the code |
 
 #[cfg(feature = "logging")]
 mod logging;

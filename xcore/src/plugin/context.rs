@@ -11,9 +11,9 @@ use crate::{
     config::ConfigError,
     events::{EventError, Events},
     plugin::handle::{Handle, KeptHandles, NamedHandle},
+    runtime::Shared,
     runtime::{Gate, Pass, Way},
     services::{AccessError, check_declared},
-    xcore::Shared,
 };
 
 /// What a plugin sees of xcore: its own identity, and handles to what its grants allow.
@@ -194,7 +194,7 @@ impl PluginContext {
     /// The plugin-level event handle (what [`Handle::obtain`] gives for [`Events`]).
     pub(crate) fn new_events(&self) -> Result<Events, AccessError> {
         let shared = self.shared("events")?;
-        Ok(Events::new(shared.events.clone(), None).for_instance(self.downgrade()))
+        Ok(Events::new(shared.events().clone(), None).for_instance(self.downgrade()))
     }
 
     pub(crate) fn shared(&self, service: &str) -> Result<Arc<Shared>, AccessError> {

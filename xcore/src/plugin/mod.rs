@@ -107,6 +107,15 @@ pub trait Actions: Send + Sync + 'static {
 ///    The plugin no longer receives calls when it runs. An error or a timeout is reported;
 ///    shutdown goes on regardless.
 ///
+/// **At runtime** ([`runtime`](crate::runtime)): a plugin stopped with
+/// [`Xcore::stop_plugin`](crate::Xcore::stop_plugin) gets its `on_stop` after its gate has
+/// drained what was inside it and its registrations were withdrawn. Started again, reloaded
+/// or restarted, a plugin is a **fresh instance** (from its registration, or
+/// [`XcoreBuilder::plugin_factory`](crate::XcoreBuilder::plugin_factory)) with a fresh
+/// [`PluginContext`]: `on_load` then `on_start` run for it, one after the other, under the
+/// same timeouts; an instance never sees `on_start` twice, nor anything after its `on_stop`.
+/// State that must outlive an instance belongs in a service (the database, the cache).
+///
 /// [`routes`](Plugin::routes) is called once, right after `on_start` succeeded;
 /// [`health`](Plugin::health) may be called any time after that.
 ///

@@ -40,6 +40,7 @@
 
 mod change;
 mod gate;
+mod shared;
 
 pub use change::{LifecycleAction, LifecycleReport, RuntimeError};
 pub use gate::{Gate, Pass, Way};
@@ -47,6 +48,7 @@ mod slot;
 
 use std::{collections::HashMap, sync::Arc};
 
+pub(crate) use shared::{Lifecycle, Parts, Shared};
 pub use slot::PluginState;
 pub(crate) use slot::{Instance, Live, Refused, Slot, enter};
 

@@ -65,7 +65,7 @@ impl Dispatch {
             );
         };
         let shared = &self.state.admin.xcore.shared;
-        let Some(slot) = shared.runtime.slot(name) else {
+        let Some(slot) = shared.runtime().slot(name) else {
             return ready(absent(name, &shared.absent(name, None)).into_response());
         };
         // The running instance's gate, at once; a reload in progress (or an instance that
@@ -81,13 +81,13 @@ impl Dispatch {
         let name = name.to_owned();
         Box::pin(async move {
             let shared = &xcore.shared;
-            let Some(slot) = shared.runtime.slot(&name) else {
+            let Some(slot) = shared.runtime().slot(&name) else {
                 return Ok(absent(&name, &shared.absent(&name, None)).into_response());
             };
             let wait = request
                 .extensions()
                 .get::<CallContext>()
-                .map_or(shared.options.swap_wait, |cx| shared.swap_wait(cx));
+                .map_or(shared.options().swap_wait, |cx| shared.swap_wait(cx));
             match runtime::enter(slot, Way::Route, wait).await {
                 Ok((instance, pass)) => serve(instance, pass, request, rest_at).await,
                 Err(Refused::Limit(err)) => Ok(HttpError::from(err).public().into_response()),

@@ -126,13 +126,13 @@ impl RouteLabels {
     /// that does not run; `None` for a name not in the plan.
     fn first_seen(&self, name: &str) -> Option<Arc<PluginRoutes>> {
         let shared = &self.xcore.shared;
-        let identity = shared.identities.iter().find(|i| i.name() == name)?;
+        let identity = shared.identities().iter().find(|i| i.name() == name)?;
         let metrics = self.xcore.metrics();
         let plugin: Arc<str> = Arc::from(identity.name());
         let mount = format!("{}/{name}", self.plugins);
         let meter =
             |route: String| Arc::new(RouteMeter::new(metrics, plugin.clone(), Arc::from(route)));
-        let Some(live) = shared.runtime.running(name) else {
+        let Some(live) = shared.runtime().running(name) else {
             return Some(Arc::new(PluginRoutes {
                 mount: meter(mount),
                 endpoints: Box::new([]),

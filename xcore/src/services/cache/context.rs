@@ -33,13 +33,13 @@ impl NamedHandle for Cache {
             })?;
         let mask = grant_mask(
             ctx.identity(),
-            &shared.audit,
+            &shared.audit(),
             "cache",
             namespace,
             &["read", "write", "delete"],
         )?;
         cache
-            .plugin_handle(namespace, ctx.name(), mask, shared.audit.clone())
+            .plugin_handle(namespace, ctx.name(), mask, shared.audit().clone())
             .map_err(|e| AccessError::Unavailable {
                 service: "cache".into(),
                 reason: e.to_string(),

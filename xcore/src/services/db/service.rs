@@ -548,7 +548,7 @@ impl Service for DatabaseService {
     }
 
     async fn init(&mut self, ctx: &ServiceContext) -> Result<(), ServiceError> {
-        let admission = ctx.xcore().map(|xcore| xcore.tenants.clone());
+        let admission = ctx.xcore().map(|xcore| xcore.tenants().clone());
         let mut opened = Vec::with_capacity(self.configured.len());
         for (name, options) in &self.configured {
             match open(name, options, admission.clone()).await {

@@ -17,7 +17,7 @@ use super::{
     entry::{JobEntry, Spec},
     lock::FiringLock,
 };
-use crate::{Health, xcore::Shared};
+use crate::{Health, runtime::Shared};
 
 /// The running part of a scheduler service, created by its `init`.
 pub(crate) struct Engine {

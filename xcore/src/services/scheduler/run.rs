@@ -85,7 +85,7 @@ impl Engine {
                 RunOutcome::Failed { .. } => "failed",
                 _ => "succeeded",
             };
-            host.metrics.job_run(job.owner.plugin(), &job.id, result);
+            host.metrics().job_run(job.owner.plugin(), &job.id, result);
         }
         {
             let mut state = job.state();
@@ -158,7 +158,8 @@ impl Engine {
     fn skip(&self, job: &JobEntry, at: DateTime<Utc>, reason: SkipReason) {
         tracing::debug!(job = %job.key, %at, ?reason, "firing skipped");
         if let Some(host) = self.host() {
-            host.metrics.job_run(job.owner.plugin(), &job.id, "skipped");
+            host.metrics()
+                .job_run(job.owner.plugin(), &job.id, "skipped");
         }
         Counters::bump(&job.counters.skips);
         job.state().last_outcome = Some(RunOutcome::Skipped { reason });

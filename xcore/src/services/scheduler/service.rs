@@ -13,7 +13,7 @@ use super::{
     zone::parse_zone,
 };
 use crate::{
-    Health, Service, ServiceContext, ServiceError, StartedPlugin, async_trait, xcore::Shared,
+    Health, Service, ServiceContext, ServiceError, StartedPlugin, async_trait, runtime::Shared,
 };
 
 /// The scheduler service, named `scheduler`: cron, interval and one-shot jobs of plugins

@@ -154,7 +154,7 @@ impl Service for WorkerService {
         let queue = self.open(ctx).await.map_err(ServiceError::msg)?;
         let metrics = ctx
             .xcore()
-            .map(|shared| shared.metrics.clone())
+            .map(|shared| shared.metrics().clone())
             .unwrap_or_default();
         let _ = self
             .inner

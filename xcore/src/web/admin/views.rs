@@ -36,8 +36,9 @@ fn phase(phase: Phase) -> &'static str {
     }
 }
 
-/// Every plugin of the plan, by name: its state (`running`, `stopped`, `failed`, `skipped`,
-/// `rolled_back`, or `pending` before boot), version, wave, the reason it is not running, and
+/// Every plugin of the plan, by name: its live state ([`PluginState`](crate::runtime::PluginState):
+/// `running`, `reloading`, `stopped`, `failed`, `skipped`, `rolled_back`, or `pending` before
+/// boot), version, wave, the reason it is not running, and
 /// the routes it serves while running (full paths).
 pub(crate) fn plugins(xcore: &Xcore, plugin_prefix: &Prefix) -> Value {
     let shared = &xcore.shared;
@@ -47,7 +48,7 @@ pub(crate) fn plugins(xcore: &Xcore, plugin_prefix: &Prefix) -> Value {
         .map(|status| {
             let name = status.name.as_str();
             let routes: Vec<Value> = shared
-                .runtime
+                .runtime()
                 .running(name)
                 .as_ref()
                 .and_then(|live| live.routes())
@@ -67,7 +68,7 @@ pub(crate) fn plugins(xcore: &Xcore, plugin_prefix: &Prefix) -> Value {
                 "version": status.version,
                 "state": status.state.as_str(),
                 "reason": status.reason,
-                "wave": shared.plan.wave_of(&crate::NodeId::plugin(name)),
+                "wave": shared.plan().wave_of(&crate::NodeId::plugin(name)),
                 "routes": routes,
             })
         })
