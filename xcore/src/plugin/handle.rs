@@ -34,8 +34,11 @@
 //! [`MAX_KEPT_HANDLES`] handles are kept per instance; past that, handles are checked on
 //! every request (still correct, only slower).
 //!
-//! A service of the host implements [`Bind`] and [`Handle`] or [`NamedHandle`] for its handle
-//! type to be reachable the same way.
+//! Each built-in handle type implements [`Bind`] and [`Handle`] or [`NamedHandle`] in its own
+//! service's module. A host extension is reached as
+//! [`ExtensionHandle<T>`](crate::services::ExtensionHandle); a crate that wants its own handle
+//! type implements the same traits on top of it (obtain the `ExtensionHandle<T>` with
+//! `ctx.named`, wrap it), and is then reached the same way.
 //!
 //! **The host** takes its own handles (not subject to grants, for tenant `default`) the same
 //! way from its [`Xcore`]: `xcore.handle::<Worker>()`, `xcore.handle::<Scheduler>()`,
