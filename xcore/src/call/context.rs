@@ -187,6 +187,11 @@ impl CallContext {
         self
     }
 
+    /// Tightens the deadline in place (the earlier of the two wins).
+    pub(crate) fn tighten_deadline(&mut self, deadline: Instant) {
+        self.deadline = Some(self.deadline.map_or(deadline, |d| d.min(deadline)));
+    }
+
     /// The same context with a deadline `timeout` from now (the earlier deadline wins).
     #[must_use]
     pub fn with_timeout(self, timeout: Duration) -> Self {

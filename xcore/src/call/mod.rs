@@ -24,5 +24,5 @@ mod pipeline;
 
 pub use context::{CallContext, Caller, PluginIdentity, TraceContext};
 pub use error::{CallError, ErrorCode, envelope};
+pub(crate) use pipeline::{ActionName, HostLayer, build_pipeline, host_layer};
 pub use pipeline::{BoxCallService, CallFuture, CallRequest};
-pub(crate) use pipeline::{HostLayer, build_pipeline, host_layer};

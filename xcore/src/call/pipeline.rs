@@ -20,7 +20,7 @@ pub type BoxCallService = BoxCloneSyncService<CallRequest, Value, CallError>;
 #[derive(Debug, Clone)]
 pub struct CallRequest {
     target: PluginIdentity,
-    action: Arc<str>,
+    action: ActionName,
     payload: Value,
     cx: CallContext,
 }
@@ -28,7 +28,7 @@ pub struct CallRequest {
 impl CallRequest {
     pub(crate) fn new(
         target: PluginIdentity,
-        action: Arc<str>,
+        action: ActionName,
         payload: Value,
         cx: CallContext,
     ) -> Self {
@@ -70,13 +70,48 @@ impl CallRequest {
         &mut self.cx
     }
 
-    /// The action, shared (cheap to keep for error messages).
-    pub(crate) fn action_arc(&self) -> Arc<str> {
+    /// The action, cheap to keep for error messages.
+    pub(crate) fn action_name(&self) -> ActionName {
         self.action.clone()
     }
 
-    pub(crate) fn into_parts(self) -> (PluginIdentity, Arc<str>, Value, CallContext) {
+    pub(crate) fn into_parts(self) -> (PluginIdentity, ActionName, Value, CallContext) {
         (self.target, self.action, self.payload, self.cx)
+    }
+}
+
+/// The action of a call: one of the target's declared action names (no allocation, no
+/// reference count), or the name as given.
+#[derive(Debug, Clone)]
+pub(crate) enum ActionName {
+    Declared(&'static str),
+    Other(Arc<str>),
+}
+
+impl ActionName {
+    /// `action`, as one of `declared` when it is one.
+    pub(crate) fn new(action: &str, declared: &'static [&'static str]) -> Self {
+        match declared.iter().find(|d| **d == action) {
+            Some(name) => ActionName::Declared(name),
+            None => ActionName::Other(Arc::from(action)),
+        }
+    }
+}
+
+impl std::ops::Deref for ActionName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            ActionName::Declared(name) => name,
+            ActionName::Other(name) => name,
+        }
+    }
+}
+
+impl std::fmt::Display for ActionName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self)
     }
 }
 
@@ -112,13 +147,18 @@ pub(crate) fn build_pipeline(
         .layer(gate.concurrency_layer())
         .layer(TimeoutLayer::new(manifest.timeout()))
         .layer(CatchPanicLayer::new())
-        .service(Handler::new(plugin).with_scope(ctx.clone()));
+        .service(Handler::new(plugin));
+    let meter = metrics
+        .is_enabled()
+        .then(|| Arc::new(CallMeter::new(metrics.clone(), target.name(), actions)));
+    // Without host layers, no inner box: one allocation less per call (the clone) and one
+    // less per call's future.
+    if host_layers.is_empty() {
+        return BoxCloneSyncService::new(Trace::new(core).with_meter(meter));
+    }
     let mut svc = BoxCloneSyncService::new(core);
     for layer in host_layers.iter().rev() {
         svc = layer(svc);
     }
-    let meter = metrics
-        .is_enabled()
-        .then(|| Arc::new(CallMeter::new(metrics.clone(), target.name(), actions)));
     BoxCloneSyncService::new(Trace::new(svc).with_meter(meter))
 }

@@ -320,7 +320,7 @@ impl CallMeter {
         let action = request.action();
         match self.declared.iter().position(|a| *a == action) {
             Some(i) => CallSlot::Declared(i),
-            None if self.declared.is_empty() => CallSlot::Undeclared(request.action_arc()),
+            None if self.declared.is_empty() => CallSlot::Undeclared(request.action_name()),
             None => CallSlot::Declared(self.declared.len()),
         }
     }
@@ -381,7 +381,7 @@ pub(crate) enum CallSlot {
     /// A declared action, or (past the declared ones) `_unknown`.
     Declared(usize),
     /// A plugin that declares no action names: the name as called.
-    Undeclared(Arc<str>),
+    Undeclared(crate::call::ActionName),
 }
 
 impl fmt::Debug for CallMeter {

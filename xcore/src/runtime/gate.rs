@@ -6,14 +6,13 @@ use std::{
     panic::AssertUnwindSafe,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::Duration,
 };
 
 use futures_util::FutureExt;
-use tokio::sync::OwnedSemaphorePermit;
-use tokio_util::task::{TaskTracker, task_tracker::TaskTrackerToken};
+use tokio::sync::{Notify, OwnedSemaphorePermit};
 use tracing::Instrument;
 
 use crate::{
@@ -79,17 +78,48 @@ pub struct Gate {
 struct Inner {
     identity: PluginIdentity,
     open: AtomicBool,
-    inside: TaskTracker,
+    /// The entries inside.
+    inside: AtomicUsize,
+    /// Woken when the last entry leaves a closed gate.
+    drained: Notify,
     rate: RateLimitLayer,
     concurrency: ConcurrencyLimitLayer,
+}
+
+impl Inner {
+    /// One entry left.
+    fn leave(&self) {
+        if self.inside.fetch_sub(1, Ordering::SeqCst) == 1 && !self.open.load(Ordering::SeqCst) {
+            self.drained.notify_waiters();
+        }
+    }
 }
 
 /// Admission through a [`Gate`]: while it is held, the plugin's stop waits for it (bounded by
 /// the stop timeout), and it holds a concurrency permit for calls and routes.
 #[must_use = "the pass admits for as long as it is held"]
 pub struct Pass {
-    _inside: TaskTrackerToken,
+    gate: Arc<Inner>,
     _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Drop for Pass {
+    fn drop(&mut self) {
+        self.gate.leave();
+    }
+}
+
+/// A [`Pass`] borrowing its gate (no reference count): for an entry that holds the instance
+/// for as long as the pass (an action call).
+#[must_use = "the pass admits for as long as it is held"]
+pub(crate) struct ScopedPass<'a> {
+    gate: &'a Inner,
+}
+
+impl Drop for ScopedPass<'_> {
+    fn drop(&mut self) {
+        self.gate.leave();
+    }
 }
 
 impl fmt::Debug for Pass {
@@ -118,7 +148,8 @@ impl Gate {
             inner: Arc::new(Inner {
                 identity,
                 open: AtomicBool::new(false),
-                inside: TaskTracker::new(),
+                inside: AtomicUsize::new(0),
+                drained: Notify::new(),
                 rate,
                 concurrency,
             }),
@@ -137,7 +168,7 @@ impl Gate {
 
     /// How many entries are inside the instance's code now.
     pub fn inside(&self) -> usize {
-        self.inner.inside.len()
+        self.inner.inside.load(Ordering::SeqCst)
     }
 
     /// The rate limit, shared with the call pipeline.
@@ -166,22 +197,34 @@ impl Gate {
 
     /// Admits one entry by `way` on the lifecycle state only (no limits).
     pub fn enter(&self, way: Way) -> Result<Pass, CallError> {
-        // Counted before the state is read: a stop that closes the gate after this check
-        // finds this entry inside and waits for it.
-        let inside = self.inner.inside.token();
-        if !self.inner.open.load(Ordering::SeqCst) {
-            return Err(CallError::new(
-                ErrorCode::Unavailable,
-                format!(
-                    "plugin `{}` is not running (a {way} reached a stopped instance)",
-                    self.inner.identity.name()
-                ),
-            ));
-        }
+        self.count_in(way)?;
         Ok(Pass {
-            _inside: inside,
+            gate: self.inner.clone(),
             _permit: None,
         })
+    }
+
+    /// [`enter`](Self::enter), with a pass borrowing the gate.
+    pub(crate) fn enter_scoped(&self, way: Way) -> Result<ScopedPass<'_>, CallError> {
+        self.count_in(way)?;
+        Ok(ScopedPass { gate: &self.inner })
+    }
+
+    fn count_in(&self, way: Way) -> Result<(), CallError> {
+        // Counted before the state is read: a stop that closes the gate after this check
+        // finds this entry inside and waits for it.
+        self.inner.inside.fetch_add(1, Ordering::SeqCst);
+        if self.inner.open.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.inner.leave();
+        Err(CallError::new(
+            ErrorCode::Unavailable,
+            format!(
+                "plugin `{}` is not running (a {way} reached a stopped instance)",
+                self.inner.identity.name()
+            ),
+        ))
     }
 
     /// The span of one entry: plugin, way, tenant and trace id.
@@ -224,7 +267,6 @@ impl Gate {
 
     /// Opens the gate: the instance runs.
     pub(crate) fn open(&self) {
-        self.inner.inside.reopen();
         self.inner.open.store(true, Ordering::SeqCst);
     }
 
@@ -232,9 +274,20 @@ impl Gate {
     /// inside to leave; returns how many were still inside.
     pub(crate) async fn close(&self, limit: Duration) -> usize {
         self.inner.open.store(false, Ordering::SeqCst);
-        self.inner.inside.close();
-        let _ = tokio::time::timeout(limit, self.inner.inside.wait()).await;
-        self.inner.inside.len()
+        let drained = async {
+            loop {
+                let notified = self.inner.drained.notified();
+                let mut notified = std::pin::pin!(notified);
+                // Registered before the count is read: the last leave cannot be missed.
+                notified.as_mut().enable();
+                if self.inner.inside.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout(limit, drained).await;
+        self.inside()
     }
 }
 

@@ -14,13 +14,13 @@ use tower::ServiceExt;
 use crate::{
     BootError, BootOptions, BootReport, CallContext, CallError, ErrorCode, Plan, PluginIdentity,
     Service,
-    call::{CallRequest, HostLayer},
+    call::{ActionName, CallRequest, HostLayer},
     config::Config,
     container::Nodes,
     events::EventBus,
     observability::Metrics,
     permissions::Audit,
-    runtime::{self, Live, Refused, Runtime, Way},
+    runtime::{self, Instance, Live, Refused, Runtime, Way},
 };
 
 /// Where an `Xcore` is in its life.
@@ -156,20 +156,42 @@ impl Shared {
         let Some(slot) = self.runtime.slot(target) else {
             return Err(self.absent(target, None));
         };
-        let (instance, pass) = match runtime::enter(slot, Way::Call, self.swap_wait(&cx)).await {
-            Ok(admitted) => admitted,
-            Err(Refused::Limit(err)) => return Err(err),
-            Err(Refused::Absent(live)) => return Err(self.absent(target, Some(&live))),
-        };
+        // The running instance's gate at once, with a pass borrowing it.
+        if let Some(instance) = slot.running()
+            && let Ok(pass) = instance.ctx.gate().enter_scoped(Way::Call)
+        {
+            let out = Self::call_instance(&instance, action, payload, cx).await;
+            drop(pass);
+            return out;
+        }
+        // A reload in progress, or an instance that began to stop: wait for the next one
+        // (boxed, so that the common path's future stays small).
+        let (instance, pass) =
+            match Box::pin(runtime::enter(slot, Way::Call, self.swap_wait(&cx))).await {
+                Ok(admitted) => admitted,
+                Err(Refused::Limit(err)) => return Err(err),
+                Err(Refused::Absent(live)) => return Err(self.absent(target, Some(&live))),
+            };
+        let out = Self::call_instance(&instance, action, payload, cx).await;
+        drop(pass);
+        out
+    }
+
+    /// One call through `instance`'s pipeline, its context bound to the instance.
+    async fn call_instance(
+        instance: &Instance,
+        action: &str,
+        payload: Value,
+        mut cx: CallContext,
+    ) -> Result<Value, CallError> {
+        cx.set_scope(instance.ctx.clone());
         let request = CallRequest::new(
             instance.ctx.identity().clone(),
-            Arc::from(action),
+            ActionName::new(action, instance.plugin.action_names()),
             payload,
             cx,
         );
-        let out = instance.pipeline.clone().oneshot(request).await;
-        drop(pass);
-        out
+        instance.pipeline.clone().oneshot(request).await
     }
 
     /// How long a call or request waits for a reload to finish: the options' `swap_wait`,

@@ -16,14 +16,16 @@ use crate::{
 /// Applies [`Authorize`]: checks that the caller may call the target's action.
 #[derive(Debug, Clone)]
 pub struct AuthorizeLayer {
-    target: PluginIdentity,
-    audit: Arc<Audit>,
+    /// One reference count for both (the stack is cloned per call).
+    shared: Arc<(PluginIdentity, Arc<Audit>)>,
 }
 
 impl AuthorizeLayer {
     /// Authorisation of calls to `target`; denials go to `audit`.
     pub fn new(target: PluginIdentity, audit: Arc<Audit>) -> Self {
-        Self { target, audit }
+        Self {
+            shared: Arc::new((target, audit)),
+        }
     }
 }
 
@@ -55,8 +57,8 @@ impl<S> Authorize<S> {
         let Caller::Plugin(caller) = caller else {
             return Ok(());
         };
-        let target = &self.layer.target;
-        let policy = Policy::new(&self.layer.audit);
+        let (target, audit) = &*self.layer.shared;
+        let policy = Policy::new(audit);
         policy
             .check(caller, Resource::plugin(target.name()), action)
             .and_then(|()| policy.check_caller(caller, target, action))

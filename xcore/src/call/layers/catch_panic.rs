@@ -63,7 +63,7 @@ where
     }
 
     fn call(&mut self, req: CallRequest) -> CallFuture {
-        let (target, action) = (req.target().clone(), req.action_arc());
+        let (target, action) = (req.target().clone(), req.action_name());
         let panicked = move |payload: Box<dyn Any + Send>| {
             let what = format!("{}.{action}", target.name());
             let message = catch_panic_message(&*payload);

@@ -15,23 +15,12 @@ use crate::{
 #[derive(Clone)]
 pub struct Handler {
     plugin: Arc<dyn Plugin>,
-    scope: Option<crate::PluginContext>,
 }
 
 impl Handler {
     /// Calls into `plugin`.
     pub fn new(plugin: Arc<dyn Plugin>) -> Self {
-        Self {
-            plugin,
-            scope: None,
-        }
-    }
-
-    /// The same handler, serving calls as the instance of `scope`: the context each call's
-    /// action sees is bound to it (call-bound handles).
-    pub(crate) fn with_scope(mut self, scope: crate::PluginContext) -> Self {
-        self.scope = Some(scope);
-        self
+        Self { plugin }
     }
 }
 
@@ -52,12 +41,8 @@ impl Service<CallRequest> for Handler {
 
     fn call(&mut self, req: CallRequest) -> CallFuture {
         let plugin = self.plugin.clone();
-        let scope = self.scope.clone();
         Box::pin(async move {
-            let (_, action, payload, mut cx) = req.into_parts();
-            if let Some(scope) = scope {
-                cx.set_scope(scope);
-            }
+            let (_, action, payload, cx) = req.into_parts();
             plugin.handle(&action, payload, &cx).await
         })
     }

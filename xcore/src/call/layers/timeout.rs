@@ -62,9 +62,9 @@ where
     fn call(&mut self, mut req: CallRequest) -> CallFuture {
         let deadline = Instant::now() + self.limit;
         let cx = req.context_mut();
-        *cx = cx.clone().with_deadline(deadline);
+        cx.tighten_deadline(deadline);
         let deadline = cx.deadline().unwrap_or(deadline);
-        let (target, action) = (req.target().clone(), req.action_arc());
+        let (target, action) = (req.target().clone(), req.action_name());
         let limit = self.limit;
         let fut = self.inner.call(req);
         Box::pin(async move {
