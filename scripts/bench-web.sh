@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
 PORT=${PORT:-18080}
-MODES=(axum-bare axum hyper actix)
+MODES=(${MODES:-axum-bare axum hyper actix})
 
 cargo build --release --example bench_server >&2
 BIN=target/release/examples/bench_server
