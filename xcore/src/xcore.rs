@@ -79,7 +79,7 @@ impl Xcore {
     /// The boot plan: waves and the nodes that cannot be planned. Available before boot;
     /// `Display` prints it readably.
     pub fn plan(&self) -> &Plan {
-        &self.shared.plan()
+        self.shared.plan()
     }
 
     /// Boots: every node's load hook wave by wave (concurrently inside a wave), then every
@@ -210,12 +210,12 @@ impl Xcore {
     /// The denials of this `Xcore`: counted, and the most recent kept (see
     /// [`XcoreBuilder::audit_capacity`]).
     pub fn audit(&self) -> &Audit {
-        &self.shared.audit()
+        self.shared.audit()
     }
 
     /// Where this `Xcore` records its metrics (see [`XcoreBuilder::metrics`]).
     pub fn metrics(&self) -> &Metrics {
-        &self.shared.metrics()
+        self.shared.metrics()
     }
 
     /// Samples the gauges into the metrics: `xcore_plugin_state{plugin,state}`, 1 for each
@@ -270,7 +270,7 @@ impl Xcore {
 
     /// The tenants this `Xcore` admits: register tenants here when the policy is `known`.
     pub fn tenants(&self) -> &Arc<crate::tenancy::Tenants> {
-        &self.shared.tenants()
+        self.shared.tenants()
     }
 
     /// Starts the web layer of this `Xcore`: one service serving the plugins' routes under

@@ -37,7 +37,7 @@ fn phase_name(phase: Phase) -> &'static str {
 
 /// Emits `plugin.<name>.<what>` for the plugins of `indices` whose status `pick` selects.
 async fn plugin_events(shared: &Shared, nodes: &Nodes, indices: &[usize], phase: Phase) {
-    let plan = &shared.plan();
+    let plan = shared.plan();
     for &i in indices {
         let node = &plan.nodes[i];
         if node.kind() != NodeKind::Plugin {
@@ -176,7 +176,7 @@ fn blocked_by(
 
 /// The context of service `i`: its loaded service dependencies.
 fn service_context(shared: &Shared, entries: &[Entry], i: usize) -> ServiceContext {
-    let plan = &shared.plan();
+    let plan = shared.plan();
     let deps: HashMap<String, Arc<dyn Service>> = plan.deps[i]
         .iter()
         .filter_map(|&d| match &entries[d] {
@@ -200,7 +200,7 @@ async fn load_wave(
     nodes: &mut Nodes,
     wave: &[usize],
 ) -> Option<(usize, String)> {
-    let plan = &shared.plan();
+    let plan = shared.plan();
     let limit = shared.options().load_timeout;
     let mut plugin_hooks = Vec::new();
     let mut service_hooks = Vec::new();
@@ -276,7 +276,7 @@ async fn start_wave(
     nodes: &mut Nodes,
     wave: &[usize],
 ) -> Option<(usize, String)> {
-    let plan = &shared.plan();
+    let plan = shared.plan();
     let limit = shared.options().start_timeout;
     let mut hooks = Vec::new();
     for &i in wave {
@@ -378,9 +378,9 @@ pub(super) async fn activate(
     let pipeline = build_pipeline(
         ctx,
         plugin.clone(),
-        &shared.layers(),
-        &shared.audit(),
-        &shared.metrics(),
+        shared.layers(),
+        shared.audit(),
+        shared.metrics(),
     );
     // Its routes, asked for once, right after a successful `on_start`.
     let routes = crate::web::collect_routes(&**plugin, ctx);
@@ -487,7 +487,7 @@ pub(super) fn loaded_services(entries: &[Entry]) -> Vec<Arc<dyn Service>> {
 /// Stops, in reverse wave order and concurrently inside a wave, the started plugins and the
 /// loaded services. Plugins stop receiving calls before their `on_stop`.
 async fn stop_all(shared: &Arc<Shared>, nodes: &mut Nodes) -> ShutdownReport {
-    let plan = &shared.plan();
+    let plan = shared.plan();
     let limit = shared.options().stop_timeout;
     let mut report = ShutdownReport::default();
     for wave in plan.waves.iter().rev() {
@@ -648,7 +648,7 @@ pub(crate) async fn boot(shared: &Arc<Shared>) -> Result<BootReport, BootError> 
     shared.transition(Lifecycle::Built, Lifecycle::Booting)?;
     let mut guard = shared.nodes().lock().await;
     let nodes = &mut *guard;
-    let plan = &shared.plan();
+    let plan = shared.plan();
 
     let mut abort = None;
     for (i, err) in &plan.rejected {

@@ -74,7 +74,7 @@ pub(crate) async fn run(
 
 /// The plan index of plugin `name`.
 fn index(shared: &Shared, name: &str) -> Result<usize, RuntimeError> {
-    let plan = &shared.plan();
+    let plan = shared.plan();
     plan.nodes
         .iter()
         .position(|n| n.kind() == NodeKind::Plugin && n.name() == name)
@@ -90,7 +90,7 @@ fn index(shared: &Shared, name: &str) -> Result<usize, RuntimeError> {
 
 /// The plugins that require `i`, directly or not, in wave order.
 fn dependents(shared: &Shared, i: usize) -> Vec<usize> {
-    let plan = &shared.plan();
+    let plan = shared.plan();
     let mut marked = vec![false; plan.nodes.len()];
     marked[i] = true;
     let mut out = Vec::new();
@@ -304,7 +304,7 @@ async fn bring_up(
 ) -> Result<(), (Phase, String)> {
     let started = Instant::now();
     let services = loaded_services(&nodes.entries);
-    let plan = &shared.plan();
+    let plan = shared.plan();
     let name = plan.nodes[i].name().to_owned();
     let Entry::Plugin {
         identity,

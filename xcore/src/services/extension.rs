@@ -128,7 +128,7 @@ impl<T: Service> Bind for ExtensionHandle<T> {
 impl<T: Service> NamedHandle for ExtensionHandle<T> {
     fn obtain_named(ctx: &PluginContext, name: &str) -> Result<Self, AccessError> {
         let (shared, service) = ctx.declared_service(name)?;
-        grant_mask(ctx.identity(), &shared.audit(), "service", name, &["use"])?;
+        grant_mask(ctx.identity(), shared.audit(), "service", name, &["use"])?;
         let any: Arc<dyn Any + Send + Sync> = service;
         any.downcast::<Extension<T>>()
             .map(|ext| Self { ext, call: None })

@@ -33,7 +33,7 @@ impl NamedHandle for Cache {
             })?;
         let mask = grant_mask(
             ctx.identity(),
-            &shared.audit(),
+            shared.audit(),
             "cache",
             namespace,
             &["read", "write", "delete"],

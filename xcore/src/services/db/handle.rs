@@ -257,7 +257,7 @@ impl NamedHandle for Db {
             })?;
         let mask = grant_mask(
             ctx.identity(),
-            &shared.audit(),
+            shared.audit(),
             "db",
             name,
             &["read", "write"],

@@ -28,7 +28,7 @@ impl Handle for Scheduler {
             })?;
         grant_mask(
             ctx.identity(),
-            &shared.audit(),
+            shared.audit(),
             "service",
             SchedulerService::NAME,
             &["schedule"],

@@ -95,7 +95,7 @@ fn check_access(
         // Through `grant_mask`, as `ctx.handle::<Scheduler>()`, so that a refusal is audited.
         Some(shared) => grant_mask(
             plugin,
-            &shared.audit(),
+            shared.audit(),
             "service",
             SchedulerService::NAME,
             &[ACTION],

@@ -28,7 +28,7 @@ impl Handle for Worker {
             })?;
         grant_mask(
             ctx.identity(),
-            &shared.audit(),
+            shared.audit(),
             "service",
             WorkerService::NAME,
             &["execute"],
