@@ -1,6 +1,7 @@
 //! Several `Xcore` instances on one Postgres behave as one: with the scheduler's lock on
 //! Postgres (no Redis), each firing of a job every instance schedules runs exactly once
-//! cluster-wide, also when an instance goes away.
+//! cluster-wide, also when an instance goes away; a task sent on one instance wakes the
+//! instance that runs it through `LISTEN`/`NOTIFY`, not at its next poll.
 
 use std::{
     collections::BTreeMap,
@@ -18,6 +19,7 @@ use xcore::{
         scheduler::{
             LockOptions, Scheduler, SchedulerOptions, SchedulerService, Trigger, chrono::Utc,
         },
+        worker::{TaskStatus, Worker, WorkerOptions, WorkerService},
     },
 };
 use xcore_testkit::PostgresServer;
@@ -182,4 +184,94 @@ async fn an_exclusive_job_never_overlaps_across_instances_on_a_postgres_lock() {
         "{runs} runs in 6.5 s of a 2.5 s job"
     );
     assert!(infos.iter().map(|i| i.skips).sum::<u64>() >= 2, "{infos:?}");
+}
+
+/// Runs the task `work`, counting.
+struct Runner(Arc<AtomicU64>);
+
+#[xcore::async_trait]
+impl xcore::Actions for Runner {
+    async fn handle(
+        &self,
+        action: &str,
+        _: serde_json::Value,
+        _: &xcore::CallContext,
+    ) -> Result<serde_json::Value, xcore::CallError> {
+        Err(xcore::CallError::unknown_action(action, &[]))
+    }
+}
+
+#[xcore::async_trait]
+impl xcore::Plugin for Runner {
+    async fn on_load(&mut self, ctx: &xcore::PluginContext) -> Result<(), xcore::PluginError> {
+        let runs = self.0.clone();
+        ctx.handle::<Worker>()
+            .map_err(xcore::PluginError::msg)?
+            .register("work", move |_, _: serde_json::Value| {
+                let runs = runs.clone();
+                async move {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
+                }
+            })
+            .map_err(xcore::PluginError::msg)?;
+        Ok(())
+    }
+}
+
+/// A task sent on one instance wakes the instance that runs it at once (`LISTEN`/`NOTIFY` on
+/// the queue's table), though both poll only every minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_sent_on_one_instance_wakes_another_through_notify() {
+    let Ok(server) = PostgresServer::start().await else {
+        eprintln!("no Postgres: skipped");
+        return;
+    };
+    let url = server.database().await.unwrap();
+    let options = || {
+        WorkerOptions::postgres_url(&url)
+            .poll_interval(Duration::from_secs(60))
+            .shutdown_timeout(Duration::from_secs(1))
+    };
+    let runs = Arc::new(AtomicU64::new(0));
+    let manifest = xcore::Manifest::builder("runner", "1.0.0")
+        .services(["worker"])
+        .permissions(["service:worker: execute"])
+        .build()
+        .unwrap();
+    let running = Xcore::builder()
+        .without_registered()
+        .service(WorkerService::new(options()).unwrap())
+        .plugin(manifest, Runner(runs.clone()))
+        .build()
+        .unwrap();
+    running.boot().await.unwrap().ensure_all_started().unwrap();
+    let sending = Xcore::builder()
+        .without_registered()
+        .service(WorkerService::new(options()).unwrap())
+        .build()
+        .unwrap();
+    sending.boot().await.unwrap().ensure_all_started().unwrap();
+    // Both engines have made their first claim (nothing) and sleep for a minute now.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let id = sending
+        .handle::<Worker>()
+        .unwrap()
+        .send("runner.work", &serde_json::json!({}))
+        .await
+        .unwrap();
+    let status = running
+        .handle::<Worker>()
+        .unwrap()
+        .wait(id, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(
+        matches!(status, TaskStatus::Succeeded { .. }),
+        "{status:?}: not woken within 10 s"
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    sending.shutdown().await;
+    running.shutdown().await;
 }

@@ -323,6 +323,12 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Connection {
+    /// The URL of the main database (for a connection of its own: a `LISTEN`, say).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn url(&self) -> &str {
+        &self.options.url
+    }
+
     /// Why read-only handles cannot be given on this connection, if they cannot.
     pub(crate) fn read_only_refusal(&self) -> Option<&str> {
         match &self.target {

@@ -157,6 +157,7 @@ impl Engine {
 
     /// Claims due tasks as permits free up, and runs them; returns when stopping.
     async fn consume(self: Arc<Self>) {
+        let queue_woken = self.queue.woken();
         loop {
             let first = tokio::select! {
                 biased;
@@ -207,9 +208,16 @@ impl Engine {
                     Wake::Poll => tokio::time::sleep(self.options.poll_interval).await,
                 }
             };
+            let woken = async {
+                match &queue_woken {
+                    Some(notify) => notify.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 () = self.stopping.cancelled() => return,
                 () = self.wake.notified() => {}
+                () = woken => {}
                 () = sleep => {}
             }
         }

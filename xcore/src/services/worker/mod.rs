@@ -93,6 +93,12 @@
 //! it has handlers for with `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED)`, so no
 //! two instances claim the same task, and a task sent before a restart runs after it.
 //!
+//! **Wake-ups.** An insert trigger on the table notifies the channel `xcore_tasks`, and every
+//! instance `LISTEN`s on it (a connection of its own, sqlx's `PgListener`, which reconnects by
+//! itself): a task sent on any instance wakes the instances that may run it at once, not at
+//! their next poll. Polling (`poll_interval`) stays, for delayed tasks coming due, retries,
+//! expired leases, and while the listening connection is down.
+//!
 //! A claim takes a **lease** (`lease`, 30 s by default), renewed every third of it while the
 //! attempt runs: only the attempts actually in flight in the instance are renewed (by task id
 //! and attempt), never every task it ever marked. When an instance dies, its leases expire and

@@ -17,7 +17,7 @@ pub(super) async fn open(
     ctx: &ServiceContext,
 ) -> Result<PgQueue, String> {
     sqlx::any::install_default_drivers();
-    let (pool, owned) = match target {
+    let (pool, owned, url) = match target {
         PostgresQueue::Url(url) => {
             if !(url.starts_with("postgres:") || url.starts_with("postgresql:")) {
                 return Err(
@@ -30,7 +30,7 @@ pub(super) async fn open(
                 .connect(url)
                 .await
                 .map_err(|e| format!("the worker's Postgres queue: {e}"))?;
-            (pool, true)
+            (pool, true, url.clone())
         }
         PostgresQueue::Database(name) => {
             let db = ctx.dependency::<DatabaseService>("db").ok_or(
@@ -51,10 +51,15 @@ pub(super) async fn open(
                      (`SELECT … FOR UPDATE SKIP LOCKED` is what lets instances share it)"
                 ));
             }
-            (conn.pool().clone(), false)
+            let url = db
+                .connection(&name)
+                .map_err(|e| e.to_string())?
+                .url()
+                .to_owned();
+            (conn.pool().clone(), false, url)
         }
     };
-    PgQueue::open(pool, owned, options.lease, options.retention)
+    PgQueue::open(pool, owned, options.lease, options.retention, Some(&url))
         .await
         .map_err(|e| format!("creating the table xcore_tasks: {e}"))
 }

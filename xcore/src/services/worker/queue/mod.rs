@@ -135,6 +135,12 @@ pub(crate) trait Queue: Send + Sync + 'static {
     /// When the consumer should look for tasks of `names` again.
     fn wake(&self, names: &Names) -> Wake;
 
+    /// Notified when another instance (or this one) pushed a task, for a queue that can tell
+    /// (Postgres: `LISTEN xcore_tasks`); `None` for one that is only polled.
+    fn woken(&self) -> Option<Arc<tokio::sync::Notify>> {
+        None
+    }
+
     /// How often [`maintain`](Self::maintain) must run; `None`: never.
     fn maintenance_interval(&self) -> Option<Duration> {
         None

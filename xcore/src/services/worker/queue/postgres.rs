@@ -20,6 +20,10 @@ use crate::{
 /// The durable queue.
 pub(crate) struct PgQueue {
     pool: AnyPool,
+    /// Notified by the listener on `xcore_tasks` (tasks pushed by any instance).
+    woken: Arc<tokio::sync::Notify>,
+    /// The listener task, when the queue listens.
+    listener: Option<tokio::task::JoinHandle<()>>,
     /// Whether the pool is the queue's own (closed with it) or the `db` service's.
     owned: bool,
     /// This instance's mark on the tasks it claims.
@@ -119,6 +123,28 @@ fn info(row: &AnyRow) -> Result<TaskInfo, WorkerError> {
     })
 }
 
+/// Listens on the channel `xcore_tasks` (the table's insert trigger notifies it) and wakes
+/// `woken` at each notification. The connection is sqlx's `PgListener`: it reconnects by
+/// itself; while it cannot, the queue is polled (every `poll_interval`) as before.
+async fn listen(
+    url: &str,
+    woken: Arc<tokio::sync::Notify>,
+) -> Result<tokio::task::JoinHandle<()>, WorkerError> {
+    let mut listener = sqlx::postgres::PgListener::connect(url).await?;
+    listener.listen("xcore_tasks").await?;
+    Ok(tokio::spawn(async move {
+        loop {
+            match listener.recv().await {
+                Ok(_) => woken.notify_one(),
+                Err(error) => {
+                    tracing::warn!(%error, "the worker's LISTEN connection failed; polling until it is back");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }))
+}
+
 impl PgQueue {
     /// The queue on `pool`; creates the table if missing (under an advisory lock, so that
     /// instances starting together do not race).
@@ -127,6 +153,7 @@ impl PgQueue {
         owned: bool,
         lease: Duration,
         retention: Duration,
+        listen_url: Option<&str>,
     ) -> Result<Self, WorkerError> {
         let mut tx = pool.begin().await?;
         sqlx::query(sql::LOCK_SCHEMA)
@@ -135,8 +162,15 @@ impl PgQueue {
             .await?;
         sqlx::raw_sql(sql::SCHEMA).execute(&mut *tx).await?;
         tx.commit().await?;
+        let woken = Arc::new(tokio::sync::Notify::new());
+        let listener = match listen_url {
+            Some(url) => Some(listen(url, woken.clone()).await?),
+            None => None,
+        };
         Ok(Self {
             pool,
+            woken,
+            listener,
             owned,
             instance: format!("{:016x}", fastrand::u64(..)),
             lease,
@@ -326,7 +360,14 @@ impl Queue for PgQueue {
         Ok(())
     }
 
+    fn woken(&self) -> Option<Arc<tokio::sync::Notify>> {
+        self.listener.as_ref().map(|_| self.woken.clone())
+    }
+
     async fn close(&self) {
+        if let Some(listener) = &self.listener {
+            listener.abort();
+        }
         if self.owned {
             self.pool.close().await;
         }

@@ -13,7 +13,9 @@ pub(super) const SCHEMA_LOCK: i64 = 0x7863_6f72_655f_776b;
 
 pub(super) const LOCK_SCHEMA: &str = "SELECT pg_advisory_xact_lock($1)";
 
-/// The table and its indexes, created if missing.
+/// The table and its indexes, created if missing, and the trigger that notifies the channel
+/// `xcore_tasks` after each insert (one notification per statement; Postgres folds identical
+/// notifications of one transaction): the wake-up of every instance listening.
 pub(super) const SCHEMA: &str = "\
 CREATE TABLE IF NOT EXISTS xcore_tasks (
     id BIGSERIAL PRIMARY KEY,
@@ -40,7 +42,15 @@ CREATE INDEX IF NOT EXISTS xcore_tasks_dead ON xcore_tasks (updated_at, id) WHER
 CREATE INDEX IF NOT EXISTS xcore_tasks_done ON xcore_tasks (updated_at) WHERE status = 'succeeded';
 CREATE UNIQUE INDEX IF NOT EXISTS xcore_tasks_idempotency
     ON xcore_tasks (name, tenant, idempotency_key) WHERE idempotency_key IS NOT NULL;
-";
+
+CREATE OR REPLACE FUNCTION xcore_tasks_notify() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    PERFORM pg_notify('xcore_tasks', '');
+    RETURN NULL;
+END
+$fn$;
+CREATE OR REPLACE TRIGGER xcore_tasks_notify AFTER INSERT ON xcore_tasks
+    FOR EACH STATEMENT EXECUTE FUNCTION xcore_tasks_notify();";
 
 /// $1 plugin, $2 name, $3 tenant, $4 payload, $5 max_attempts, $6 delay (ms), $7 key, $8 trace.
 pub(super) const INSERT: &str = concat!(
