@@ -275,3 +275,85 @@ async fn a_task_sent_on_one_instance_wakes_another_through_notify() {
     sending.shutdown().await;
     running.shutdown().await;
 }
+
+/// Three instances with the event bridge on one Postgres: an event emitted on one is received
+/// once by each of the others (tenant and trace kept, the source the emitting node), once
+/// locally (no echo), and an event outside the bridged patterns stays local.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_emitted_on_one_instance_reaches_each_other_once() {
+    use xcore::{
+        CallContext, TenantId,
+        events::{BridgeOptions, Event, EventBridge, EventSource, Flow},
+    };
+    let Ok(server) = PostgresServer::start().await else {
+        eprintln!("no Postgres: skipped");
+        return;
+    };
+    let url = server.database().await.unwrap();
+    let mut apps = Vec::new();
+    let mut nodes = Vec::new();
+    let seen: Vec<Arc<std::sync::Mutex<Vec<Event>>>> = (0..3).map(|_| Arc::default()).collect();
+    for seen in &seen {
+        let mut options = BridgeOptions::new(url.clone(), ["order.*"]);
+        options.channel = "scale_test_events".into();
+        let bridge = EventBridge::new(options).unwrap();
+        nodes.push(bridge.node().to_owned());
+        let xcore = Xcore::builder()
+            .without_registered()
+            .service(bridge)
+            .build()
+            .unwrap();
+        xcore.boot().await.unwrap().ensure_all_started().unwrap();
+        let seen = seen.clone();
+        xcore
+            .events()
+            .subscribe("**", move |event: Event| {
+                let seen = seen.clone();
+                async move {
+                    seen.lock().unwrap().push(event);
+                    Ok::<_, std::convert::Infallible>(Flow::Continue)
+                }
+            })
+            .unwrap();
+        apps.push(xcore);
+    }
+    let cx = CallContext::host().with_tenant(TenantId::new("acme").unwrap());
+    apps[0]
+        .events()
+        .emit(&cx, "order.created", serde_json::json!({"id": 7}))
+        .await
+        .unwrap();
+    apps[0]
+        .events()
+        .emit(&cx, "user.created", serde_json::json!({"id": 8}))
+        .await
+        .unwrap();
+    let received = |i: usize| -> Vec<Event> { seen[i].lock().unwrap().clone() };
+    for _ in 0..100 {
+        if received(1).len() == 1 && received(2).len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    // A little longer: nothing more arrives (no duplicate, no echo).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let local: Vec<String> = received(0).iter().map(|e| e.name().to_owned()).collect();
+    assert_eq!(
+        local,
+        ["order.created", "user.created"],
+        "local delivery, no echo"
+    );
+    for i in [1, 2] {
+        let events = received(i);
+        assert_eq!(events.len(), 1, "instance {i}: {events:?}");
+        let event = &events[0];
+        assert_eq!(event.name(), "order.created");
+        assert_eq!(event.payload(), &serde_json::json!({"id": 7}));
+        assert_eq!(event.tenant().as_str(), "acme");
+        assert_eq!(event.trace_id(), cx.trace().trace_id());
+        assert_eq!(event.source(), &EventSource::Bridge(nodes[0].clone()));
+    }
+    for app in apps {
+        app.shutdown().await;
+    }
+}

@@ -115,6 +115,9 @@ struct Subscription {
 /// The bus of one `Xcore`.
 pub(crate) struct EventBus {
     subs: RwLock<Vec<Arc<Subscription>>>,
+    /// Where bridged events go (the event bridge service, once started).
+    #[cfg(feature = "postgres")]
+    bridge: std::sync::OnceLock<super::bridge::Outbox>,
     next_id: AtomicU64,
     tasks: TaskTracker,
     pub(crate) audit: Arc<Audit>,
@@ -125,6 +128,8 @@ impl EventBus {
     pub(crate) fn new(audit: Arc<Audit>, metrics: crate::observability::Metrics) -> Self {
         Self {
             subs: RwLock::new(Vec::new()),
+            #[cfg(feature = "postgres")]
+            bridge: std::sync::OnceLock::new(),
             next_id: AtomicU64::new(1),
             tasks: TaskTracker::new(),
             audit,
@@ -175,8 +180,20 @@ impl EventBus {
         self.subs.read().unwrap_or_else(|p| p.into_inner()).len()
     }
 
+    /// Sends the events the bridge publishes to it from now on (once per bus).
+    #[cfg(feature = "postgres")]
+    pub(crate) fn attach_bridge(&self, outbox: super::bridge::Outbox) {
+        if self.bridge.set(outbox).is_err() {
+            tracing::warn!("a second event bridge on one Xcore is ignored");
+        }
+    }
+
     pub(crate) async fn emit(&self, event: Event, dispatch: Dispatch) -> EmitReport {
         self.metrics.event_emitted(event.name());
+        #[cfg(feature = "postgres")]
+        if let Some(outbox) = self.bridge.get() {
+            outbox.offer(&event);
+        }
         let mut once_fired = false;
         let selected: Vec<Arc<Subscription>> = {
             let subs = self.subs.read().unwrap_or_else(|p| p.into_inner());

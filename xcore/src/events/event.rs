@@ -6,6 +6,7 @@ use crate::{CallContext, CallError, ErrorCode, TenantId, TraceContext};
 
 /// Who emitted an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum EventSource {
     /// The container itself (the kernel events).
     Kernel,
@@ -13,6 +14,8 @@ pub enum EventSource {
     Host,
     /// A plugin.
     Plugin(String),
+    /// Another instance, through the event bridge (its node id); feature `postgres`.
+    Bridge(String),
 }
 
 impl fmt::Display for EventSource {
@@ -21,6 +24,7 @@ impl fmt::Display for EventSource {
             EventSource::Kernel => f.write_str("kernel"),
             EventSource::Host => f.write_str("host"),
             EventSource::Plugin(name) => write!(f, "plugin `{name}`"),
+            EventSource::Bridge(node) => write!(f, "node `{node}` (bridged)"),
         }
     }
 }

@@ -59,3 +59,21 @@ pub use access::AccessError;
 pub(crate) use access::{check_declared, grant_mask};
 pub(crate) use builtin::builtin;
 pub use extension::{Extension, ExtensionHandle};
+
+/// `url` with its password hidden (`postgres://app:***@db/app`), for messages and logs.
+#[cfg_attr(
+    not(any(feature = "redis", feature = "postgres", feature = "scheduler")),
+    allow(dead_code)
+)]
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..end].rfind('@') else {
+        return url.to_owned();
+    };
+    let user = rest[..at].split(':').next().unwrap_or("");
+    let hidden = if rest[..at].contains(':') { ":***" } else { "" };
+    format!("{scheme}://{user}{hidden}@{}", &rest[at + 1..])
+}

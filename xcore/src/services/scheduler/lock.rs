@@ -159,14 +159,5 @@ fn unreachable_backend<T>() -> Result<T, String> {
 /// `url` with its password hidden (`redis://:***@host/0`).
 #[cfg_attr(not(any(feature = "redis", feature = "postgres")), allow(dead_code))]
 pub(crate) fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let end = rest.find('/').unwrap_or(rest.len());
-    let Some(at) = rest[..end].rfind('@') else {
-        return url.to_owned();
-    };
-    let user = rest[..at].split(':').next().unwrap_or("");
-    let hidden = if rest[..at].contains(':') { ":***" } else { "" };
-    format!("{scheme}://{user}{hidden}@{}", &rest[at + 1..])
+    crate::services::redact_url(url)
 }
