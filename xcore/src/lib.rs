@@ -91,7 +91,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `sqlite` | yes | `services::db` on SQLite (sqlx) |
-//! | `postgres` | no | `services::db` on Postgres (sqlx) |
+//! | `postgres` | no | `services::db` on Postgres (sqlx); on Postgres also the worker's durable queue (`LISTEN`/`NOTIFY` wake-ups), the scheduler's firing lock and the event bridge (`events::EventBridge`) |
 //! | `redis` | no | the Redis and tiered backends of `services::cache` (bb8-redis) |
 //! | `scheduler` | yes | `services::scheduler` (tokio-cron-scheduler) |
 //! | `axum` | yes | `web::axum`: mount plugins and the admin API into an axum `Router`; extractors (`CallContext`, `web::axum::Json`) |
