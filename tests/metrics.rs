@@ -454,3 +454,35 @@ async fn a_host_recorder_receives_the_series() {
     );
     booted.app.shutdown().await;
 }
+
+/// `xcore_db_pool_connections{db,state}`: the database service reports its pools (tenants'
+/// included) each time the gauges are sampled; a connection held shows as in use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_pools_are_sampled() {
+    use xcore::services::db::{DatabaseOptions, DatabaseService, Db};
+    let xcore = xcore::Xcore::builder()
+        .without_registered()
+        .metrics(Metrics::prometheus())
+        .service(DatabaseService::new([("main", DatabaseOptions::default())]))
+        .build()
+        .unwrap();
+    xcore.boot().await.unwrap().ensure_all_started().unwrap();
+    let gauge = |text: &str, state| {
+        value(
+            text,
+            "xcore_db_pool_connections",
+            &[("db", "main"), ("state", state)],
+        )
+    };
+    xcore.sample_metrics();
+    let text = xcore.metrics().render_prometheus().unwrap();
+    assert_eq!(gauge(&text, "in_use"), Some(0.0), "{text}");
+    assert!(gauge(&text, "idle").is_some(), "{text}");
+    let db = xcore.named::<Db>("main").unwrap();
+    let held = db.pool().acquire().await.unwrap();
+    xcore.sample_metrics();
+    let text = xcore.metrics().render_prometheus().unwrap();
+    assert_eq!(gauge(&text, "in_use"), Some(1.0), "{text}");
+    drop(held);
+    xcore.shutdown().await;
+}

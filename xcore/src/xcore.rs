@@ -219,12 +219,16 @@ impl Xcore {
     }
 
     /// Samples the gauges into the metrics: `xcore_plugin_state{plugin,state}`, 1 for each
-    /// plugin's current state and 0 for the others. `GET {admin}/metrics` samples before it
+    /// plugin's current state and 0 for the others, and each service's own
+    /// ([`Service::sample_metrics`]: `xcore_db_pool_connections{db,state}` for the databases). `GET {admin}/metrics` samples before it
     /// renders; a host exporting elsewhere calls this before each export (or periodically).
     pub fn sample_metrics(&self) {
         let metrics = &self.shared.metrics();
         if !metrics.is_enabled() {
             return;
+        }
+        for (_, service) in self.shared.services() {
+            service.sample_metrics(metrics);
         }
         for status in self.plugins() {
             let plugin: Arc<str> = Arc::from(status.name.as_str());

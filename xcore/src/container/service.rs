@@ -103,6 +103,13 @@ pub trait Service: Any + Send + Sync {
         let _ = plugin;
     }
 
+    /// Reports the service's gauges into `metrics` (pool sizes, queue depths): called by
+    /// [`Xcore::sample_metrics`](crate::Xcore::sample_metrics) (and so before each scrape of
+    /// `GET {admin}/metrics`). The default reports nothing.
+    fn sample_metrics(&self, metrics: &crate::observability::Metrics) {
+        let _ = metrics;
+    }
+
     /// Releases the service's resources; see the contract above.
     async fn shutdown(&self) -> Result<(), ServiceError> {
         Ok(())

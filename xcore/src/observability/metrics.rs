@@ -147,6 +147,20 @@ impl Metrics {
         }
     }
 
+    /// Sets the gauge `name` with these labels to `value` (nothing when disabled): what a
+    /// service reports from [`Service::sample_metrics`](crate::Service::sample_metrics).
+    /// Keep label values bounded (names from the config, states), never tenant ids.
+    pub fn set_gauge(&self, name: &'static str, labels: &[(&'static str, &str)], value: f64) {
+        if self.inner.is_none() {
+            return;
+        }
+        let labels = labels
+            .iter()
+            .map(|(k, v)| Label::new(*k, (*v).to_owned()))
+            .collect();
+        self.gauge(name, labels).set(value);
+    }
+
     /// A histogram (a no-op one when disabled).
     pub(crate) fn histogram(&self, name: &'static str, labels: Vec<Label>) -> Histogram {
         match &self.inner {

@@ -41,6 +41,7 @@
 //! | `xcore_job_runs_total` | counter | `plugin`, `job`, `outcome` | every firing of a scheduled job this instance ran (`succeeded`, `failed` after its retries) or skipped (`skipped`: overlap, too late, lock unavailable) |
 //! | `xcore_tasks_total` | counter | `plugin`, `task`, `outcome` | every attempt of a worker task run here: `succeeded`, `retried`, `dead` |
 //! | `xcore_plugin_state` | gauge | `plugin`, `state` | 1 for the plugin's state, 0 for the others; sampled by [`Xcore::sample_metrics`](crate::Xcore::sample_metrics) |
+//! | `xcore_db_pool_connections` | gauge | `db`, `state` (`idle`, `in_use`) | the connections open in each database's pools, tenants' included; sampled by [`Xcore::sample_metrics`](crate::Xcore::sample_metrics) through [`Service::sample_metrics`](crate::Service::sample_metrics) |
 //!
 //! # Cardinality
 //!

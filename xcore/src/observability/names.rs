@@ -20,6 +20,9 @@ pub const JOB_RUNS_TOTAL: &str = "xcore_job_runs_total";
 pub const TASKS_TOTAL: &str = "xcore_tasks_total";
 /// The state of each plugin: gauge (1 for its state, 0 for the others), `plugin`, `state`.
 pub const PLUGIN_STATE: &str = "xcore_plugin_state";
+/// The connections of each database's pools (tenants' included): gauge, `db`, `state`
+/// (`idle`, `in_use`).
+pub const DB_POOL_CONNECTIONS: &str = "xcore_db_pool_connections";
 
 /// Every metric, with its kind and help text (what recorders are told at the start).
 pub(crate) const DESCRIPTIONS: &[(&str, Kind, &str)] = &[
@@ -67,6 +70,11 @@ pub(crate) const DESCRIPTIONS: &[(&str, Kind, &str)] = &[
         PLUGIN_STATE,
         Kind::Gauge,
         "1 for the plugin's current state, 0 for the others.",
+    ),
+    (
+        DB_POOL_CONNECTIONS,
+        Kind::Gauge,
+        "Connections open in each database's pools (tenants' included), idle or in use.",
     ),
 ];
 

@@ -323,6 +323,26 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Connection {
+    /// The connections open and idle across this database's pools, tenants' included.
+    pub(crate) fn pool_counts(&self) -> (usize, usize) {
+        let count = |pools: &Pools| {
+            (
+                pools.rw.size() as usize + pools.ro.size() as usize,
+                pools.rw.num_idle() + pools.ro.num_idle(),
+            )
+        };
+        let (mut open, mut idle) = count(&self.base);
+        let tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        for slot in tenants.values() {
+            if let Some(pools) = slot.pools.get() {
+                let (o, i) = count(pools);
+                open += o;
+                idle += i;
+            }
+        }
+        (open, idle)
+    }
+
     /// The URL of the main database (for a connection of its own: a `LISTEN`, say).
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn url(&self) -> &str {
@@ -572,6 +592,23 @@ impl Service for DatabaseService {
         }
         let _ = self.connections.set(opened);
         Ok(())
+    }
+
+    fn sample_metrics(&self, metrics: &crate::observability::Metrics) {
+        let Some(connections) = self.connections.get() else {
+            return;
+        };
+        for conn in connections {
+            let (open, idle) = conn.pool_counts();
+            let name = conn.name.as_str();
+            let gauge = crate::observability::names::DB_POOL_CONNECTIONS;
+            metrics.set_gauge(gauge, &[("db", name), ("state", "idle")], idle as f64);
+            metrics.set_gauge(
+                gauge,
+                &[("db", name), ("state", "in_use")],
+                open.saturating_sub(idle) as f64,
+            );
+        }
     }
 
     async fn health(&self) -> Health {
