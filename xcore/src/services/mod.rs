@@ -62,7 +62,7 @@ pub use extension::{Extension, ExtensionHandle};
 
 /// `url` with its password hidden (`postgres://app:***@db/app`), for messages and logs.
 #[cfg_attr(
-    not(any(feature = "redis", feature = "postgres", feature = "scheduler")),
+    not(any(feature = "redis", feature = "postgres", feature = "sqlite")),
     allow(dead_code)
 )]
 pub(crate) fn redact_url(url: &str) -> String {

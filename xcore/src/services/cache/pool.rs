@@ -133,7 +133,7 @@ pub(crate) struct RedisPool {
 impl RedisPool {
     /// A pool for `options` (opens no connection yet).
     pub(crate) async fn new(options: &RedisOptions) -> Result<Self, CacheError> {
-        let url = redact(&options.url);
+        let url = crate::services::redact_url(&options.url);
         let invalid = |e: RedisError| CacheError::InvalidOptions {
             message: format!("`services.cache.redis.url` `{url}` is not a Redis URL: {e}"),
         };
@@ -281,23 +281,9 @@ impl RedisPool {
     }
 }
 
-/// `url` with the password (if any) replaced by `***`.
-pub(crate) fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else {
-        return url.to_owned();
-    };
-    let user = rest[..at].split(':').next().unwrap_or("");
-    let hidden = if rest[..at].contains(':') { ":***" } else { "" };
-    format!("{scheme}://{user}{hidden}@{}", &rest[at + 1..])
-}
-
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use crate::services::redact_url as redact;
 
     #[test]
     fn passwords_are_hidden() {

@@ -155,9 +155,3 @@ impl FiringLock {
 fn unreachable_backend<T>() -> Result<T, String> {
     Err("no lock backend is compiled in".into())
 }
-
-/// `url` with its password hidden (`redis://:***@host/0`).
-#[cfg_attr(not(any(feature = "redis", feature = "postgres")), allow(dead_code))]
-pub(crate) fn redact(url: &str) -> String {
-    crate::services::redact_url(url)
-}

@@ -68,7 +68,7 @@ impl PostgresLock {
         options: &LockOptions,
         instance: &str,
     ) -> Result<Self, SchedulerError> {
-        let url = super::lock::redact(&options.url);
+        let url = crate::services::redact_url(&options.url);
         let connect: PgConnectOptions =
             options
                 .url

@@ -46,7 +46,7 @@ impl RedisLock {
         options: &LockOptions,
         instance: &str,
     ) -> Result<Self, SchedulerError> {
-        let url = super::lock::redact(&options.url);
+        let url = crate::services::redact_url(&options.url);
         let client =
             Client::open(options.url.as_str()).map_err(|e| SchedulerError::InvalidOptions {
                 message: format!("`services.scheduler.lock.url` `{url}` is not a Redis URL: {e}"),
@@ -162,7 +162,7 @@ impl RedisLock {
 /// `url` with the password (if any) replaced by `***`.
 #[cfg(test)]
 mod tests {
-    use super::super::lock::redact;
+    use crate::services::redact_url as redact;
 
     #[test]
     fn passwords_are_hidden() {
