@@ -328,6 +328,13 @@ async fn an_event_emitted_on_one_instance_reaches_each_other_once() {
         .emit(&cx, "user.created", serde_json::json!({"id": 8}))
         .await
         .unwrap();
+    // Over the bridge's message bound: stays local.
+    let big = "x".repeat(7_900);
+    apps[0]
+        .events()
+        .emit(&cx, "order.big", serde_json::json!({ "blob": big }))
+        .await
+        .unwrap();
     let received = |i: usize| -> Vec<Event> { seen[i].lock().unwrap().clone() };
     for _ in 0..100 {
         if received(1).len() == 1 && received(2).len() == 1 {
@@ -340,7 +347,7 @@ async fn an_event_emitted_on_one_instance_reaches_each_other_once() {
     let local: Vec<String> = received(0).iter().map(|e| e.name().to_owned()).collect();
     assert_eq!(
         local,
-        ["order.created", "user.created"],
+        ["order.created", "user.created", "order.big"],
         "local delivery, no echo"
     );
     for i in [1, 2] {
@@ -353,6 +360,9 @@ async fn an_event_emitted_on_one_instance_reaches_each_other_once() {
         assert_eq!(event.trace_id(), cx.trace().trace_id());
         assert_eq!(event.source(), &EventSource::Bridge(nodes[0].clone()));
     }
+    // The oversized event was refused by the bridge, not by Postgres: no failure, healthy.
+    let health = apps[0].health().await;
+    assert_eq!(health.status(), xcore::HealthStatus::Healthy, "{health:?}");
     for app in apps {
         app.shutdown().await;
     }

@@ -1559,35 +1559,26 @@ async fn a_lock_outage_skips_firings_and_degrades_health() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_or_unsupported_lock_fails_the_boot() {
-    let options = SchedulerOptions {
-        lock: Some(LockOptions {
-            command_timeout: Duration::from_millis(300),
-            ..LockOptions::new("redis://127.0.0.1:1/0")
-        }),
-        ..SchedulerOptions::default()
-    };
-    let service = SchedulerService::new(options).unwrap();
-    let err = TestApp::builder()
-        .service(service)
-        .boot()
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("scheduler"), "{err}");
-    // So does an unreachable Postgres lock.
-    let options = SchedulerOptions {
-        lock: Some(LockOptions {
-            command_timeout: Duration::from_millis(300),
-            ..LockOptions::new("postgres://postgres@127.0.0.1:1/app")
-        }),
-        ..SchedulerOptions::default()
-    };
-    let service = SchedulerService::new(options).unwrap();
-    let err = TestApp::builder()
-        .service(service)
-        .boot()
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
+    // An unreachable Redis lock, or Postgres lock, fails the boot.
+    for (url, named) in [
+        ("redis://127.0.0.1:1/0", "scheduler"),
+        ("postgres://postgres@127.0.0.1:1/app", "127.0.0.1:1"),
+    ] {
+        let options = SchedulerOptions {
+            lock: Some(LockOptions {
+                command_timeout: Duration::from_millis(300),
+                ..LockOptions::new(url)
+            }),
+            ..SchedulerOptions::default()
+        };
+        let service = SchedulerService::new(options).unwrap();
+        let err = TestApp::builder()
+            .service(service)
+            .boot()
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains(named), "{url}: {err}");
+    }
     // A URL of no known server is refused when the service is built.
     let options = SchedulerOptions {
         lock: Some(LockOptions::new("mysql://localhost/app")),

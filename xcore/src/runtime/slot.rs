@@ -173,3 +173,30 @@ pub(crate) async fn enter(
     }
     Err(Refused::Absent(slot.get()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A call waiting for a swap gets the slot's state when the swap ends without an
+    /// instance, and `Swapping` once its wait is over: the wait is bounded.
+    #[tokio::test(start_paused = true)]
+    async fn the_wait_for_a_swap_is_bounded() {
+        let slot = Arc::new(Slot::new());
+        slot.set(Live::Swapping);
+        let waited = slot.instance(Duration::from_millis(500)).await;
+        assert!(matches!(waited, Err(Live::Swapping)));
+
+        let ending = {
+            let slot = slot.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                slot.set(Live::Down(PluginState::Failed, Some(Arc::from("boom"))));
+            })
+        };
+        let waited = slot.instance(Duration::from_secs(30)).await;
+        assert!(matches!(waited, Err(Live::Down(PluginState::Failed, _))));
+        ending.await.unwrap();
+        assert_eq!(slot.state().0, PluginState::Failed);
+    }
+}
