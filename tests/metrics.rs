@@ -486,3 +486,55 @@ async fn the_database_pools_are_sampled() {
     drop(held);
     xcore.shutdown().await;
 }
+
+#[tokio::test]
+async fn cache_operations_are_counted_by_operation_and_result() {
+    use xcore::services::cache::{Cache, CacheOptions, CacheService, Ttl};
+    let xcore = xcore::Xcore::builder()
+        .without_registered()
+        .metrics(Metrics::prometheus())
+        .service(CacheService::new(CacheOptions::default()))
+        .build()
+        .unwrap();
+    xcore.boot().await.unwrap().ensure_all_started().unwrap();
+    let cache = xcore.named::<Cache>("counted").unwrap();
+    cache.set("a", &1, Ttl::Default).await.unwrap();
+    cache.set("text", &"x", Ttl::Default).await.unwrap();
+    for key in ["a", "a", "missing"] {
+        cache.get::<i32>(key).await.unwrap();
+    }
+    cache.mget::<i32, _>(&["a", "b", "c"]).await.unwrap();
+    cache.incr("text", 1).await.unwrap_err();
+    // Refused before the backend: not an operation.
+    cache.get::<i32>("").await.unwrap_err();
+    xcore.sample_metrics();
+    let text = xcore.metrics().render_prometheus().unwrap();
+    let count = |op, result| {
+        value(
+            &text,
+            "xcore_cache_operations_total",
+            &[("backend", "memory"), ("op", op), ("result", result)],
+        )
+    };
+    assert_eq!(count("set", "ok"), Some(2.0), "{text}");
+    assert_eq!(count("get", "hit"), Some(2.0), "{text}");
+    assert_eq!(count("get", "miss"), Some(1.0), "{text}");
+    assert_eq!(count("mget", "hit"), Some(1.0), "{text}");
+    assert_eq!(count("mget", "miss"), Some(2.0), "{text}");
+    assert_eq!(count("incr", "error"), Some(1.0), "{text}");
+    assert_eq!(count("get", "error"), None, "{text}");
+    // Totals keep growing between samples.
+    cache.get::<i32>("a").await.unwrap();
+    xcore.sample_metrics();
+    let text = xcore.metrics().render_prometheus().unwrap();
+    assert_eq!(
+        value(
+            &text,
+            "xcore_cache_operations_total",
+            &[("backend", "memory"), ("op", "get"), ("result", "hit")],
+        ),
+        Some(3.0),
+        "{text}"
+    );
+    xcore.shutdown().await;
+}

@@ -161,6 +161,21 @@ impl Metrics {
         self.gauge(name, labels).set(value);
     }
 
+    /// Sets the counter `name` with these labels to `value` (nothing when disabled): a total
+    /// that a service keeps itself and reports from
+    /// [`Service::sample_metrics`](crate::Service::sample_metrics). The value must only grow.
+    /// Keep label values bounded, as for [`set_gauge`](Self::set_gauge).
+    pub fn set_counter(&self, name: &'static str, labels: &[(&'static str, &str)], value: u64) {
+        if self.inner.is_none() {
+            return;
+        }
+        let labels = labels
+            .iter()
+            .map(|(k, v)| Label::new(*k, (*v).to_owned()))
+            .collect();
+        self.counter(name, labels).absolute(value);
+    }
+
     /// A histogram (a no-op one when disabled).
     pub(crate) fn histogram(&self, name: &'static str, labels: Vec<Label>) -> Histogram {
         match &self.inner {

@@ -38,6 +38,7 @@
 //! | `xcore_http_request_duration_seconds` | histogram | `plugin`, `route` | the same requests, until the response head is ready |
 //! | `xcore_denials_total` | counter | `plugin`, `kind` | every denial kept by the [`Audit`](crate::permissions::Audit) (`permission`, `caller`) |
 //! | `xcore_events_emitted_total` | counter | `event` | every event emitted (published) on the bus |
+//! | `xcore_cache_operations_total` | counter | `backend` (`memory`, `redis`, `tiered`), `op`, `result` | every operation a cache handle sent to the backend (not those refused before: denials, invalid keys): `result` is `hit` or `miss` for reads (`get`, and per key for `mget`), else `ok`, or `error` when it failed (the backend's error, `incr` on a value that is not an integer); kept by the service and reported when sampled by [`Xcore::sample_metrics`](crate::Xcore::sample_metrics) |
 //! | `xcore_job_runs_total` | counter | `plugin`, `job`, `outcome` | every firing of a scheduled job this instance ran (`succeeded`, `failed` after its retries) or skipped (`skipped`: overlap, too late, lock unavailable) |
 //! | `xcore_tasks_total` | counter | `plugin`, `task`, `outcome` | every attempt of a worker task run here: `succeeded`, `retried`, `dead` |
 //! | `xcore_plugin_state` | gauge | `plugin`, `state` | 1 for the plugin's state, 0 for the others; sampled by [`Xcore::sample_metrics`](crate::Xcore::sample_metrics) |
@@ -59,6 +60,7 @@
 //! | `event` | the event names emitted: plugin-defined, so bounded by the plugins' code (an event name built from user input would break the bound: don't) | the code |
 //! | `job` | the job ids: chosen by the plugins' code (a declared `#[job]`, a config job, or an id given to the scheduler); a job id built from user data (one job per user, say) breaks the bound: give such jobs a fixed id prefix and keep them out of hot paths, or use the worker | the code |
 //! | `task` | the task names registered by the plugins (`<name>` without the namespace) | the code |
+//! | `backend`, `op`, `result` | the cache backends, the 10 operations (`get`, `set`, `delete`, `exists`, `incr`, `ttl`, `mget`, `mset`, `keys`, `delete_pattern`), the 4 results | the code |
 //! | `outcome` | the fixed outcomes of jobs and tasks | the code |
 //! | `state` | `pending`, `running`, `reloading`, `stopped`, `failed`, `skipped`, `rolled_back` ([`PluginState`](crate::runtime::PluginState)) | the code |
 

@@ -12,6 +12,9 @@ pub const HTTP_REQUEST_DURATION_SECONDS: &str = "xcore_http_request_duration_sec
 pub const DENIALS_TOTAL: &str = "xcore_denials_total";
 /// Events emitted: counter, `event`.
 pub const EVENTS_EMITTED_TOTAL: &str = "xcore_events_emitted_total";
+/// Operations a cache service sent to its backend: counter, `backend`, `op`, `result`
+/// (`hit`, `miss`, `ok`, `error`).
+pub const CACHE_OPERATIONS_TOTAL: &str = "xcore_cache_operations_total";
 /// Runs of scheduled jobs: counter, `plugin`, `job`, `outcome` (`succeeded`, `failed`,
 /// `skipped`).
 pub const JOB_RUNS_TOTAL: &str = "xcore_job_runs_total";
@@ -55,6 +58,11 @@ pub(crate) const DESCRIPTIONS: &[(&str, Kind, &str)] = &[
         EVENTS_EMITTED_TOTAL,
         Kind::Counter,
         "Events emitted on the event bus, by event name.",
+    ),
+    (
+        CACHE_OPERATIONS_TOTAL,
+        Kind::Counter,
+        "Operations sent to the cache backends, by operation and result.",
     ),
     (
         JOB_RUNS_TOTAL,

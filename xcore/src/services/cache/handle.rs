@@ -12,6 +12,7 @@ use super::{
     flight::{self, Flights, Join},
     key::{FullKey, check_key, check_pattern, escape_glob, scope},
     lru::Blob,
+    ops::{Op, OpCounts},
 };
 use crate::{
     CallContext, TenantId,
@@ -25,6 +26,7 @@ pub(crate) struct Core {
     pub(crate) prefix: String,
     pub(crate) default_ttl: Duration,
     pub(crate) flights: Flights,
+    pub(crate) ops: OpCounts,
 }
 
 const READ: u8 = 1;
@@ -252,7 +254,7 @@ impl Cache {
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, CacheError> {
         self.allow(READ)?;
         let full = self.key(key)?;
-        match self.core.store.get(&full).await? {
+        match self.core.ops.read(self.core.store.get(&full).await)? {
             Some(blob) => decode(key, &blob).map(Some),
             None => Ok(None),
         }
@@ -271,21 +273,24 @@ impl Cache {
         let full = self.key(key)?;
         let ttl = self.resolve(ttl)?;
         let blob = encode(key, value)?;
-        self.core.store.set(&full, blob, ttl).await
+        let done = self.core.store.set(&full, blob, ttl).await;
+        self.core.ops.done(Op::Set, done)
     }
 
     /// Deletes `key`; whether it existed. Needs `delete`.
     pub async fn delete(&self, key: &str) -> Result<bool, CacheError> {
         self.allow(DELETE)?;
         let full = self.key(key)?;
-        self.core.store.delete(&full).await
+        let done = self.core.store.delete(&full).await;
+        self.core.ops.done(Op::Delete, done)
     }
 
     /// Whether `key` holds a value. Needs `read`.
     pub async fn exists(&self, key: &str) -> Result<bool, CacheError> {
         self.allow(READ)?;
         let full = self.key(key)?;
-        self.core.store.exists(&full).await
+        let done = self.core.store.exists(&full).await;
+        self.core.ops.done(Op::Exists, done)
     }
 
     /// Adds `by` (which may be negative) to the integer at `key` and returns the result.
@@ -297,10 +302,10 @@ impl Cache {
     pub async fn incr(&self, key: &str, by: i64) -> Result<i64, CacheError> {
         self.allow(WRITE)?;
         let full = self.key(key)?;
+        let done = self.core.store.incr(&full, by).await;
         self.core
-            .store
-            .incr(&full, by)
-            .await
+            .ops
+            .done(Op::Incr, done)
             .map_err(|e| Self::rekey(e, key))
     }
 
@@ -308,7 +313,8 @@ impl Cache {
     pub async fn ttl(&self, key: &str) -> Result<KeyTtl, CacheError> {
         self.allow(READ)?;
         let full = self.key(key)?;
-        self.core.store.ttl(&full).await
+        let done = self.core.store.ttl(&full).await;
+        self.core.ops.done(Op::Ttl, done)
     }
 
     /// The values at `keys`, in order, each decoded as `T` (`None` where missing), in one round
@@ -322,7 +328,7 @@ impl Cache {
             .iter()
             .map(|k| self.full(k.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
-        let blobs = self.core.store.mget(&full).await?;
+        let blobs = self.core.ops.read_many(self.core.store.mget(&full).await)?;
         keys.iter()
             .zip(blobs)
             .map(|(k, blob)| blob.map(|b| decode(k.as_ref(), &b)).transpose())
@@ -342,7 +348,8 @@ impl Cache {
             .iter()
             .map(|(k, v)| Ok((self.full(k.as_ref())?, encode(k.as_ref(), v)?)))
             .collect::<Result<Vec<_>, CacheError>>()?;
-        self.core.store.mset(&encoded, ttl).await
+        let done = self.core.store.mset(&encoded, ttl).await;
+        self.core.ops.done(Op::Mset, done)
     }
 
     /// The keys of this namespace and tenant matching the glob `pattern` (Redis rules: `*`,
@@ -353,7 +360,8 @@ impl Cache {
     pub async fn keys(&self, pattern: &str) -> Result<Vec<String>, CacheError> {
         self.allow(READ)?;
         let full = self.full_pattern(pattern)?;
-        let keys = self.core.store.keys(&full).await?;
+        let done = self.core.store.keys(&full).await;
+        let keys = self.core.ops.done(Op::Keys, done)?;
         Ok(keys
             .into_iter()
             .filter_map(|k| k.strip_prefix(&*self.scope).map(str::to_owned))
@@ -365,7 +373,8 @@ impl Cache {
     pub async fn delete_pattern(&self, pattern: &str) -> Result<u64, CacheError> {
         self.allow(DELETE)?;
         let full = self.full_pattern(pattern)?;
-        self.core.store.delete_pattern(&full).await
+        let done = self.core.store.delete_pattern(&full).await;
+        self.core.ops.done(Op::DeletePattern, done)
     }
 
     /// Deletes every key of this namespace **and tenant** (nothing else: not other namespaces,
@@ -373,7 +382,8 @@ impl Cache {
     pub async fn clear(&self) -> Result<u64, CacheError> {
         self.allow(DELETE)?;
         let full = format!("{}*", escape_glob(&self.scope));
-        self.core.store.delete_pattern(&full).await
+        let done = self.core.store.delete_pattern(&full).await;
+        self.core.ops.done(Op::DeletePattern, done)
     }
 
     /// The value at `key`; on a miss, runs `factory`, stores its value for `ttl` and returns it.
@@ -401,7 +411,7 @@ impl Cache {
         let ttl = self.resolve(ttl)?;
         let mut factory = Some(factory);
         loop {
-            if let Some(blob) = self.core.store.get(&full).await? {
+            if let Some(blob) = self.core.ops.read(self.core.store.get(&full).await)? {
                 return decode(key, &blob);
             }
             let leader = match self.core.flights.join(&full) {
@@ -420,7 +430,11 @@ impl Cache {
             };
             let outcome = match factory().await {
                 Ok(value) => match encode(key, &value) {
-                    Ok(blob) => match self.core.store.set(&full, blob.clone(), ttl).await {
+                    Ok(blob) => match self
+                        .core
+                        .ops
+                        .done(Op::Set, self.core.store.set(&full, blob.clone(), ttl).await)
+                    {
                         Ok(()) => Ok((value, blob)),
                         Err(e) => Err(e),
                     },

@@ -49,6 +49,7 @@ mod handle;
 mod key;
 mod lru;
 mod memory;
+mod ops;
 mod options;
 #[doc(hidden)]
 pub mod raw;

@@ -12,6 +12,7 @@ use super::{
     handle::{Access, Cache, Core},
     key::check_namespace,
     memory::MemoryBackend,
+    ops::OpCounts,
 };
 use crate::{Health, Service, ServiceContext, ServiceError, permissions::Audit};
 
@@ -171,6 +172,7 @@ fn core(options: &CacheOptions, store: Store) -> Core {
         prefix: options.prefix.clone(),
         default_ttl: std::time::Duration::from_secs(options.ttl),
         flights: Flights::default(),
+        ops: OpCounts::default(),
     }
 }
 
@@ -245,6 +247,17 @@ impl Service for CacheService {
             ));
         }
         Health::healthy_with(format!("PING in {took:?}; {stats}"))
+    }
+
+    fn sample_metrics(&self, metrics: &crate::observability::Metrics) {
+        if let Some(core) = self.inner.core.get() {
+            let backend = match self.inner.options.backend {
+                CacheBackendKind::Memory => "memory",
+                CacheBackendKind::Redis => "redis",
+                CacheBackendKind::Tiered => "tiered",
+            };
+            core.ops.report(metrics, backend);
+        }
     }
 
     async fn shutdown(&self) -> Result<(), ServiceError> {
