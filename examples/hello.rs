@@ -128,7 +128,7 @@ impl Greeter {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    xcore::observability::init_tracing(&Default::default())?;
+    let _tracing = xcore::observability::init_tracing(&Default::default())?;
     let database = DatabaseService::new([("default", DatabaseOptions::default())]);
     let xcore = Xcore::builder()
         .only_registered(["ledger", "greeter"])

@@ -268,7 +268,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .databases
         .insert("default".into(), DatabaseOptions::default());
     config.tenancy.enabled = true;
-    xcore::observability::init_tracing(&config.observability)?;
+    let _tracing = xcore::observability::init_tracing(&config.observability)?;
 
     let xcore = Xcore::builder()
         .only_registered(["notes", "audit"])

@@ -75,7 +75,7 @@ async fn json_lines_carry_the_route_template_status_latency_and_call_outcome() {
     let capture = Capture::default();
     let config = observability("observability: { log_level: debug, log_format: json }\n");
     let sink = capture.clone();
-    let subscriber = tracing_subscriber(&config, None, move || sink.clone()).unwrap();
+    let (subscriber, _guard) = tracing_subscriber(&config, None, move || sink.clone()).unwrap();
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let app = TestApp::builder()
@@ -122,7 +122,8 @@ async fn the_level_filters_and_rust_log_wins_over_it() {
     for (rust_log, expect_info) in [(None, false), (Some("  "), false), (Some("info"), true)] {
         let capture = Capture::default();
         let sink = capture.clone();
-        let subscriber = tracing_subscriber(&config, rust_log, move || sink.clone()).unwrap();
+        let (subscriber, _guard) =
+            tracing_subscriber(&config, rust_log, move || sink.clone()).unwrap();
         tracing::subscriber::with_default(subscriber, || {
             tracing::info!("an info line");
             tracing::warn!("a warn line");

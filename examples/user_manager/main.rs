@@ -32,7 +32,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(path) => Config::from_file(&path)?,
         Err(_) => plugin::embedded_config(),
     };
-    xcore::observability::init_tracing(&config.observability)?;
+    let _tracing = xcore::observability::init_tracing(&config.observability)?;
     let token = match std::env::var("XCORE_ADMIN_TOKEN") {
         Ok(token) => token,
         Err(_) => {

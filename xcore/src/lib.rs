@@ -99,6 +99,7 @@
 //! | `actix` | no | `web::actix`: mount plugins and the admin API into an actix-web `App` |
 //! | `prometheus` | no | `observability::Metrics::prometheus`: a Prometheus exporter rendered at `GET /xcore/metrics` (metrics-exporter-prometheus, no listener) |
 //! | `logging` | no | `observability::init_tracing`: a `tracing` subscriber from the `observability` config and `RUST_LOG` (tracing-subscriber) |
+//! | `opentelemetry` | no | the `xcore.http` span continues the W3C `traceparent` with any `tracing-opentelemetry` layer; `init_tracing` exports spans over OTLP/HTTP when `observability.otlp_endpoint` is set (opentelemetry, opentelemetry-otlp, tracing-opentelemetry; implies `logging`) |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -82,6 +82,17 @@ impl TraceContext {
         }
     }
 
+    /// A trace started elsewhere without a parent span here (the trace id an OpenTelemetry
+    /// layer chose for a request).
+    #[cfg_attr(not(feature = "opentelemetry"), allow(dead_code))]
+    pub(crate) fn root_of(trace_id: u128) -> Self {
+        Self {
+            trace_id,
+            span_id: fastrand::u64(1..),
+            parent_span_id: None,
+        }
+    }
+
     /// Continues a trace received from elsewhere (e.g. a `traceparent` header).
     pub fn from_parts(trace_id: u128, parent_span_id: u64) -> Self {
         Self {

@@ -202,6 +202,12 @@ pub struct ObservabilityConfig {
     pub log_level: String,
     /// `text` (default) or `json`.
     pub log_format: LogFormat,
+    /// The base URL of an OTLP/HTTP collector (`http://127.0.0.1:4318`) to export spans to
+    /// (feature `opentelemetry`), applied by
+    /// [`init_tracing`](crate::observability::init_tracing); none by default.
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` of the exported spans (default `xcore`).
+    pub service_name: String,
 }
 
 impl Default for ObservabilityConfig {
@@ -209,6 +215,8 @@ impl Default for ObservabilityConfig {
         Self {
             log_level: "info".to_owned(),
             log_format: LogFormat::default(),
+            otlp_endpoint: None,
+            service_name: "xcore".to_owned(),
         }
     }
 }

@@ -13,6 +13,20 @@
 //! | `xcore.call` | DEBUG | `plugin`, `action`, `caller`, `tenant`, `trace_id`, `outcome` (`ok` or the error code) |
 //! | `xcore.boot`, `xcore.shutdown` | INFO | `nodes` |
 //!
+//! # Traces (feature `opentelemetry`)
+//!
+//! xcore's spans become OpenTelemetry spans through any `tracing-opentelemetry` layer: the one
+//! [`init_tracing`] adds when `observability.otlp_endpoint` is set (OTLP/HTTP, protobuf,
+//! batched on a thread of its own; keep its [`TracingGuard`] until the end), or a host's own.
+//!
+//! | request | the `xcore.http` span | the call context's trace |
+//! |---|---|---|
+//! | a valid `traceparent` (and `tracestate`) | a child of the remote span it names | its trace id, the remote span as parent |
+//! | none, or an invalid one | the root of a new trace | the new trace's id (the one exported) |
+//!
+//! A call made while serving (`xcore.call`), and the plugin's own spans, are children of the
+//! request's span, so one trace holds the request, its calls and what they did.
+//!
 //! # Metrics
 //!
 //! Each [`Xcore`](crate::Xcore) records into the [`Metrics`] it was built with
@@ -68,12 +82,14 @@
 mod logging;
 mod metrics;
 pub mod names;
+#[cfg(feature = "opentelemetry")]
+pub(crate) mod otel;
 #[cfg(feature = "prometheus")]
 mod prometheus;
 
 #[cfg(feature = "logging")]
 #[cfg_attr(docsrs, doc(cfg(feature = "logging")))]
-pub use self::logging::{LogInitError, init_tracing, tracing_subscriber};
+pub use self::logging::{LogInitError, TracingGuard, init_tracing, tracing_subscriber};
 pub use self::metrics::Metrics;
 pub(crate) use self::metrics::{CallMeter, RouteMeter};
 #[cfg(feature = "prometheus")]

@@ -72,6 +72,12 @@ impl<S: WebService> Service<Request<Body>> for ResolveTenant<S> {
             .and_then(|v| traceparent::parse(v.as_bytes()))
         {
             cx = cx.with_trace(trace);
+        } else {
+            #[cfg(feature = "opentelemetry")]
+            if let Some(trace_id) = crate::observability::otel::trace_id(&tracing::Span::current())
+            {
+                cx = cx.with_trace(crate::TraceContext::root_of(trace_id));
+            }
         }
         let trace_id = cx.trace().trace_id();
         tracing::Span::current().record(

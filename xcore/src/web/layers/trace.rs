@@ -83,6 +83,8 @@ impl<S: WebService> Service<Request<Body>> for RequestTrace<S> {
             span.record("route", &*meter.route);
             (meter, quanta::Instant::now())
         });
+        #[cfg(feature = "opentelemetry")]
+        crate::observability::otel::continue_trace(&span, request.headers());
         let (method, uri) = (request.method().clone(), request.uri().clone());
         let call = span.in_scope(|| self.inner.call(request));
         Box::pin(
