@@ -6,6 +6,9 @@
 //! - `metrics_route/{off,prometheus}`: `GET /plugin/hello/hi/{name}` through `Web` (tracing
 //!   span, body limit, tenant, envelope, dispatch, an axum router).
 //!
+//! - `interleaved`: both, off and on in alternating rounds of one process, printing the median
+//!   of the per-round ratios (`cargo bench --bench metrics -- interleaved`).
+//!
 //! A subscriber-less process: the `xcore.http` span is disabled, as in a host logging at INFO
 //! without it; the route label is then computed for the metrics only.
 
@@ -112,11 +115,77 @@ fn route(c: &mut Criterion) {
     group.finish();
 }
 
+/// Off and on in alternating rounds of the same process (the machine's load moves both sides
+/// of a pair together): the median of the per-round ratios, with the spread.
+fn interleaved(_: &mut Criterion) {
+    const ROUNDS: usize = 30;
+    const CALLS: u32 = 20_000;
+    const REQUESTS: u32 = 5_000;
+    let rt = runtime();
+    let (off, off_web) = boot(&rt, Metrics::disabled());
+    let (on, on_web) = boot(&rt, Metrics::prometheus());
+    let call = |xcore: &Xcore| {
+        rt.block_on(async {
+            let started = std::time::Instant::now();
+            for _ in 0..CALLS {
+                black_box(xcore.call("hello", "ping", json!({})).await.unwrap());
+            }
+            started.elapsed() / CALLS
+        })
+    };
+    let route = |web: &Web| {
+        rt.block_on(async {
+            let started = std::time::Instant::now();
+            for _ in 0..REQUESTS {
+                let request = Request::get("/plugin/hello/hi/ann")
+                    .body(Body::empty())
+                    .unwrap();
+                black_box(web.handle(request).await.unwrap());
+            }
+            started.elapsed() / REQUESTS
+        })
+    };
+    let report = |what: &str, mut pairs: Vec<(Duration, Duration)>| {
+        let mut ratios: Vec<f64> = pairs
+            .iter()
+            .map(|(off, on)| on.as_secs_f64() / off.as_secs_f64())
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        pairs.sort();
+        let median = |v: &[f64]| v[v.len() / 2];
+        let offs: Vec<f64> = pairs.iter().map(|p| p.0.as_nanos() as f64).collect();
+        let mut ons: Vec<f64> = pairs.iter().map(|p| p.1.as_nanos() as f64).collect();
+        ons.sort_by(f64::total_cmp);
+        println!(
+            "{what}: off {:.0} ns, prometheus {:.0} ns (medians of {ROUNDS} rounds); \
+             ratio median {:.3}, quartiles {:.3}–{:.3}",
+            median(&offs),
+            median(&ons),
+            median(&ratios),
+            ratios[ROUNDS / 4],
+            ratios[3 * ROUNDS / 4],
+        );
+    };
+    // Warm both.
+    call(&off);
+    call(&on);
+    route(&off_web);
+    route(&on_web);
+    let calls = (0..ROUNDS).map(|_| (call(&off), call(&on))).collect();
+    report("interleaved call", calls);
+    let routes = (0..ROUNDS)
+        .map(|_| (route(&off_web), route(&on_web)))
+        .collect();
+    report("interleaved route", routes);
+    rt.block_on(off.shutdown());
+    rt.block_on(on.shutdown());
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4));
-    targets = call, route
+    targets = call, route, interleaved
 }
 criterion_main!(benches);

@@ -294,6 +294,13 @@ async fn calls_requests_denials_events_jobs_and_tasks_are_scraped_with_the_admin
     // The histogram: cumulative buckets of the configured bounds, then +Inf, the count.
     let labels = [("plugin", "shop"), ("action", "buy")];
     let got = buckets(&text, "xcore_call_duration_seconds", &labels);
+    for histogram in [
+        "xcore_call_duration_seconds",
+        "xcore_http_request_duration_seconds",
+    ] {
+        let typed = format!("# TYPE {histogram} histogram");
+        assert_eq!(text.matches(&typed).count(), 1, "{text}");
+    }
     assert_eq!(got.len(), SECONDS_BUCKETS.len() + 1, "{got:?}");
     assert_eq!(got.last().unwrap(), &("+Inf".to_owned(), 4.0));
     assert!(got.windows(2).all(|w| w[0].1 <= w[1].1), "{got:?}");

@@ -4,11 +4,7 @@ use serde_json::Value;
 use tower::{Layer, Service, ServiceBuilder, util::BoxCloneSyncService};
 
 use super::layers::{AuthorizeLayer, CatchPanicLayer, Handler, TimeoutLayer, Trace};
-use crate::{
-    CallContext, CallError, Plugin, PluginIdentity,
-    observability::{CallMeter, Metrics},
-    permissions::Audit,
-};
+use crate::{CallContext, CallError, Plugin, PluginIdentity, permissions::Audit};
 
 /// The future of a call through a pipeline stage.
 pub type CallFuture = Pin<Box<dyn Future<Output = Result<Value, CallError>> + Send + 'static>>;
@@ -134,11 +130,9 @@ pub(crate) fn build_pipeline(
     plugin: Arc<dyn Plugin>,
     host_layers: &[HostLayer],
     audit: &Arc<Audit>,
-    metrics: &Metrics,
 ) -> BoxCallService {
     let target = ctx.identity();
     let manifest = target.manifest();
-    let actions = plugin.action_names();
     // The rate and concurrency limits are the gate's: calls and route requests share them.
     let gate = ctx.gate();
     let core = ServiceBuilder::new()
@@ -148,17 +142,14 @@ pub(crate) fn build_pipeline(
         .layer(TimeoutLayer::new(manifest.timeout()))
         .layer(CatchPanicLayer::new())
         .service(Handler::new(plugin));
-    let meter = metrics
-        .is_enabled()
-        .then(|| Arc::new(CallMeter::new(metrics.clone(), target.name(), actions)));
     // Without host layers, no inner box: one allocation less per call (the clone) and one
     // less per call's future.
     if host_layers.is_empty() {
-        return BoxCloneSyncService::new(Trace::new(core).with_meter(meter));
+        return BoxCloneSyncService::new(Trace::new(core));
     }
     let mut svc = BoxCloneSyncService::new(core);
     for layer in host_layers.iter().rev() {
         svc = layer(svc);
     }
-    BoxCloneSyncService::new(Trace::new(svc).with_meter(meter))
+    BoxCloneSyncService::new(Trace::new(svc))
 }

@@ -375,13 +375,15 @@ pub(super) async fn activate(
 ) -> Result<(), String> {
     let identity = ctx.identity();
     let limit = shared.options().start_timeout;
-    let pipeline = build_pipeline(
-        ctx,
-        plugin.clone(),
-        shared.layers(),
-        shared.audit(),
-        shared.metrics(),
-    );
+    let pipeline = build_pipeline(ctx, plugin.clone(), shared.layers(), shared.audit());
+    let metrics = shared.metrics();
+    let meter = metrics.is_enabled().then(|| {
+        crate::observability::CallMeter::new(
+            metrics.clone(),
+            identity.name(),
+            plugin.action_names(),
+        )
+    });
     // Its routes, asked for once, right after a successful `on_start`.
     let routes = crate::web::collect_routes(&**plugin, ctx);
     // Services take what the plugin declared for them (its jobs, ...).
@@ -407,6 +409,7 @@ pub(super) async fn activate(
             ctx: ctx.clone(),
             plugin: plugin.clone(),
             pipeline,
+            meter,
             routes,
         })));
     }

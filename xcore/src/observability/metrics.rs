@@ -8,6 +8,7 @@ use std::{
 
 use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder, SharedString};
 
+use super::histogram::Seconds;
 use super::names::{self, DESCRIPTIONS, Kind};
 use crate::ErrorCode;
 
@@ -176,6 +177,16 @@ impl Metrics {
         self.counter(name, labels).absolute(value);
     }
 
+    /// A duration histogram: one of xcore's own with its Prometheus exporter (see
+    /// [`histogram`](super::histogram)), else the recorder's (a no-op one when disabled).
+    pub(crate) fn seconds(&self, name: &'static str, labels: Vec<Label>) -> Seconds {
+        #[cfg(feature = "prometheus")]
+        if let Some(exporter) = self.inner.as_ref().and_then(|i| i.prometheus.as_ref()) {
+            return Seconds::Own(exporter.histograms.get(name, labels));
+        }
+        Seconds::Facade(self.histogram(name, labels))
+    }
+
     /// A histogram (a no-op one when disabled).
     pub(crate) fn histogram(&self, name: &'static str, labels: Vec<Label>) -> Histogram {
         match &self.inner {
@@ -306,7 +317,7 @@ pub(crate) struct CallMeter {
 }
 
 struct ActionMeter {
-    duration: Histogram,
+    duration: Seconds,
     ok: Counter,
     errors: [OnceLock<Counter>; CODES.len()],
 }
@@ -318,7 +329,7 @@ impl CallMeter {
             .copied()
             .chain([UNKNOWN_ACTION])
             .map(|action| ActionMeter {
-                duration: metrics.histogram(
+                duration: metrics.seconds(
                     names::CALL_DURATION_SECONDS,
                     vec![
                         Label::new("plugin", plugin.to_owned()),
@@ -366,7 +377,7 @@ impl CallMeter {
             CallSlot::Undeclared(_) => self.declared.len(),
         };
         let meter = &self.actions[i];
-        meter.duration.record(took.as_secs_f64());
+        meter.duration.record(took);
         match outcome {
             None => meter.ok.increment(1),
             Some(code) => meter.errors[code_index(code)]
@@ -389,11 +400,11 @@ impl CallMeter {
         let plugin = Label::new("plugin", self.plugin.clone());
         let action = Label::new("action", action.to_owned());
         self.metrics
-            .histogram(
+            .seconds(
                 names::CALL_DURATION_SECONDS,
                 vec![plugin.clone(), action.clone()],
             )
-            .record(took.as_secs_f64());
+            .record(took);
         let code = outcome.map_or("ok", ErrorCode::as_str);
         self.metrics
             .counter(
@@ -428,20 +439,24 @@ pub(crate) struct RouteMeter {
     pub(crate) plugin: Arc<str>,
     pub(crate) route: Arc<str>,
     metrics: Metrics,
-    duration: Histogram,
+    duration: Seconds,
+    /// Status 200, the common case, without a lock.
+    ok: OnceLock<Counter>,
+    /// The other statuses seen.
     statuses: std::sync::RwLock<Vec<(u16, Counter)>>,
 }
 
 impl RouteMeter {
     pub(crate) fn new(metrics: &Metrics, plugin: Arc<str>, route: Arc<str>) -> Self {
         Self {
-            duration: metrics.histogram(
+            duration: metrics.seconds(
                 names::HTTP_REQUEST_DURATION_SECONDS,
                 vec![
                     Label::new("plugin", plugin.clone()),
                     Label::new("route", route.clone()),
                 ],
             ),
+            ok: OnceLock::new(),
             statuses: Default::default(),
             metrics: metrics.clone(),
             plugin,
@@ -454,30 +469,33 @@ impl RouteMeter {
         if !self.metrics.is_enabled() {
             return;
         }
-        self.duration.record(took.as_secs_f64());
-        let known = self
-            .statuses
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .find(|(s, _)| *s == status)
-            .map(|(_, c)| c.clone());
-        let counter = known.unwrap_or_else(|| {
-            let counter = self.metrics.counter(
-                names::HTTP_REQUESTS_TOTAL,
-                vec![
-                    Label::new("plugin", self.plugin.clone()),
-                    Label::new("route", self.route.clone()),
-                    Label::new("status", status.to_string()),
-                ],
-            );
-            let mut statuses = self.statuses.write().unwrap_or_else(|p| p.into_inner());
-            if !statuses.iter().any(|(s, _)| *s == status) {
-                statuses.push((status, counter.clone()));
+        self.duration.record(took);
+        if status == 200 {
+            return self.ok.get_or_init(|| self.counter(status)).increment(1);
+        }
+        {
+            let statuses = self.statuses.read().unwrap_or_else(|p| p.into_inner());
+            if let Some((_, counter)) = statuses.iter().find(|(s, _)| *s == status) {
+                return counter.increment(1);
             }
-            counter
-        });
+        }
+        let counter = self.counter(status);
         counter.increment(1);
+        let mut statuses = self.statuses.write().unwrap_or_else(|p| p.into_inner());
+        if !statuses.iter().any(|(s, _)| *s == status) {
+            statuses.push((status, counter));
+        }
+    }
+
+    fn counter(&self, status: u16) -> Counter {
+        self.metrics.counter(
+            names::HTTP_REQUESTS_TOTAL,
+            vec![
+                Label::new("plugin", self.plugin.clone()),
+                Label::new("route", self.route.clone()),
+                Label::new("status", status.to_string()),
+            ],
+        )
     }
 }
 

@@ -78,6 +78,7 @@
 //! | `outcome` | the fixed outcomes of jobs and tasks | the code |
 //! | `state` | `pending`, `running`, `reloading`, `stopped`, `failed`, `skipped`, `rolled_back` ([`PluginState`](crate::runtime::PluginState)) | the code |
 
+mod histogram;
 #[cfg(feature = "logging")]
 mod logging;
 mod metrics;
@@ -87,11 +88,9 @@ pub(crate) mod otel;
 #[cfg(feature = "prometheus")]
 mod prometheus;
 
+pub use self::histogram::SECONDS_BUCKETS;
 #[cfg(feature = "logging")]
 #[cfg_attr(docsrs, doc(cfg(feature = "logging")))]
 pub use self::logging::{LogInitError, TracingGuard, init_tracing, tracing_subscriber};
 pub use self::metrics::Metrics;
 pub(crate) use self::metrics::{CallMeter, RouteMeter};
-#[cfg(feature = "prometheus")]
-#[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
-pub use self::prometheus::SECONDS_BUCKETS;

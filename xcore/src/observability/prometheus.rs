@@ -8,16 +8,15 @@ use std::{
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
-/// The upper bounds of the buckets of every duration histogram, in seconds: 0.5 ms to 10 s.
-pub const SECONDS_BUCKETS: [f64; 14] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
+use super::SECONDS_BUCKETS;
 
 /// How often recorded samples are folded into the histograms between scrapes.
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 pub(super) struct Exporter {
     recorder: Arc<PrometheusRecorder>,
+    /// The duration histograms, kept by xcore (see [`histogram`](super::histogram)).
+    pub(super) histograms: super::histogram::OwnHistograms,
     handle: PrometheusHandle,
     upkeep: Mutex<Option<tokio::task::AbortHandle>>,
 }
@@ -32,6 +31,7 @@ impl Exporter {
         let handle = recorder.handle();
         Self {
             recorder: Arc::new(recorder),
+            histograms: Default::default(),
             handle,
             upkeep: Mutex::new(None),
         }
@@ -42,7 +42,9 @@ impl Exporter {
     }
 
     pub(super) fn render(&self) -> String {
-        self.handle.render()
+        let mut text = self.handle.render();
+        self.histograms.render(&mut text);
+        text
     }
 
     /// Runs the exporter's upkeep every few seconds on the current runtime, until this

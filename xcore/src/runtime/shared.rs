@@ -191,7 +191,18 @@ impl Shared {
             payload,
             cx,
         );
-        instance.pipeline.clone().oneshot(request).await
+        let Some(meter) = &instance.meter else {
+            return instance.pipeline.clone().oneshot(request).await;
+        };
+        let slot = meter.slot(&request);
+        let started = quanta::Instant::now();
+        let out = instance.pipeline.clone().oneshot(request).await;
+        meter.record(
+            slot,
+            out.as_ref().err().map(CallError::code),
+            started.elapsed(),
+        );
+        out
     }
 
     /// How long a call or request waits for a reload to finish: the options' `swap_wait`,

@@ -68,6 +68,8 @@ pub(crate) struct Instance {
     pub(crate) ctx: PluginContext,
     pub(crate) plugin: Arc<dyn Plugin>,
     pub(crate) pipeline: BoxCallService,
+    /// Records the calls when the `Xcore` has metrics.
+    pub(crate) meter: Option<crate::observability::CallMeter>,
     pub(crate) routes: Option<Routes>,
 }
 

@@ -42,6 +42,18 @@ struct PluginRoutes {
     instance: std::sync::Weak<crate::runtime::Instance>,
 }
 
+impl PluginRoutes {
+    /// The meter of the most specific declared endpoint matching `path` (the request's method
+    /// first), else the mount's.
+    fn pick(&self, method: &Method, path: &str) -> Arc<RouteMeter> {
+        self.endpoints
+            .iter()
+            .filter(|e| matches(&e.template, path))
+            .max_by(|a, b| (a.method == method, &a.score).cmp(&(b.method == method, &b.score)))
+            .map_or_else(|| self.mount.clone(), |e| e.meter.clone())
+    }
+}
+
 #[derive(Debug)]
 struct EndpointLabel {
     method: Method,
@@ -100,25 +112,18 @@ impl RouteLabels {
         let Some((name, inner)) = first_segment(rest) else {
             return self.unknown_plugin.clone();
         };
-        let known = self
-            .running
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned();
-        let routes = match known {
-            Some(routes) if routes.instance.strong_count() > 0 => routes,
-            _ => match self.first_seen(name) {
-                Some(routes) => routes,
-                None => return self.unknown_plugin.clone(),
-            },
-        };
-        routes
-            .endpoints
-            .iter()
-            .filter(|e| matches(&e.template, inner))
-            .max_by(|a, b| (a.method == method, &a.score).cmp(&(b.method == method, &b.score)))
-            .map_or_else(|| routes.mount.clone(), |e| e.meter.clone())
+        {
+            let running = self.running.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(routes) = running.get(name)
+                && routes.instance.strong_count() > 0
+            {
+                return routes.pick(method, inner);
+            }
+        }
+        match self.first_seen(name) {
+            Some(routes) => routes.pick(method, inner),
+            None => self.unknown_plugin.clone(),
+        }
     }
 
     /// The routes of plugin `name` the first time it is asked for: cached while its instance

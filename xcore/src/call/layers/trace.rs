@@ -1,7 +1,4 @@
-use std::{
-    sync::Arc,
-    task::{Context, Poll},
-};
+use std::task::{Context, Poll};
 
 use serde_json::Value;
 use tower::{Layer, Service};
@@ -10,7 +7,6 @@ use tracing::Instrument;
 use crate::{
     CallError,
     call::{CallFuture, CallRequest},
-    observability::CallMeter,
 };
 
 /// Applies [`Trace`].
@@ -36,26 +32,18 @@ impl<S> Layer<S> for TraceLayer {
 /// tenant and the trace id, and records the outcome (`ok` or the error code) when the call
 /// ends, then logs `call answered` at DEBUG inside the span (so the outcome is on that line).
 ///
-/// In the pipelines xcore builds for an `Xcore` with [metrics](crate::observability), it
-/// also counts the call (`xcore_calls_total{plugin,action,code}`) and records its duration
-/// (`xcore_call_duration_seconds{plugin,action}`), with the handles of the plugin's declared
-/// actions registered once.
+/// The metrics of the calls (`xcore_calls_total{plugin,action,code}`,
+/// `xcore_call_duration_seconds{plugin,action}`) are recorded around the whole pipeline by
+/// the dispatch, for an `Xcore` with [metrics](crate::observability).
 #[derive(Debug, Clone)]
 pub struct Trace<S> {
     inner: S,
-    meter: Option<Arc<CallMeter>>,
 }
 
 impl<S> Trace<S> {
     /// Traces calls to `inner`.
     pub fn new(inner: S) -> Self {
-        Self { inner, meter: None }
-    }
-
-    /// The same, recording metrics with `meter`.
-    pub(crate) fn with_meter(mut self, meter: Option<Arc<CallMeter>>) -> Self {
-        self.meter = meter;
-        self
+        Self { inner }
     }
 }
 
@@ -82,18 +70,10 @@ where
             trace_id = %format_args!("{:032x}", req.context().trace().trace_id()),
             outcome = tracing::field::Empty,
         );
-        let metered = self
-            .meter
-            .as_ref()
-            .map(|meter| (meter.clone(), meter.slot(&req), quanta::Instant::now()));
         let fut = span.in_scope(|| self.inner.call(req));
         Box::pin(
             async move {
                 let out = fut.await;
-                if let Some((meter, slot, started)) = metered {
-                    let code = out.as_ref().err().map(CallError::code);
-                    meter.record(slot, code, started.elapsed());
-                }
                 let outcome = match &out {
                     Ok(_) => "ok",
                     Err(e) => e.code().as_str(),
