@@ -81,7 +81,10 @@ impl WeakContext {
 
 impl PluginContext {
     pub(crate) fn new(identity: PluginIdentity, shared: Weak<Shared>) -> Self {
-        let gate = Gate::new(identity.clone());
+        // The gate of a plugin being loaded holds the `Xcore`'s cluster-wide rate limiter
+        // slot (the placeholder contexts made while the `Xcore` is built have none).
+        let cluster = shared.upgrade().map(|s| s.rate_slot());
+        let gate = Gate::new(identity.clone(), cluster);
         Self {
             inner: Arc::new(Inner {
                 identity,

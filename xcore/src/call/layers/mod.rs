@@ -17,6 +17,7 @@ pub use catch_panic::{CatchPanic, CatchPanicLayer};
 pub use concurrency::{ConcurrencyLimit, ConcurrencyLimitLayer};
 pub use handler::Handler;
 pub use rate_limit::{RateLimit, RateLimitLayer};
+pub(crate) use rate_limit::{ClusterRate, ClusterSlot, Verdict, VerdictFuture};
 pub use timeout::{Timeout, TimeoutLayer};
 pub use trace::{Trace, TraceLayer};
 
