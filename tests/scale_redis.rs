@@ -9,10 +9,11 @@ use std::{
 };
 
 use xcore::{
-    CallContext, HealthStatus, TenantId, Xcore,
+    CallContext, CallError, ErrorCode, HealthStatus, NodeId, TenantId, Xcore,
     events::{BridgeOptions, Event, EventBridge, EventSource, Flow},
+    services::rate_limits::{Fallback, LimitKey, RateLimitsOptions, RateLimitsService},
 };
-use xcore_testkit::{PostgresServer, RedisServer};
+use xcore_testkit::{FakePlugin, PostgresServer, RedisServer, TestApp};
 
 type Seen = Arc<Mutex<Vec<Event>>>;
 
@@ -138,6 +139,285 @@ async fn events_reach_each_other_instance_once_through_redis_and_postgres_routes
     for app in apps {
         let health = app.health().await;
         assert_eq!(health.status(), HealthStatus::Healthy, "{health:?}");
+        app.shutdown().await;
+    }
+}
+
+/// An instance with the fake plugin `limited` (`rate_limit` `limit`) and the cluster-wide
+/// limiter on `redis`.
+async fn limited(redis: &str, limit: &str, options: impl FnOnce(RateLimitsOptions) -> RateLimitsOptions) -> TestApp {
+    let limits = RateLimitsService::new(options(RateLimitsOptions::new(redis))).unwrap();
+    let limit = limit.to_owned();
+    TestApp::builder()
+        .fake_plugin(FakePlugin::new("limited").manifest(move |m| m.rate_limit(limit)))
+        .service(limits)
+        .boot()
+        .await
+        .unwrap()
+}
+
+/// Calls `limited.ping` under `cx`: `Ok(true)` admitted, `Ok(false)` rate limited, else
+/// the error; never longer than 2 s (a dead Redis must not hold a call).
+async fn ping(app: &TestApp, cx: CallContext) -> Result<bool, CallError> {
+    let call = app.call_with(cx, "limited", "ping", serde_json::json!({}));
+    match tokio::time::timeout(Duration::from_secs(2), call).await {
+        Ok(Ok(_)) => Ok(true),
+        Ok(Err(e)) if e.code() == ErrorCode::RateLimited => Ok(false),
+        Ok(Err(e)) => Err(e),
+        Err(_) => panic!("a call waited 2 s for the rate limiter"),
+    }
+}
+
+/// Three instances calling as fast as they can (every 10 ms each, 300 calls/s in all) a
+/// plugin limited to 10/s: the cluster admits 10 per second (±1), after the burst of 10.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limit_of_10_per_second_holds_across_three_instances() {
+    let Ok(redis) = RedisServer::start_local().await else {
+        eprintln!("no Redis: skipped");
+        return;
+    };
+    let mut apps = Vec::new();
+    for _ in 0..3 {
+        apps.push(Arc::new(limited(redis.url(), "10/1s", |o| o).await));
+    }
+    let started = tokio::time::Instant::now();
+    let run_for = Duration::from_millis(3500);
+    let mut drivers = Vec::new();
+    for app in &apps {
+        let app = app.clone();
+        drivers.push(tokio::spawn(async move {
+            let mut admitted = Vec::new();
+            let mut refused = 0;
+            let mut tick = tokio::time::interval(Duration::from_millis(10));
+            while started.elapsed() < run_for {
+                tick.tick().await;
+                if ping(&app, CallContext::host()).await.unwrap() {
+                    admitted.push(tokio::time::Instant::now());
+                } else {
+                    refused += 1;
+                }
+            }
+            (admitted, refused)
+        }));
+    }
+    let mut admitted = Vec::new();
+    let mut refused = 0;
+    let mut per_instance = Vec::new();
+    for driver in drivers {
+        let (a, r) = driver.await.unwrap();
+        per_instance.push(a.len());
+        admitted.extend(a);
+        refused += r;
+    }
+    admitted.sort();
+    let t0 = admitted[0];
+    let window = |k: u32| {
+        let (from, to) = (t0 + Duration::from_secs(k.into()), t0 + Duration::from_secs((k + 1).into()));
+        admitted.iter().filter(|t| **t >= from && **t < to).count()
+    };
+    let windows: Vec<usize> = (0..3).map(window).collect();
+    println!("admitted per instance {per_instance:?}, per window {windows:?}, refused {refused}");
+    // The first window: the burst (10) and the refill (9 or 10).
+    assert!((19..=21).contains(&windows[0]), "{windows:?}");
+    for k in [1, 2] {
+        assert!((9..=11).contains(&windows[k]), "window {k}: {windows:?}");
+    }
+    // Every instance took part, and most calls were refused.
+    assert!(per_instance.iter().all(|n| *n > 0), "{per_instance:?}");
+    assert!(refused > 500, "{refused}");
+    for app in apps {
+        Arc::try_unwrap(app).unwrap().shutdown().await;
+    }
+}
+
+/// Keyed limits: per tenant, each tenant has its own budget, shared by every instance; the
+/// refusal says when to retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limit_per_tenant_is_kept_per_tenant_across_instances() {
+    let Ok(redis) = RedisServer::start_local().await else {
+        eprintln!("no Redis: skipped");
+        return;
+    };
+    let one = limited(redis.url(), "2/1m", |o| o.per("limited", LimitKey::Tenant)).await;
+    let two = limited(redis.url(), "2/1m", |o| o.per("limited", LimitKey::Tenant)).await;
+    let tenant = |t: &str| CallContext::host().with_tenant(TenantId::new(t).unwrap());
+    assert!(ping(&one, tenant("acme")).await.unwrap());
+    assert!(ping(&two, tenant("acme")).await.unwrap());
+    let err = two
+        .call_with(tenant("acme"), "limited", "ping", serde_json::json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::RateLimited);
+    let retry = err.details().unwrap()["retry_after_ms"].as_u64().unwrap();
+    assert!((29_000..=30_000).contains(&retry), "{retry}");
+    assert!(!ping(&one, tenant("acme")).await.unwrap());
+    // Another tenant: its own budget.
+    assert!(ping(&one, tenant("globex")).await.unwrap());
+    assert!(ping(&two, tenant("globex")).await.unwrap());
+    assert!(!ping(&one, tenant("globex")).await.unwrap());
+    one.shutdown().await;
+    two.shutdown().await;
+}
+
+/// Waits (at most 10 s) until `app`'s health is `status`.
+async fn health_becomes(app: &Xcore, status: HealthStatus) -> xcore::HealthReport {
+    let mut last = app.health().await;
+    for _ in 0..100 {
+        if last.status() == status {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        last = app.health().await;
+    }
+    panic!("health not {status:?} within 10 s: {last:?}");
+}
+
+/// Redis stopped for 5 s under the limiter: calls never wait on it; with `fallback: local`
+/// each instance applies its local bucket, with `fallback: closed` limited calls are
+/// refused (`unavailable`); health is degraded; once Redis is back the limit is
+/// cluster-wide again, without a restart (its buckets restarted full: Redis kept them in
+/// memory).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_under_the_limiter_applies_the_fallback_and_recovers() {
+    let Ok(redis) = RedisServer::start_local().await else {
+        eprintln!("no Redis: skipped");
+        return;
+    };
+    let local_a = limited(redis.url(), "5/1m", |o| o).await;
+    let local_b = limited(redis.url(), "5/1m", |o| o).await;
+    let closed = limited(redis.url(), "5/1m", |o| {
+        o.fallback(Fallback::Closed).per("limited", LimitKey::Tenant)
+    })
+    .await;
+    let host = CallContext::host;
+    // Cluster-wide: 5 in all over the two instances.
+    let mut admitted = 0;
+    for i in 0..10 {
+        let app = if i % 2 == 0 { &local_a } else { &local_b };
+        admitted += usize::from(ping(app, host()).await.unwrap());
+    }
+    assert_eq!(admitted, 5);
+    assert!(ping(&closed, host()).await.unwrap());
+
+    redis.stop().unwrap();
+    let down = tokio::time::Instant::now();
+    // `local`: each instance's own bucket (full: the cluster took the tokens so far).
+    for app in [&local_a, &local_b] {
+        let mut n = 0;
+        for _ in 0..7 {
+            n += usize::from(ping(app, host()).await.unwrap());
+        }
+        assert_eq!(n, 5, "the local bucket applies");
+    }
+    // `closed`: refused, with no internals in the message.
+    let err = ping(&closed, host()).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Unavailable);
+    assert!(!err.message().contains("127.0.0.1"), "{}", err.message());
+    for app in [&local_a, &local_b, &closed] {
+        let report = health_becomes(app.xcore(), HealthStatus::Degraded).await;
+        let limits = report.node(&NodeId::service("rate_limits")).unwrap();
+        assert!(
+            limits.health().message().unwrap_or_default().contains("not cluster-wide"),
+            "{limits:?}"
+        );
+    }
+    // Calls keep their bounded answers for the whole outage.
+    while down.elapsed() < Duration::from_secs(5) {
+        assert!(!ping(&local_a, host()).await.unwrap());
+        assert_eq!(ping(&closed, host()).await.unwrap_err().code(), ErrorCode::Unavailable);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    redis.restart().await.unwrap();
+    for app in [&local_a, &local_b, &closed] {
+        health_becomes(app.xcore(), HealthStatus::Healthy).await;
+    }
+    // Cluster-wide again (Redis restarted empty: a full burst of 5 for the two instances).
+    let mut admitted = 0;
+    for i in 0..10 {
+        let app = if i % 2 == 0 { &local_a } else { &local_b };
+        admitted += usize::from(ping(app, host()).await.unwrap());
+    }
+    assert_eq!(admitted, 5);
+    assert!(ping(&closed, host()).await.unwrap());
+    for app in [local_a, local_b, closed] {
+        app.shutdown().await;
+    }
+}
+
+/// Redis stopped for 5 s under the bridge: local emits never wait and are delivered
+/// locally; the events emitted meanwhile are lost for the other instance (at most once);
+/// health is degraded; once Redis is back both instances resubscribe by themselves and
+/// events flow both ways again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_under_the_bridge_degrades_and_recovers() {
+    let Ok(redis) = RedisServer::start_local().await else {
+        eprintln!("no Redis: skipped");
+        return;
+    };
+    let seen: Vec<Seen> = (0..2).map(|_| Seen::default()).collect();
+    let mut apps = Vec::new();
+    for seen in &seen {
+        let mut options = BridgeOptions::new(redis.url(), ["order.*"]);
+        options.timeout = Duration::from_millis(200);
+        apps.push(bridged(EventBridge::new(options).unwrap(), seen).await);
+    }
+    let cx = CallContext::host();
+    let emit = |i: usize, name: &'static str| {
+        let (events, cx) = (apps[i].events().clone(), cx.clone());
+        async move {
+            let emit = events.emit(&cx, name, serde_json::json!({}));
+            tokio::time::timeout(Duration::from_secs(1), emit)
+                .await
+                .expect("a local emit waited for the bridge")
+                .unwrap();
+        }
+    };
+    emit(0, "order.before").await;
+    until(|| names(&seen[1]) == ["order.before"]).await;
+    assert_eq!(names(&seen[1]), ["order.before"]);
+
+    redis.stop().unwrap();
+    let down = tokio::time::Instant::now();
+    emit(0, "order.lost").await;
+    emit(1, "order.lost_too").await;
+    for app in &apps {
+        let report = health_becomes(app, HealthStatus::Degraded).await;
+        let bridge = report.node(&NodeId::service("event_bridge")).unwrap();
+        assert!(
+            bridge.health().message().unwrap_or_default().contains("not bridged"),
+            "{bridge:?}"
+        );
+    }
+    while down.elapsed() < Duration::from_secs(5) {
+        emit(0, "order.lost").await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    redis.restart().await.unwrap();
+    for app in &apps {
+        health_becomes(app, HealthStatus::Healthy).await;
+    }
+    emit(0, "order.after").await;
+    emit(1, "order.after_too").await;
+    until(|| names(&seen[1]).contains(&"order.after".to_owned())
+        && names(&seen[0]).contains(&"order.after_too".to_owned()))
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // What was emitted during the outage was delivered locally only.
+    let remote = |i: usize| -> Vec<String> {
+        seen[i]
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| matches!(e.source(), EventSource::Bridge(_)))
+            .map(|e| e.name().to_owned())
+            .collect()
+    };
+    assert_eq!(remote(1), ["order.before", "order.after"]);
+    assert_eq!(remote(0), ["order.after_too"]);
+    assert!(names(&seen[0]).iter().filter(|n| *n == "order.lost").count() >= 2);
+    for app in apps {
         app.shutdown().await;
     }
 }

@@ -80,11 +80,14 @@ impl WeakContext {
 }
 
 impl PluginContext {
-    pub(crate) fn new(identity: PluginIdentity, shared: Weak<Shared>) -> Self {
-        // The gate of a plugin being loaded holds the `Xcore`'s cluster-wide rate limiter
-        // slot (the placeholder contexts made while the `Xcore` is built have none).
-        let cluster = shared.upgrade().map(|s| s.rate_slot());
-        let gate = Gate::new(identity.clone(), cluster);
+    /// A context whose gate takes its rate tokens from the cluster-wide limiter once one is
+    /// attached to `cluster` (the `Xcore`'s slot).
+    pub(crate) fn new(
+        identity: PluginIdentity,
+        shared: Weak<Shared>,
+        cluster: crate::call::layers::ClusterSlot,
+    ) -> Self {
+        let gate = Gate::new(identity.clone(), Some(cluster));
         Self {
             inner: Arc::new(Inner {
                 identity,

@@ -267,6 +267,8 @@ pub(crate) struct Parts {
     pub(crate) config: Option<Arc<Config>>,
     pub(crate) tenants: Arc<crate::tenancy::Tenants>,
     pub(crate) identities: Vec<PluginIdentity>,
+    /// Where the cluster-wide rate limiter is attached (the plugins' contexts hold it).
+    pub(crate) rate_slot: crate::call::layers::ClusterSlot,
 }
 
 impl Shared {
@@ -293,7 +295,7 @@ impl Shared {
                 runtime,
                 report: Mutex::new(None),
                 identities: parts.identities,
-                rate_limiter: Default::default(),
+                rate_limiter: parts.rate_slot,
                 me: weak.clone(),
             }
         })
