@@ -17,7 +17,9 @@ pub use catch_panic::{CatchPanic, CatchPanicLayer};
 pub use concurrency::{ConcurrencyLimit, ConcurrencyLimitLayer};
 pub use handler::Handler;
 pub use rate_limit::{RateLimit, RateLimitLayer};
-pub(crate) use rate_limit::{ClusterRate, ClusterSlot, Verdict, VerdictFuture};
+pub(crate) use rate_limit::ClusterSlot;
+#[cfg(feature = "redis")]
+pub(crate) use rate_limit::{ClusterRate, Verdict, VerdictFuture};
 pub use timeout::{Timeout, TimeoutLayer};
 pub use trace::{Trace, TraceLayer};
 

@@ -16,6 +16,7 @@ use crate::{CallContext, CallError, ErrorCode, call::CallRequest};
 
 /// What a cluster-wide limiter answers for one call.
 #[derive(Debug)]
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub(crate) enum Verdict {
     /// Within the limit.
     Admit,

@@ -297,3 +297,64 @@ impl Service for RateLimitsService {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{PluginIdentity, TenantId};
+
+    #[test]
+    fn each_key_kind_names_its_bucket() {
+        let options = RateLimitsOptions::new("redis://127.0.0.1:1/0")
+            .per("orders", LimitKey::Tenant)
+            .per("search", LimitKey::Caller);
+        let limits = RateLimitsService::new(options).unwrap();
+        let acme = CallContext::host().with_tenant(TenantId::new("acme").unwrap());
+        let caller = PluginIdentity::new(Arc::new(
+            xcore_manifest::Manifest::builder("shop", "1.0.0").build().unwrap(),
+        ));
+        let from_shop = CallContext::root(caller).with_tenant(TenantId::new("acme").unwrap());
+        let l = &limits.inner;
+        assert_eq!(l.key("billing", &acme), "xcore:rate:billing");
+        assert_eq!(l.key("orders", &acme), "xcore:rate:orders:t:acme");
+        assert_eq!(l.key("search", &acme), "xcore:rate:search:c:host");
+        assert_eq!(l.key("search", &from_shop), "xcore:rate:search:c:shop");
+    }
+
+    #[test]
+    fn options_out_of_bounds_and_urls_are_refused() {
+        let mut options = RateLimitsOptions::new("redis://127.0.0.1:1/0");
+        options.timeout = Duration::ZERO;
+        assert!(matches!(
+            RateLimitsService::new(options),
+            Err(RateLimitsError::Options(m)) if m.contains("timeout")
+        ));
+        let mut options = RateLimitsOptions::new("redis://127.0.0.1:1/0");
+        options.retry = Duration::from_secs(11);
+        assert!(RateLimitsService::new(options).is_err());
+        let mut options = RateLimitsOptions::new("redis://127.0.0.1:1/0");
+        options.prefix = "has space".into();
+        assert!(RateLimitsService::new(options).is_err());
+        let err = RateLimitsService::new(RateLimitsOptions::new("postgres://u:secret@h/db"))
+            .err()
+            .unwrap();
+        assert!(!err.to_string().contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn the_section_reads_from_yaml_with_defaults() {
+        let config = crate::config::Config::from_str(
+            "services:\n  rate_limits:\n    url: redis://r:6379/0\n    fallback: closed\n    per:\n      orders: tenant\n",
+            crate::config::Format::Yaml,
+        )
+        .unwrap();
+        let options = config.services.rate_limits.unwrap();
+        assert_eq!(options.fallback, Fallback::Closed);
+        assert_eq!(options.per["orders"], LimitKey::Tenant);
+        assert_eq!(options.timeout, Duration::from_millis(100));
+        assert_eq!(options.retry, Duration::from_secs(1));
+        assert_eq!(options.prefix, "xcore:rate");
+    }
+}
