@@ -259,6 +259,69 @@ async fn a_limit_per_tenant_is_kept_per_tenant_across_instances() {
     two.shutdown().await;
 }
 
+/// `hello`: `GET /hello` answers `hi`.
+struct Hello;
+
+#[xcore::async_trait]
+impl xcore::Actions for Hello {
+    async fn handle(
+        &self,
+        action: &str,
+        _: serde_json::Value,
+        _: &CallContext,
+    ) -> Result<serde_json::Value, CallError> {
+        Err(CallError::unknown_action(action, &[]))
+    }
+}
+
+#[xcore::async_trait]
+impl xcore::Plugin for Hello {
+    fn routes(&self, _: &xcore::PluginContext) -> Option<xcore::web::Routes> {
+        let router = axum::Router::new().route("/hello", axum::routing::get(|| async { "hi" }));
+        Some(xcore::web::Routes::from_axum(router).endpoint(http::Method::GET, "/hello"))
+    }
+}
+
+/// Route requests share the plugin's limit with calls, cluster-wide: two instances, a
+/// limit of 3 per minute per tenant, requests and calls alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_requests_take_their_tokens_from_the_cluster_limit() {
+    let Ok(redis) = RedisServer::start_local().await else {
+        eprintln!("no Redis: skipped");
+        return;
+    };
+    let mut apps = Vec::new();
+    for _ in 0..2 {
+        let options = RateLimitsOptions::new(redis.url()).per("hello", LimitKey::Tenant);
+        let manifest = xcore::Manifest::builder("hello", "1.0.0")
+            .rate_limit("3/1m")
+            .build()
+            .unwrap();
+        apps.push(
+            TestApp::builder()
+                .plugin(manifest, Hello)
+                .service(RateLimitsService::new(options).unwrap())
+                .boot()
+                .await
+                .unwrap(),
+        );
+    }
+    let get = |i: usize| {
+        let client = apps[i].client();
+        async move { client.get("/plugin/hello/hello").await.status().as_u16() }
+    };
+    let statuses = [get(0).await, get(1).await, get(0).await, get(1).await];
+    assert_eq!(statuses, [200, 200, 200, 429]);
+    let call = apps[0]
+        .call("hello", "none", serde_json::json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(call.code(), ErrorCode::RateLimited);
+    for app in apps {
+        app.shutdown().await;
+    }
+}
+
 /// Waits (at most 10 s) until `app`'s health is `status`.
 async fn health_becomes(app: &Xcore, status: HealthStatus) -> xcore::HealthReport {
     let mut last = app.health().await;
