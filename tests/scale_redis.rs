@@ -103,11 +103,7 @@ async fn events_reach_each_other_instance_once_through_redis_and_postgres_routes
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let expect_from = |i: usize| -> Vec<(&str, usize)> {
-        let mut all = vec![
-            ("order.created", 0),
-            ("invoice.sent", 1),
-            ("order.paid", 2),
-        ];
+        let mut all = vec![("order.created", 0), ("invoice.sent", 1), ("order.paid", 2)];
         if i == 0 {
             all.push(("user.created", 0));
         }
@@ -145,7 +141,11 @@ async fn events_reach_each_other_instance_once_through_redis_and_postgres_routes
 
 /// An instance with the fake plugin `limited` (`rate_limit` `limit`) and the cluster-wide
 /// limiter on `redis`.
-async fn limited(redis: &str, limit: &str, options: impl FnOnce(RateLimitsOptions) -> RateLimitsOptions) -> TestApp {
+async fn limited(
+    redis: &str,
+    limit: &str,
+    options: impl FnOnce(RateLimitsOptions) -> RateLimitsOptions,
+) -> TestApp {
     let limits = RateLimitsService::new(options(RateLimitsOptions::new(redis))).unwrap();
     let limit = limit.to_owned();
     TestApp::builder()
@@ -212,7 +212,10 @@ async fn a_limit_of_10_per_second_holds_across_three_instances() {
     admitted.sort();
     let t0 = admitted[0];
     let window = |k: u32| {
-        let (from, to) = (t0 + Duration::from_secs(k.into()), t0 + Duration::from_secs((k + 1).into()));
+        let (from, to) = (
+            t0 + Duration::from_secs(k.into()),
+            t0 + Duration::from_secs((k + 1).into()),
+        );
         admitted.iter().filter(|t| **t >= from && **t < to).count()
     };
     let windows: Vec<usize> = (0..3).map(window).collect();
@@ -349,7 +352,8 @@ async fn a_redis_outage_under_the_limiter_applies_the_fallback_and_recovers() {
     let local_a = limited(redis.url(), "5/1m", |o| o).await;
     let local_b = limited(redis.url(), "5/1m", |o| o).await;
     let closed = limited(redis.url(), "5/1m", |o| {
-        o.fallback(Fallback::Closed).per("limited", LimitKey::Tenant)
+        o.fallback(Fallback::Closed)
+            .per("limited", LimitKey::Tenant)
     })
     .await;
     let host = CallContext::host;
@@ -380,14 +384,21 @@ async fn a_redis_outage_under_the_limiter_applies_the_fallback_and_recovers() {
         let report = health_becomes(app.xcore(), HealthStatus::Degraded).await;
         let limits = report.node(&NodeId::service("rate_limits")).unwrap();
         assert!(
-            limits.health().message().unwrap_or_default().contains("not cluster-wide"),
+            limits
+                .health()
+                .message()
+                .unwrap_or_default()
+                .contains("not cluster-wide"),
             "{limits:?}"
         );
     }
     // Calls keep their bounded answers for the whole outage.
     while down.elapsed() < Duration::from_secs(5) {
         assert!(!ping(&local_a, host()).await.unwrap());
-        assert_eq!(ping(&closed, host()).await.unwrap_err().code(), ErrorCode::Unavailable);
+        assert_eq!(
+            ping(&closed, host()).await.unwrap_err().code(),
+            ErrorCode::Unavailable
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
@@ -448,7 +459,11 @@ async fn a_redis_outage_under_the_bridge_degrades_and_recovers() {
         let report = health_becomes(app, HealthStatus::Degraded).await;
         let bridge = report.node(&NodeId::service("event_bridge")).unwrap();
         assert!(
-            bridge.health().message().unwrap_or_default().contains("not bridged"),
+            bridge
+                .health()
+                .message()
+                .unwrap_or_default()
+                .contains("not bridged"),
             "{bridge:?}"
         );
     }
@@ -463,8 +478,10 @@ async fn a_redis_outage_under_the_bridge_degrades_and_recovers() {
     }
     emit(0, "order.after").await;
     emit(1, "order.after_too").await;
-    until(|| names(&seen[1]).contains(&"order.after".to_owned())
-        && names(&seen[0]).contains(&"order.after_too".to_owned()))
+    until(|| {
+        names(&seen[1]).contains(&"order.after".to_owned())
+            && names(&seen[0]).contains(&"order.after_too".to_owned())
+    })
     .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     // What was emitted during the outage was delivered locally only.
@@ -479,7 +496,13 @@ async fn a_redis_outage_under_the_bridge_degrades_and_recovers() {
     };
     assert_eq!(remote(1), ["order.before", "order.after"]);
     assert_eq!(remote(0), ["order.after_too"]);
-    assert!(names(&seen[0]).iter().filter(|n| *n == "order.lost").count() >= 2);
+    assert!(
+        names(&seen[0])
+            .iter()
+            .filter(|n| *n == "order.lost")
+            .count()
+            >= 2
+    );
     for app in apps {
         app.shutdown().await;
     }

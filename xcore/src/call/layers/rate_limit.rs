@@ -83,7 +83,9 @@ impl RateLimitLayer {
 
     /// Whether a cluster-wide limiter applies this limit.
     pub(crate) fn is_cluster_wide(&self) -> bool {
-        self.cluster.as_ref().is_some_and(|slot| slot.get().is_some())
+        self.cluster
+            .as_ref()
+            .is_some_and(|slot| slot.get().is_some())
     }
 
     /// Takes one token for the call or request made under `cx` to `plugin`: from the
@@ -222,10 +224,12 @@ where
                 inner.call(req).await
             }));
         }
-        Either::Left(match take(self.limit.bucket.as_ref(), req.target().name()) {
-            Ok(()) => Either::Right(self.inner.call(req)),
-            Err(err) => reject(err),
-        })
+        Either::Left(
+            match take(self.limit.bucket.as_ref(), req.target().name()) {
+                Ok(()) => Either::Right(self.inner.call(req)),
+                Err(err) => reject(err),
+            },
+        )
     }
 }
 

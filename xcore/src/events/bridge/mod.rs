@@ -222,17 +222,13 @@ impl RouteHealth {
     }
 
     fn failure(&self) -> Option<String> {
-        let get = |slot: &Mutex<Option<String>>| {
-            slot.lock().unwrap_or_else(|p| p.into_inner()).clone()
-        };
+        let get =
+            |slot: &Mutex<Option<String>>| slot.lock().unwrap_or_else(|p| p.into_inner()).clone();
         match (get(&self.publishing), get(&self.receiving)) {
             (None, None) => None,
             (Some(p), None) => Some(format!("{}: publishing: {p}", self.target)),
             (None, Some(r)) => Some(format!("{}: receiving: {r}", self.target)),
-            (Some(p), Some(r)) => Some(format!(
-                "{}: publishing: {p}; receiving: {r}",
-                self.target
-            )),
+            (Some(p), Some(r)) => Some(format!("{}: publishing: {p}; receiving: {r}", self.target)),
         }
     }
 }
@@ -549,7 +545,8 @@ impl Service for EventBridge {
         abort_all(std::mem::take(
             &mut *self.state.tasks.lock().unwrap_or_else(|p| p.into_inner()),
         ));
-        let links = std::mem::take(&mut *self.state.links.lock().unwrap_or_else(|p| p.into_inner()));
+        let links =
+            std::mem::take(&mut *self.state.links.lock().unwrap_or_else(|p| p.into_inner()));
         for (_, link) in links {
             link.close().await;
         }
@@ -589,6 +586,5 @@ async fn publish_loop<P: Publish>(
 /// A backend's publishing side.
 trait Publish: Send + Sync + 'static {
     /// Sends one message on the channel.
-    fn publish(&self, text: &str)
-    -> impl std::future::Future<Output = Result<(), String>> + Send;
+    fn publish(&self, text: &str) -> impl std::future::Future<Output = Result<(), String>> + Send;
 }

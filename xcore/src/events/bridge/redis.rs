@@ -63,7 +63,10 @@ impl Connection {
 
 impl RedisLink {
     pub(super) async fn probe(&self) -> Result<(), String> {
-        self.inner.query::<String>(&redis::cmd("PING")).await.map(drop)
+        self.inner
+            .query::<String>(&redis::cmd("PING"))
+            .await
+            .map(drop)
     }
 }
 
@@ -80,7 +83,11 @@ impl Publish for Publisher {
     }
 }
 
-async fn subscribe(client: &Client, channel: &str, limit: Duration) -> Result<redis::aio::PubSub, String> {
+async fn subscribe(
+    client: &Client,
+    channel: &str,
+    limit: Duration,
+) -> Result<redis::aio::PubSub, String> {
     let attempt = async {
         let mut pubsub = client.get_async_pubsub().await?;
         pubsub.subscribe(channel).await?;

@@ -145,7 +145,8 @@ impl RateLimitsOptions {
     /// Checks the bounds: a timeout and a retry of 1 ms to 10 s, a prefix of 1 to 64
     /// characters without spaces.
     pub fn check(&self) -> Result<(), String> {
-        let bounded = |d: Duration| (Duration::from_millis(1)..=Duration::from_secs(10)).contains(&d);
+        let bounded =
+            |d: Duration| (Duration::from_millis(1)..=Duration::from_secs(10)).contains(&d);
         if !bounded(self.timeout) {
             return Err(format!(
                 "`services.rate_limits.timeout` is {:?}: it must be 1ms to 10s",

@@ -251,11 +251,8 @@ impl Service for RateLimitsService {
         let shared = ctx
             .xcore()
             .ok_or_else(|| ServiceError::msg("the Xcore is gone"))?;
-        let pong: String = self
-            .inner
-            .query(&redis::cmd("PING"))
-            .await
-            .map_err(|e| {
+        let pong: String =
+            self.inner.query(&redis::cmd("PING")).await.map_err(|e| {
                 ServiceError::msg(format!("rate limits: {}: {e}", self.inner.target))
             })?;
         if pong != "PONG" {
@@ -313,7 +310,9 @@ mod tests {
         let limits = RateLimitsService::new(options).unwrap();
         let acme = CallContext::host().with_tenant(TenantId::new("acme").unwrap());
         let caller = PluginIdentity::new(Arc::new(
-            xcore_manifest::Manifest::builder("shop", "1.0.0").build().unwrap(),
+            xcore_manifest::Manifest::builder("shop", "1.0.0")
+                .build()
+                .unwrap(),
         ));
         let from_shop = CallContext::root(caller).with_tenant(TenantId::new("acme").unwrap());
         let l = &limits.inner;
