@@ -109,8 +109,8 @@ async fn events_reach_each_other_instance_once_through_redis_and_postgres_routes
         }
         all
     };
-    for i in 0..3 {
-        let events = seen[i].lock().unwrap().clone();
+    for (i, seen) in seen.iter().enumerate() {
+        let events = seen.lock().unwrap().clone();
         let mut got: Vec<String> = events.iter().map(|e| e.name().to_owned()).collect();
         got.sort();
         let mut want: Vec<String> = expect_from(i).iter().map(|(n, _)| n.to_string()).collect();

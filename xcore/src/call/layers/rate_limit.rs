@@ -107,11 +107,14 @@ impl RateLimitLayer {
         }))
     }
 
-    fn cluster_and_bucket(&self) -> Option<(Arc<dyn ClusterRate>, Arc<Mutex<Bucket>>)> {
+    fn cluster_and_bucket(&self) -> Option<(Arc<dyn ClusterRate>, SharedBucket)> {
         let cluster = self.cluster.as_ref()?.get()?;
         Some((cluster.clone(), self.bucket.clone()?))
     }
 }
+
+/// The local bucket, shared by every clone of a layer.
+type SharedBucket = Arc<Mutex<Bucket>>;
 
 /// The future of a token taken from a cluster-wide limiter.
 pub(crate) type AcquireFuture = Pin<Box<dyn Future<Output = Result<(), CallError>> + Send>>;
