@@ -99,9 +99,8 @@ async fn bridged(url: &str, channel: &str) -> Vec<Duration> {
 }
 
 async fn limited(redis: Option<&str>) -> TestApp {
-    let mut builder = TestApp::builder().fake_plugin(
-        FakePlugin::new("limited").manifest(|m| m.rate_limit("1000000/1s")),
-    );
+    let mut builder = TestApp::builder()
+        .fake_plugin(FakePlugin::new("limited").manifest(|m| m.rate_limit("1000000/1s")));
     if let Some(url) = redis {
         builder = builder.service(RateLimitsService::new(RateLimitsOptions::new(url)).unwrap());
     }

@@ -33,9 +33,10 @@
 //!
 //! # When Redis is down
 //!
-//! A Redis command waits at most `timeout`; after a failure, Redis is not asked again for
-//! `retry` (default 1 s) — the calls meanwhile apply the fallback at once, without any wait —
-//! then the next call tries again. The service reports itself **degraded** from the first
+//! A call waits at most twice `timeout` for Redis (the connection, then the command; the wait
+//! behind another call's connection attempt included); after a failure, Redis is not asked
+//! again for `retry` (default 1 s) — the calls meanwhile apply the fallback at once, without
+//! any wait — then the next call tries again. The service reports itself **degraded** from the first
 //! failure until Redis answers again (a call, or a health check's `PING`).
 //!
 //! | `fallback` | a call while Redis is down | the cluster admits |

@@ -207,7 +207,14 @@ impl Limiter {
         let interval = (period / calls).max(1);
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(GCRA).arg(1).arg(&key).arg(interval).arg(calls);
-        match self.query::<i64>(&cmd).await {
+        // One bound for the whole verdict: the wait for the connection slot (other calls
+        // connecting), the connection, the command.
+        let deadline = self.options.timeout * 2;
+        let answer = match tokio::time::timeout(deadline, self.query::<i64>(&cmd)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(format!("no verdict within {deadline:?}")),
+        };
+        match answer {
             Ok(0) => {
                 self.answered();
                 self.admitted.fetch_add(1, Ordering::Relaxed);
