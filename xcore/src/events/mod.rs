@@ -24,9 +24,9 @@
 //!   others run.
 //! - **Background emits** are tracked and joined (within the stop timeout) on shutdown.
 //! - **Across instances** (feature `postgres` or `redis`): the [`EventBridge`] service
-//!   publishes the events matching its routes' patterns through Postgres `LISTEN`/`NOTIFY` or
-//!   Redis pub/sub (the backend chosen per pattern) and emits those of the other instances
-//!   here, at most once, without echo (see [`bridge`]).
+//!   publishes the events matching its routes' patterns through Postgres `LISTEN`/`NOTIFY`,
+//!   Redis pub/sub (at most once) or Redis Streams (at least once), the backend chosen per
+//!   pattern, and emits those of the other instances here, without echo (see [`bridge`]).
 //! - **A plugin's subscriptions** (made through its handle, `ctx.handle::<Events>()`) pass its
 //!   instance's [gate](crate::runtime) on each delivery: a stopped instance's handler is not
 //!   run (the delivery is reported [`Outcome::Failed`], naming the plugin), and the handler
@@ -60,7 +60,7 @@ mod event;
 mod handle;
 
 #[cfg(any(feature = "postgres", feature = "redis"))]
-pub use bridge::{BridgeOptions, BridgeRoute, BridgeStats, EventBridge};
+pub use bridge::{BridgeOptions, BridgeRoute, BridgeStats, Delivery, EventBridge};
 pub(crate) use bus::EventBus;
 pub use bus::{EmitReport, HandlerOutcome, Outcome, SubscribeOptions, SubscriptionId};
 pub use event::{Dispatch, Event, EventError, EventHandler, EventSource, Flow, HandlerFuture};

@@ -1,15 +1,18 @@
-//! [`EventBridge`]: events published across instances through Postgres `LISTEN`/`NOTIFY` or
-//! Redis pub/sub, the backend chosen per event pattern.
+//! [`EventBridge`]: events published across instances through Postgres `LISTEN`/`NOTIFY`,
+//! Redis pub/sub or Redis Streams, the backend chosen per event pattern.
 //!
-//! Add it as a service to every instance of the cluster, with the same routes:
+//! Add it as a service to every instance of the cluster, with the same routes (it has no
+//! config section: the routes name servers and patterns the host knows):
 //!
 //! ```no_run
 //! use xcore::{Xcore, events::{BridgeOptions, EventBridge}};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! // `order.*` through Postgres, `cache.*` and `user.**` through Redis.
+//! // `order.*` through Postgres, `cache.*` and `user.**` through Redis pub/sub, `payment.*`
+//! // through a Redis stream (at least once).
 //! let options = BridgeOptions::new("postgres://app@db/app", ["order.*"])
-//!     .route("redis://cache:6379/0", ["cache.*", "user.**"]);
+//!     .route("redis://cache:6379/0", ["cache.*", "user.**"])
+//!     .route_at_least_once("redis://cache:6379/0", ["payment.*"]);
 //! let bridge = EventBridge::new(options)?;
 //! let xcore = Xcore::builder().service(bridge).build()?;
 //! # Ok(())
@@ -18,23 +21,27 @@
 //!
 //! # Routes
 //!
-//! A bridge has one or more **routes**, each a URL and the event patterns (the grant grammar:
-//! `order.*`, `user.**`) it carries. The URL's scheme chooses the backend: `postgres://` or
-//! `postgresql://` (feature `postgres`), `redis://` or `rediss://` (feature `redis`). An event
-//! goes through the **first route, in order, with a pattern that matches its name**, and
-//! through that one only: an event matching patterns of two routes is published once, by
-//! the first. Every instance must declare the same routes (the same channel and URLs), or
-//! some events do not reach some instances.
+//! A bridge has one or more **routes**, each a URL, the event patterns (the grant grammar:
+//! `order.*`, `user.**`) it carries, and a [`Delivery`]. The URL's scheme chooses the
+//! backend: `postgres://` or `postgresql://` (feature `postgres`), `redis://` or `rediss://`
+//! (feature `redis`: pub/sub, or a stream with [`Delivery::AtLeastOnce`] —
+//! [`BridgeOptions::route_at_least_once`]). An event goes through the **first route, in
+//! order, with a pattern that matches its name**, and through that one only: an event
+//! matching patterns of two routes is published once, by the first. Every instance must
+//! declare the same routes (the same channel and URLs), or some events do not reach some
+//! instances.
 //!
 //! # Semantics per backend
 //!
-//! | | Postgres (`LISTEN`/`NOTIFY`) | Redis (pub/sub) |
-//! |---|---|---|
-//! | the message | one `NOTIFY <channel>` per event | one `PUBLISH <channel>` per event |
-//! | delivery | **at most once** | **at most once** |
-//! | an instance not connected when the event is sent | misses it | misses it |
-//! | size bound | [`MAX_MESSAGE_BYTES`] (Postgres refuses 8,000 bytes) | [`MAX_MESSAGE_BYTES`] too, for one rule across backends |
-//! | connections | a pool of 2 (publishing) and one listening connection | one multiplexed connection (publishing) and one subscriber connection |
+//! | | Postgres (`LISTEN`/`NOTIFY`) | Redis pub/sub | Redis Streams ([`Delivery::AtLeastOnce`]) |
+//! |---|---|---|---|
+//! | the message | one `NOTIFY <channel>` per event | one `PUBLISH <channel>` per event | one `XADD <channel> MAXLEN ~ <stream_max_len>` entry per event |
+//! | delivery | **at most once** | **at most once** | **at least once** to the running instances |
+//! | an instance disconnected when the event is sent | misses it | misses it | reads it once reconnected (it resumes after the last entry it read), unless the stream was trimmed past it or Redis lost it (a restart without persistence) |
+//! | a publish that fails | dropped (counted) | dropped (counted) | tried again (backoff up to 1 s) — so a duplicate is possible when a publish timed out but had succeeded; meanwhile newer events wait in the queue (past `capacity`, dropped and counted) |
+//! | an instance started after the event | misses it | misses it | misses it (it reads from the stream's end at start) |
+//! | size bound | [`MAX_MESSAGE_BYTES`] (Postgres refuses 8,000 bytes) | [`MAX_MESSAGE_BYTES`] too, for one rule across backends | the same; the stream keeps about `stream_max_len` entries |
+//! | connections | a pool of 2 (publishing) and one listening connection | one multiplexed connection (publishing) and one subscriber connection | one multiplexed connection (publishing) and one reading (`XREAD BLOCK 1000`) |
 //!
 //! For every backend:
 //!
@@ -45,13 +52,15 @@
 //! | receiving | each instance emits the events of the others on its own bus, in the background, with source [`EventSource::Bridge`] (the emitting node's id); the tenant and the trace kept |
 //! | echo | none: an instance skips its own messages, and an event received from the bridge is never published again |
 //! | bounds | a message over [`MAX_MESSAGE_BYTES`] is not bridged (counted as dropped, logged at WARN; the bridge stays healthy); at most `capacity` events wait to be published per route (default 1,024): past it, new ones are dropped (counted) |
-//! | outage | local emits never wait for the bridge (a bounded queue between the bus and each route's publisher); while a route's server cannot be reached, its events are dropped (counted: one try each, Redis commands bounded by `timeout`), the service reports itself **degraded** naming the route, and the receiving side resubscribes by itself (backoff up to 1 s); the events sent by others meanwhile are lost for this instance |
-//! | recovery | no restart: the receiving side is healthy again once resubscribed; the publishing side at its next successful publish, or at the next health check that reaches the server |
+//! | outage | local emits never wait for the bridge (a bounded queue between the bus and each route's publisher); while a route's server cannot be reached, the service reports itself **degraded** naming the route, the at-most-once routes drop their events (counted: one try each, Redis commands bounded by `timeout`), and the receiving side reconnects by itself (backoff up to 1 s) |
+//! | recovery | no restart: the receiving side is healthy again once reconnected; the publishing side at its next successful publish, or at the next health check that reaches the server |
 
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "redis")]
+mod streams;
 
 use std::{
     sync::{
@@ -85,8 +94,24 @@ pub struct BridgeOptions {
     /// How many events may wait to be published, per route (default 1,024).
     pub capacity: usize,
     /// How long a Redis connection or command may take (default 1 s); past it, the event is
-    /// dropped (counted).
+    /// dropped (counted) — or, on an at-least-once route, tried again.
     pub timeout: Duration,
+    /// How many entries a Redis stream (an at-least-once route) keeps, about (default
+    /// 10,000; `XADD … MAXLEN ~`): an instance away for longer than that many events misses
+    /// the older ones.
+    pub stream_max_len: usize,
+}
+
+/// How a route delivers: see the [module docs](self) for each backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Delivery {
+    /// Pub/sub or `NOTIFY`: an instance not connected when the event is sent misses it.
+    #[default]
+    AtMostOnce,
+    /// A Redis stream: an instance that lost its connection reads on from where it was, and
+    /// a publish that failed is tried again (Redis only).
+    AtLeastOnce,
 }
 
 /// One route of an [`EventBridge`]: the server and the events it carries.
@@ -97,6 +122,8 @@ pub struct BridgeRoute {
     pub url: String,
     /// The events carried, as patterns (`order.*`, `user.**`).
     pub patterns: Vec<String>,
+    /// How the route delivers (default [`Delivery::AtMostOnce`]).
+    pub delivery: Delivery,
 }
 
 impl BridgeRoute {
@@ -109,6 +136,7 @@ impl BridgeRoute {
         Self {
             url: url.into(),
             patterns: patterns.into_iter().map(Into::into).collect(),
+            delivery: Delivery::AtMostOnce,
         }
     }
 }
@@ -125,6 +153,7 @@ impl BridgeOptions {
             channel: "xcore_events".into(),
             capacity: 1024,
             timeout: Duration::from_secs(1),
+            stream_max_len: 10_000,
         }
     }
 
@@ -136,6 +165,19 @@ impl BridgeOptions {
         S: Into<String>,
     {
         self.routes.push(BridgeRoute::new(url, patterns));
+        self
+    }
+
+    /// Adds an at-least-once route after the others: the events matching `patterns` through
+    /// a stream on the Redis at `url` ([`Delivery::AtLeastOnce`]).
+    pub fn route_at_least_once<I, S>(mut self, url: impl Into<String>, patterns: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut route = BridgeRoute::new(url, patterns);
+        route.delivery = Delivery::AtLeastOnce;
+        self.routes.push(route);
         self
     }
 }
@@ -174,6 +216,8 @@ enum Backend {
     Postgres,
     #[cfg(feature = "redis")]
     Redis,
+    #[cfg(feature = "redis")]
+    RedisStream,
 }
 
 /// The counters, shared by every route.
@@ -348,6 +392,9 @@ pub enum BridgeError {
     /// No route.
     #[error("event bridge: no route (give at least one URL and its patterns)")]
     NoRoute,
+    /// At-least-once delivery asked of a backend that has none.
+    #[error("event bridge: `{0}`: at-least-once delivery needs a Redis route (Redis Streams)")]
+    Delivery(String),
 }
 
 fn backend_of(url: &str) -> Option<Backend> {
@@ -370,7 +417,13 @@ impl EventBridge {
         let mut routes = Vec::with_capacity(options.routes.len());
         for route in &options.routes {
             let target = crate::services::redact_url(&route.url);
-            let backend = backend_of(&route.url).ok_or_else(|| BridgeError::Url(target.clone()))?;
+            let backend = match (backend_of(&route.url), route.delivery) {
+                (None, _) => return Err(BridgeError::Url(target)),
+                (Some(backend), Delivery::AtMostOnce) => backend,
+                #[cfg(feature = "redis")]
+                (Some(Backend::Redis), Delivery::AtLeastOnce) => Backend::RedisStream,
+                (Some(_), Delivery::AtLeastOnce) => return Err(BridgeError::Delivery(target)),
+            };
             let patterns = route
                 .patterns
                 .iter()
@@ -486,6 +539,10 @@ impl Service for EventBridge {
                 Backend::Redis => redis::start(run, events)
                     .await
                     .map(|(link, tasks)| (Link::Redis(link), tasks)),
+                #[cfg(feature = "redis")]
+                Backend::RedisStream => streams::start(run, events, self.options.stream_max_len)
+                    .await
+                    .map(|(link, tasks)| (Link::Redis(link), tasks)),
             };
             let (link, tasks) = match begun {
                 Ok(begun) => begun,
@@ -560,7 +617,9 @@ fn abort_all(tasks: Vec<tokio::task::JoinHandle<()>>) {
     }
 }
 
-/// Publishes the queued events of one route, one message each, through `send`.
+/// Publishes the queued events of one route, one message each, through `publisher`: a
+/// failed publish drops the event (counted), or, for a publisher that retries, is tried again
+/// (backoff up to 1 s) while the queue holds the events behind it.
 async fn publish_loop<P: Publish>(
     publisher: P,
     run: Arc<RouteRun>,
@@ -570,14 +629,23 @@ async fn publish_loop<P: Publish>(
         let Some(text) = encode(&event, &run.node, &run.counters) else {
             continue;
         };
-        match publisher.publish(&text).await {
-            Ok(()) => {
-                run.counters.published.fetch_add(1, Ordering::Relaxed);
-                run.health.published();
-            }
-            Err(e) => {
-                run.counters.dropped();
-                run.health.publish_failed(e);
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match publisher.publish(&text).await {
+                Ok(()) => {
+                    run.counters.published.fetch_add(1, Ordering::Relaxed);
+                    run.health.published();
+                    break;
+                }
+                Err(e) => {
+                    run.health.publish_failed(e);
+                    if !P::RETRY {
+                        run.counters.dropped();
+                        break;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
             }
         }
     }
@@ -585,6 +653,9 @@ async fn publish_loop<P: Publish>(
 
 /// A backend's publishing side.
 trait Publish: Send + Sync + 'static {
+    /// Whether a failed publish is tried again (at-least-once routes).
+    const RETRY: bool = false;
+
     /// Sends one message on the channel.
     fn publish(&self, text: &str) -> impl std::future::Future<Output = Result<(), String>> + Send;
 }

@@ -17,13 +17,21 @@ pub(super) struct RedisLink {
     inner: Arc<Connection>,
 }
 
-struct Connection {
+pub(super) struct Connection {
     client: Client,
     conn: Mutex<Option<MultiplexedConnection>>,
     timeout: Duration,
 }
 
 impl Connection {
+    pub(super) fn new(client: Client, timeout: Duration) -> Self {
+        Self {
+            client,
+            conn: Mutex::new(None),
+            timeout,
+        }
+    }
+
     async fn get(&self) -> Result<MultiplexedConnection, String> {
         let mut slot = self.conn.lock().await;
         if let Some(conn) = slot.as_ref() {
@@ -43,7 +51,10 @@ impl Connection {
         Ok(conn)
     }
 
-    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, String> {
+    pub(super) async fn query<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+    ) -> Result<T, String> {
         let mut conn = self.get().await?;
         match tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut conn)).await {
             Ok(Ok(value)) => Ok(value),
@@ -62,6 +73,10 @@ impl Connection {
 }
 
 impl RedisLink {
+    pub(super) fn new(conn: Arc<Connection>) -> Self {
+        Self { inner: conn }
+    }
+
     pub(super) async fn probe(&self) -> Result<(), String> {
         self.inner
             .query::<String>(&redis::cmd("PING"))
@@ -108,11 +123,7 @@ pub(super) async fn start(
     let target = run.health.target.clone();
     let client = Client::open(run.url.as_str())
         .map_err(|e| format!("`{target}` is not a Redis URL: {e}"))?;
-    let conn = Arc::new(Connection {
-        client: client.clone(),
-        conn: Mutex::new(None),
-        timeout: run.timeout,
-    });
+    let conn = Arc::new(Connection::new(client.clone(), run.timeout));
     conn.query::<String>(&redis::cmd("PING"))
         .await
         .map_err(|e| format!("{target}: {e}"))?;
