@@ -1,7 +1,8 @@
 //! Scale-out costs: how long a bridged event takes from the emit on instance A until a
-//! subscriber on instance B has it (Redis pub/sub, Postgres `LISTEN`/`NOTIFY`), beside a
-//! local emit until a subscriber on A has it; and what a call costs with its rate limit
-//! cluster-wide (one GCRA script on Redis) beside the per-process bucket.
+//! subscriber on instance B has it (Redis pub/sub, Redis Streams, Postgres
+//! `LISTEN`/`NOTIFY`), beside a local emit until a subscriber on A has it; and what a call
+//! costs with its rate limit cluster-wide (one GCRA script on Redis) beside the per-process
+//! bucket.
 //!
 //! ```sh
 //! cargo bench --bench bridge      # a local redis-server; Postgres from XCORE_TEST_POSTGRES_URL
@@ -82,9 +83,13 @@ fn row(label: &str, sorted: &[Duration], baseline: Option<&[Duration]>) {
     println!("| {label} | {p50:?} | {p99:?} | {ratio} |");
 }
 
-async fn bridged(url: &str, channel: &str) -> Vec<Duration> {
+async fn bridged(url: &str, channel: &str, streams: bool) -> Vec<Duration> {
     let options = |url: &str| {
-        let mut o = BridgeOptions::new(url, ["bench.*"]);
+        let mut o = if streams {
+            BridgeOptions::new(url, ["unused.*"]).route_at_least_once(url, ["bench.*"])
+        } else {
+            BridgeOptions::new(url, ["bench.*"])
+        };
         o.channel = channel.to_owned();
         EventBridge::new(o).unwrap()
     };
@@ -137,12 +142,14 @@ fn main() {
         local.shutdown().await;
         row("local emit (same instance)", &baseline, None);
         if let Some(redis) = &redis {
-            let sorted = bridged(redis.url(), "bench_bridge").await;
+            let sorted = bridged(redis.url(), "bench_bridge", false).await;
             row("bridged, Redis pub/sub (A → B)", &sorted, Some(&baseline));
+            let sorted = bridged(redis.url(), "bench_stream", true).await;
+            row("bridged, Redis Streams (A → B)", &sorted, Some(&baseline));
         }
         if let Some(postgres) = &postgres {
             let url = postgres.database().await.unwrap();
-            let sorted = bridged(&url, "bench_bridge").await;
+            let sorted = bridged(&url, "bench_bridge", false).await;
             row("bridged, Postgres LISTEN/NOTIFY (A → B)", &sorted, Some(&baseline));
         }
 

@@ -339,8 +339,8 @@ async fn health_becomes(app: &Xcore, status: HealthStatus) -> xcore::HealthRepor
 }
 
 /// Redis stopped for 5 s under the limiter: calls never wait on it; with `fallback: local`
-/// each instance applies its local bucket, with `fallback: closed` limited calls are
-/// refused (`unavailable`); health is degraded; once Redis is back the limit is
+/// each instance applies its local bucket, with `fallback: open` every call is admitted,
+/// with `fallback: closed` limited calls are refused (`unavailable`); health is degraded; once Redis is back the limit is
 /// cluster-wide again, without a restart (its buckets restarted full: Redis kept them in
 /// memory).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -354,6 +354,12 @@ async fn a_redis_outage_under_the_limiter_applies_the_fallback_and_recovers() {
     let closed = limited(redis.url(), "5/1m", |o| {
         o.fallback(Fallback::Closed)
             .per("limited", LimitKey::Tenant)
+    })
+    .await;
+    // Its own keys (another prefix): the budget of `limited` is the two others'.
+    let open = limited(redis.url(), "5/1m", |mut o| {
+        o.prefix = "open".into();
+        o.fallback(Fallback::Open)
     })
     .await;
     let host = CallContext::host;
@@ -376,11 +382,15 @@ async fn a_redis_outage_under_the_limiter_applies_the_fallback_and_recovers() {
         }
         assert_eq!(n, 5, "the local bucket applies");
     }
+    // `open`: everything admitted.
+    for _ in 0..20 {
+        assert!(ping(&open, host()).await.unwrap(), "fail open admits");
+    }
     // `closed`: refused, with no internals in the message.
     let err = ping(&closed, host()).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Unavailable);
     assert!(!err.message().contains("127.0.0.1"), "{}", err.message());
-    for app in [&local_a, &local_b, &closed] {
+    for app in [&local_a, &local_b, &closed, &open] {
         let report = health_becomes(app.xcore(), HealthStatus::Degraded).await;
         let limits = report.node(&NodeId::service("rate_limits")).unwrap();
         assert!(
@@ -403,7 +413,7 @@ async fn a_redis_outage_under_the_limiter_applies_the_fallback_and_recovers() {
     }
 
     redis.restart().await.unwrap();
-    for app in [&local_a, &local_b, &closed] {
+    for app in [&local_a, &local_b, &closed, &open] {
         health_becomes(app.xcore(), HealthStatus::Healthy).await;
     }
     // Cluster-wide again (Redis restarted empty: a full burst of 5 for the two instances).
@@ -414,7 +424,13 @@ async fn a_redis_outage_under_the_limiter_applies_the_fallback_and_recovers() {
     }
     assert_eq!(admitted, 5);
     assert!(ping(&closed, host()).await.unwrap());
-    for app in [local_a, local_b, closed] {
+    // `open` is limited again (Redis restarted empty: a full burst of 5).
+    let mut n = 0;
+    for _ in 0..10 {
+        n += usize::from(ping(&open, host()).await.unwrap());
+    }
+    assert_eq!(n, 5, "cluster-wide again");
+    for app in [local_a, local_b, closed, open] {
         app.shutdown().await;
     }
 }
