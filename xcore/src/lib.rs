@@ -92,7 +92,7 @@
 //! |---|---|---|
 //! | `sqlite` | yes | `services::db` on SQLite (sqlx) |
 //! | `postgres` | no | `services::db` on Postgres (sqlx); on Postgres also the worker's durable queue (`LISTEN`/`NOTIFY` wake-ups), the scheduler's firing lock and the event bridge (`events::EventBridge`) |
-//! | `redis` | no | the Redis and tiered backends of `services::cache` (bb8-redis) |
+//! | `redis` | no | the Redis and tiered backends of `services::cache` (bb8-redis); Redis routes of the event bridge (`events::EventBridge`); cluster-wide rate limits (`services::rate_limits`) |
 //! | `scheduler` | yes | `services::scheduler` (tokio-cron-scheduler) |
 //! | `axum` | yes | `web::axum`: mount plugins and the admin API into an axum `Router`; extractors (`CallContext`, `web::axum::Json`) |
 //! | `hyper` | no | `web::hyper`: a service for hyper's server connections, `serve` with graceful shutdown |

@@ -847,7 +847,9 @@ impl XcoreBuilder {
             .iter()
             .map(|p| PluginIdentity::new(Arc::new(p.manifest.clone())))
             .collect();
+        let rate_slot = crate::call::layers::ClusterSlot::default();
         let parts = Parts {
+            rate_slot: rate_slot.clone(),
             plan,
             options,
             layers,
@@ -868,7 +870,7 @@ impl XcoreBuilder {
             }
             for (p, identity) in plugins.into_iter().zip(identities) {
                 entries.push(container::Entry::Plugin {
-                    ctx: PluginContext::new(identity.clone(), weak.clone()),
+                    ctx: PluginContext::new(identity.clone(), weak.clone(), rate_slot.clone()),
                     identity,
                     fresh: Some(p.instance),
                     loaded: None,

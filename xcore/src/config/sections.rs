@@ -76,6 +76,8 @@ pub struct ServicesConfig {
     pub scheduler: SchedulerConfig,
     /// The background job worker.
     pub worker: WorkerConfig,
+    /// Cluster-wide rate limits on Redis (none by default: per-process limits).
+    pub rate_limits: Option<crate::services::rate_limits::RateLimitsOptions>,
     /// Each host extension's own section, by extension name; read one with
     /// [`Config::extension_section`](super::Config::extension_section).
     pub extensions: IndexMap<String, RawSection>,

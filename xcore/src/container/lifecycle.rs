@@ -326,7 +326,7 @@ async fn bring_up(
             return Err((Phase::Load, reason));
         }
     };
-    *ctx = PluginContext::new(identity.clone(), shared.weak_self());
+    *ctx = PluginContext::new(identity.clone(), shared.weak_self(), shared.rate_slot());
     let ctx = ctx.clone();
     let version = identity.manifest().version().to_string();
     let outcome = load_and_start(shared, &services, &ctx, instance).await;

@@ -116,7 +116,7 @@ struct Subscription {
 pub(crate) struct EventBus {
     subs: RwLock<Vec<Arc<Subscription>>>,
     /// Where bridged events go (the event bridge service, once started).
-    #[cfg(feature = "postgres")]
+    #[cfg(any(feature = "postgres", feature = "redis"))]
     bridge: std::sync::OnceLock<super::bridge::Outbox>,
     next_id: AtomicU64,
     tasks: TaskTracker,
@@ -128,7 +128,7 @@ impl EventBus {
     pub(crate) fn new(audit: Arc<Audit>, metrics: crate::observability::Metrics) -> Self {
         Self {
             subs: RwLock::new(Vec::new()),
-            #[cfg(feature = "postgres")]
+            #[cfg(any(feature = "postgres", feature = "redis"))]
             bridge: std::sync::OnceLock::new(),
             next_id: AtomicU64::new(1),
             tasks: TaskTracker::new(),
@@ -181,7 +181,7 @@ impl EventBus {
     }
 
     /// Sends the events the bridge publishes to it from now on (once per bus).
-    #[cfg(feature = "postgres")]
+    #[cfg(any(feature = "postgres", feature = "redis"))]
     pub(crate) fn attach_bridge(&self, outbox: super::bridge::Outbox) {
         if self.bridge.set(outbox).is_err() {
             tracing::warn!("a second event bridge on one Xcore is ignored");
@@ -190,7 +190,7 @@ impl EventBus {
 
     pub(crate) async fn emit(&self, event: Event, dispatch: Dispatch) -> EmitReport {
         self.metrics.event_emitted(event.name());
-        #[cfg(feature = "postgres")]
+        #[cfg(any(feature = "postgres", feature = "redis"))]
         if let Some(outbox) = self.bridge.get() {
             outbox.offer(&event);
         }

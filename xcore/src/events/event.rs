@@ -14,7 +14,7 @@ pub enum EventSource {
     Host,
     /// A plugin.
     Plugin(String),
-    /// Another instance, through the event bridge (its node id); feature `postgres`.
+    /// Another instance, through the event bridge (its node id); feature `postgres` or `redis`.
     Bridge(String),
 }
 

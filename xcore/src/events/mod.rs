@@ -23,9 +23,10 @@
 //! - **Isolation**: a handler that fails or panics is reported in the [`EmitReport`]; the
 //!   others run.
 //! - **Background emits** are tracked and joined (within the stop timeout) on shutdown.
-//! - **Across instances** (feature `postgres`): the [`EventBridge`] service publishes the
-//!   events matching its patterns through Postgres `LISTEN`/`NOTIFY` and emits those of the
-//!   other instances here, at most once, without echo (see [`bridge`]).
+//! - **Across instances** (feature `postgres` or `redis`): the [`EventBridge`] service
+//!   publishes the events matching its routes' patterns through Postgres `LISTEN`/`NOTIFY`,
+//!   Redis pub/sub (at most once) or Redis Streams (at least once), the backend chosen per
+//!   pattern, and emits those of the other instances here, without echo (see [`bridge`]).
 //! - **A plugin's subscriptions** (made through its handle, `ctx.handle::<Events>()`) pass its
 //!   instance's [gate](crate::runtime) on each delivery: a stopped instance's handler is not
 //!   run (the delivery is reported [`Outcome::Failed`], naming the plugin), and the handler
@@ -51,15 +52,15 @@
 //! | `plugin.<name>.started` | started again at runtime ([`Xcore::start_plugin`](crate::Xcore::start_plugin), a restart) | `{"plugin", "version", "wave"}` |
 //! | `plugin.<name>.reloaded` | a fresh instance replaced it ([`Xcore::reload_plugin`](crate::Xcore::reload_plugin)) | `{"plugin", "version", "took_ms"}` |
 
-#[cfg(feature = "postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+#[cfg(any(feature = "postgres", feature = "redis"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "redis"))))]
 pub mod bridge;
 mod bus;
 mod event;
 mod handle;
 
-#[cfg(feature = "postgres")]
-pub use bridge::{BridgeOptions, BridgeStats, EventBridge};
+#[cfg(any(feature = "postgres", feature = "redis"))]
+pub use bridge::{BridgeOptions, BridgeRoute, BridgeStats, Delivery, EventBridge};
 pub(crate) use bus::EventBus;
 pub use bus::{EmitReport, HandlerOutcome, Outcome, SubscribeOptions, SubscriptionId};
 pub use event::{Dispatch, Event, EventError, EventHandler, EventSource, Flow, HandlerFuture};

@@ -80,8 +80,14 @@ impl WeakContext {
 }
 
 impl PluginContext {
-    pub(crate) fn new(identity: PluginIdentity, shared: Weak<Shared>) -> Self {
-        let gate = Gate::new(identity.clone());
+    /// A context whose gate takes its rate tokens from the cluster-wide limiter once one is
+    /// attached to `cluster` (the `Xcore`'s slot).
+    pub(crate) fn new(
+        identity: PluginIdentity,
+        shared: Weak<Shared>,
+        cluster: crate::call::layers::ClusterSlot,
+    ) -> Self {
+        let gate = Gate::new(identity.clone(), Some(cluster));
         Self {
             inner: Arc::new(Inner {
                 identity,

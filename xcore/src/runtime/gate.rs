@@ -17,7 +17,7 @@ use tracing::Instrument;
 
 use crate::{
     CallContext, CallError, ErrorCode, PluginIdentity,
-    call::layers::{ConcurrencyLimitLayer, RateLimitLayer, catch_panic_message},
+    call::layers::{ClusterSlot, ConcurrencyLimitLayer, RateLimitLayer, catch_panic_message},
 };
 
 /// How plugin code is entered: the row of the gate's table it follows.
@@ -139,10 +139,14 @@ impl fmt::Debug for Gate {
 }
 
 impl Gate {
-    /// A closed gate for an instance of `identity`, with its manifest's limits.
-    pub(crate) fn new(identity: PluginIdentity) -> Self {
+    /// A closed gate for an instance of `identity`, with its manifest's limits; its rate
+    /// limit cluster-wide once a limiter is attached to `cluster`.
+    pub(crate) fn new(identity: PluginIdentity, cluster: Option<ClusterSlot>) -> Self {
         let manifest = identity.manifest();
-        let rate = RateLimitLayer::new(manifest.rate_limit());
+        let mut rate = RateLimitLayer::new(manifest.rate_limit());
+        if let Some(slot) = cluster {
+            rate = rate.with_cluster(slot);
+        }
         let concurrency = ConcurrencyLimitLayer::new(manifest.max_concurrency());
         Self {
             inner: Arc::new(Inner {
@@ -185,6 +189,10 @@ impl Gate {
     /// routes, also the manifest's rate limit (`rate_limited`) and concurrency limit
     /// (`overloaded`). Calls pass the limits in the pipeline, so their pass checks only the
     /// state ([`Gate::enter`]).
+    ///
+    /// The rate limit is the local (per-process) bucket here; with a cluster-wide limiter
+    /// (the `rate_limits` service), use [`admit_async`](Self::admit_async), which takes the
+    /// token from it.
     pub fn admit(&self, way: Way) -> Result<Pass, CallError> {
         let mut pass = self.enter(way)?;
         if way.limited() {
@@ -193,6 +201,26 @@ impl Gate {
             pass._permit = self.inner.concurrency.try_acquire(name)?;
         }
         Ok(pass)
+    }
+
+    /// [`admit`](Self::admit), with the rate token taken cluster-wide when a cluster-wide
+    /// limiter is attached (one round trip to Redis, bounded by its timeout, its fallback
+    /// when Redis is down; the key from `cx`'s tenant and caller); the same as `admit`
+    /// otherwise.
+    pub async fn admit_async(&self, way: Way, cx: &CallContext) -> Result<Pass, CallError> {
+        let mut pass = self.enter(way)?;
+        if way.limited() {
+            let name = self.inner.identity.name();
+            self.inner.rate.acquire(name, cx).await?;
+            pass._permit = self.inner.concurrency.try_acquire(name)?;
+        }
+        Ok(pass)
+    }
+
+    /// Whether the rate limit is cluster-wide now: then [`admit`](Self::admit) does not
+    /// apply it as it is, [`admit_async`](Self::admit_async) does.
+    pub(crate) fn rate_is_cluster_wide(&self) -> bool {
+        self.inner.rate.is_cluster_wide()
     }
 
     /// Admits one entry by `way` on the lifecycle state only (no limits).
@@ -296,7 +324,7 @@ mod tests {
     use super::*;
 
     fn gate(manifest: xcore_manifest::Manifest) -> Gate {
-        Gate::new(PluginIdentity::new(Arc::new(manifest)))
+        Gate::new(PluginIdentity::new(Arc::new(manifest)), None)
     }
 
     #[tokio::test]

@@ -33,6 +33,11 @@
 //! | scheduled job | not run | no | the job's own | the run fails (`panicked`) | `xcore.plugin` (`way = "job"`) |
 //! | worker task | not run (retried per the task's policy) | no | the task's own | the attempt fails (`panicked`) | `xcore.plugin` (`way = "task"`) |
 //!
+//! The `rate_limit` is a bucket per process; with the `rate_limits` service (feature `redis`,
+//! [`services::rate_limits`](crate::services::rate_limits)) calls and route requests take
+//! their tokens from Redis instead, cluster-wide (then a route request is admitted by
+//! [`Gate::admit_async`], one round trip bounded by the service's timeout).
+//!
 //! Each span carries the plugin, the tenant and the trace id. The pass of a route request is
 //! held until the response head is ready (a streamed body is not waited for by a drain).
 //! Each instance has its own gate: what an old instance registered and that still reaches it

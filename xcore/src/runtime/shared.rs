@@ -70,6 +70,8 @@ pub(crate) struct Shared {
     report: Mutex<Option<BootReport>>,
     /// Every plugin of the plan, running or not (for listings).
     identities: Vec<PluginIdentity>,
+    /// The cluster-wide rate limiter, once its service started; every gate holds it.
+    rate_limiter: crate::call::layers::ClusterSlot,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -122,6 +124,12 @@ impl Shared {
         *lock(&self.report) = Some(report);
     }
 
+    /// Where the cluster-wide rate limiter is attached: the gates' rate limits take their
+    /// tokens from it once it is.
+    pub(crate) fn rate_slot(&self) -> crate::call::layers::ClusterSlot {
+        self.rate_limiter.clone()
+    }
+
     /// A weak handle on this `Shared`.
     pub(crate) fn weak_self(&self) -> std::sync::Weak<Shared> {
         self.me.clone()
@@ -167,7 +175,7 @@ impl Shared {
         // A reload in progress, or an instance that began to stop: wait for the next one
         // (boxed, so that the common path's future stays small).
         let (instance, pass) =
-            match Box::pin(runtime::enter(slot, Way::Call, self.swap_wait(&cx))).await {
+            match Box::pin(runtime::enter(slot, Way::Call, self.swap_wait(&cx), &cx)).await {
                 Ok(admitted) => admitted,
                 Err(Refused::Limit(err)) => return Err(err),
                 Err(Refused::Absent(live)) => return Err(self.absent(target, Some(&live))),
@@ -270,6 +278,8 @@ pub(crate) struct Parts {
     pub(crate) config: Option<Arc<Config>>,
     pub(crate) tenants: Arc<crate::tenancy::Tenants>,
     pub(crate) identities: Vec<PluginIdentity>,
+    /// Where the cluster-wide rate limiter is attached (the plugins' contexts hold it).
+    pub(crate) rate_slot: crate::call::layers::ClusterSlot,
 }
 
 impl Shared {
@@ -296,6 +306,7 @@ impl Shared {
                 runtime,
                 report: Mutex::new(None),
                 identities: parts.identities,
+                rate_limiter: parts.rate_slot,
                 me: weak.clone(),
             }
         })

@@ -151,12 +151,13 @@ pub(crate) enum Refused {
     Limit(CallError),
 }
 
-/// Admits one entry by `way` into the slot's instance, waiting (at most `wait`) for a reload
-/// to finish: the instance and its pass.
+/// Admits one entry by `way`, made under `cx`, into the slot's instance, waiting (at most
+/// `wait`) for a reload to finish: the instance and its pass.
 pub(crate) async fn enter(
     slot: &Slot,
     way: Way,
     wait: Duration,
+    cx: &crate::CallContext,
 ) -> Result<(Arc<Instance>, crate::runtime::Pass), Refused> {
     // Twice at most: an instance that began to stop between the lookup and the gate is
     // either being replaced (a reload: wait for the new one) or down.
@@ -165,6 +166,9 @@ pub(crate) async fn enter(
         let admitted = match way {
             // Calls pass the limits in their pipeline.
             Way::Call => instance.ctx.gate().enter(way),
+            _ if instance.ctx.gate().rate_is_cluster_wide() => {
+                instance.ctx.gate().admit_async(way, cx).await
+            }
             _ => instance.ctx.gate().admit(way),
         };
         match admitted {

@@ -75,5 +75,34 @@ pub(crate) fn builtin(
         })?;
         services.push((Box::new(worker), "xcore::services::worker::WorkerService"));
     }
+    if let Some(options) = &config.services.rate_limits
+        && !has(services, "rate_limits")
+    {
+        let invalid = |message: String| ConfigError::Invalid {
+            origin: config.origin().clone(),
+            line: None,
+            key: "services.rate_limits".into(),
+            message,
+            hint: "see `services.rate_limits` in xcore.example.yaml",
+        };
+        #[cfg(feature = "redis")]
+        {
+            let limits = crate::services::rate_limits::RateLimitsService::new(options.clone())
+                .map_err(|e| invalid(e.to_string()))?;
+            services.push((
+                Box::new(limits),
+                "xcore::services::rate_limits::RateLimitsService",
+            ));
+        }
+        #[cfg(not(feature = "redis"))]
+        {
+            let _ = options;
+            return Err(invalid(
+                "cluster-wide rate limits are configured, but this build has not the `redis` \
+                 feature of xcore"
+                    .into(),
+            ));
+        }
+    }
     Ok(())
 }

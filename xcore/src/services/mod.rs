@@ -21,6 +21,7 @@
 //! | `scheduler` | `services.scheduler` (feature `scheduler`) | [`scheduler::SchedulerOptions`] |
 //! | `cache` | `services.cache` | [`cache::CacheOptions`] |
 //! | `worker` | `services.worker` | [`worker::WorkerConfig`], read into [`worker::WorkerOptions`] |
+//! | `rate_limits` | `services.rate_limits` (added when present; feature `redis`) | [`rate_limits::RateLimitsOptions`] |
 //!
 //! What a plugin declares for a service (its `#[job]`s for the scheduler) reaches the service
 //! as a typed entry of the plugin's [`Declarations`](crate::plugin::Declarations).
@@ -51,6 +52,7 @@ mod builtin;
 pub mod cache;
 pub mod db;
 mod extension;
+pub mod rate_limits;
 pub mod scheduler;
 pub(crate) mod serde_duration;
 pub mod worker;

@@ -69,8 +69,12 @@ impl Dispatch {
             return ready(absent(name, &shared.absent(name, None)).into_response());
         };
         // The running instance's gate, at once; a reload in progress (or an instance that
-        // began to stop) takes the slow path, which waits for the new instance.
-        if let Some(instance) = slot.running() {
+        // began to stop) takes the slow path, which waits for the new instance, and so does
+        // a cluster-wide rate limit (a round trip to Redis).
+        if let Some(instance) = slot
+            .running()
+            .filter(|i| !i.ctx.gate().rate_is_cluster_wide())
+        {
             match instance.ctx.gate().admit(Way::Route) {
                 Ok(pass) => return serve(instance, pass, request, rest_at),
                 Err(err) if err.code() == ErrorCode::Unavailable => {}
@@ -84,11 +88,13 @@ impl Dispatch {
             let Some(slot) = shared.runtime().slot(&name) else {
                 return Ok(absent(&name, &shared.absent(&name, None)).into_response());
             };
-            let wait = request
+            let cx = request
                 .extensions()
                 .get::<CallContext>()
-                .map_or(shared.options().swap_wait, |cx| shared.swap_wait(cx));
-            match runtime::enter(slot, Way::Route, wait).await {
+                .cloned()
+                .unwrap_or_else(CallContext::host);
+            let wait = shared.swap_wait(&cx);
+            match runtime::enter(slot, Way::Route, wait, &cx).await {
                 Ok((instance, pass)) => serve(instance, pass, request, rest_at).await,
                 Err(Refused::Limit(err)) => Ok(HttpError::from(err).public().into_response()),
                 Err(Refused::Absent(live)) => {

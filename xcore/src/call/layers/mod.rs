@@ -16,6 +16,9 @@ pub(crate) use catch_panic::catch_panic_message;
 pub use catch_panic::{CatchPanic, CatchPanicLayer};
 pub use concurrency::{ConcurrencyLimit, ConcurrencyLimitLayer};
 pub use handler::Handler;
+pub(crate) use rate_limit::ClusterSlot;
+#[cfg(feature = "redis")]
+pub(crate) use rate_limit::{ClusterRate, Verdict, VerdictFuture};
 pub use rate_limit::{RateLimit, RateLimitLayer};
 pub use timeout::{Timeout, TimeoutLayer};
 pub use trace::{Trace, TraceLayer};
