@@ -9,8 +9,8 @@
 //! - `interleaved`: both, off and on in alternating rounds of one process, printing the median
 //!   of the per-round ratios (`cargo bench --bench metrics -- interleaved`).
 //!
-//! A subscriber-less process: the `xcore.http` span is disabled, as in a host logging at INFO
-//! without it; the route label is then computed for the metrics only.
+//! A subscriber-less process: the `xcore.http` span is disabled, as in a host without a
+//! subscriber or logging at WARN; the route label is then computed for the metrics only.
 
 use std::{hint::black_box, time::Duration};
 

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! cargo run --release --example bench_server -- axum-bare 127.0.0.1:8081
+//! BENCH_LOG=warn cargo run --release --example bench_server -- axum 127.0.0.1:8081
 //! ```
 
 use std::net::SocketAddr;
@@ -43,6 +44,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: bench_server <axum-bare|axum|hyper|actix> <addr>".into());
     };
     let addr: SocketAddr = addr.parse()?;
+    // `BENCH_LOG=warn` (or `info`, ...): a tracing subscriber at that level, as a host that
+    // logs has; unset: none.
+    if let Ok(level) = std::env::var("BENCH_LOG") {
+        tracing_subscriber::fmt()
+            .with_max_level(level.parse::<tracing::Level>()?)
+            .with_writer(std::io::sink)
+            .init();
+    }
     if mode == "actix" {
         return actix_web::rt::System::new().block_on(async move {
             let xcore = boot().await?;

@@ -1,7 +1,7 @@
 //! [`init_tracing`]: the `observability` config section applied, for binaries.
 
 use tracing::Subscriber;
-use tracing_subscriber::{Layer, Registry, fmt::MakeWriter, layer::Layered, prelude::*};
+use tracing_subscriber::{Layer, Registry, fmt::MakeWriter, prelude::*};
 
 use crate::config::{LogFormat, ObservabilityConfig};
 
@@ -41,7 +41,7 @@ pub enum LogInitError {
 /// | `observability.log_level` | the filter otherwise (default `info`) |
 /// | `observability.log_format: text` | human-readable lines on stdout (the default) |
 /// | `observability.log_format: json` | one JSON object per line on stdout, with the current span and its parents (`xcore.http`: `plugin`, `route`, `tenant`, `status`, `latency_ms`) |
-/// | `observability.otlp_endpoint` (feature `opentelemetry`) | the spans the filter lets through are also exported over OTLP/HTTP (protobuf) to `{endpoint}/v1/traces`, in batches from a thread of their own, as service `observability.service_name` (default `xcore`); `xcore.http` continues the `traceparent` it receives |
+/// | `observability.otlp_endpoint` (feature `opentelemetry`) | spans are also exported over OTLP/HTTP (protobuf) to `{endpoint}/v1/traces`, in batches from a thread of their own, as service `observability.service_name` (default `xcore`): spans at INFO and above, and xcore's own at DEBUG and above (`xcore.http`, `xcore.call`), whatever the log filter; `xcore.http` continues the `traceparent` it receives |
 ///
 /// For binaries (the examples call it first thing): a tracing subscriber is process-wide by
 /// nature, so a library never calls this, and a host that installs its own subscriber does not
@@ -87,8 +87,8 @@ where
     })?;
     let fmt = tracing_subscriber::fmt::layer().with_writer(writer);
     let mut layers: Vec<BoxedLayer> = vec![match config.log_format {
-        LogFormat::Text => fmt.boxed(),
-        LogFormat::Json => fmt.json().with_ansi(false).boxed(),
+        LogFormat::Text => fmt.with_filter(filter).boxed(),
+        LogFormat::Json => fmt.json().with_ansi(false).with_filter(filter).boxed(),
     }];
     let guard = match config.otlp_endpoint.as_deref().map(str::trim) {
         None | Some("") => TracingGuard::default(),
@@ -98,11 +98,11 @@ where
             guard
         }
     };
-    let subscriber = tracing_subscriber::registry().with(filter).with(layers);
+    let subscriber = tracing_subscriber::registry().with(layers);
     Ok((Box::new(subscriber), guard))
 }
 
-type BoxedLayer = Box<dyn Layer<Layered<tracing_subscriber::EnvFilter, Registry>> + Send + Sync>;
+type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
 
 /// What keeps the span exporter of [`init_tracing`] running: dropping it exports what is
 /// left (bounded by the exporter's timeout) and stops it. Without an exporter it does
@@ -176,7 +176,15 @@ fn otlp(endpoint: &str, service_name: &str) -> Result<(BoxedLayer, TracingGuard)
         )
         .build();
     let tracer = provider.tracer("xcore");
-    let layer = tracing_opentelemetry::layer().with_tracer(tracer).boxed();
+    // Its own filter, whatever the log level: spans at INFO, and xcore's request and call
+    // spans (DEBUG).
+    let spans = tracing_subscriber::filter::Targets::new()
+        .with_default(tracing::Level::INFO)
+        .with_target("xcore", tracing::Level::DEBUG);
+    let layer = tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_filter(spans)
+        .boxed();
     Ok((
         layer,
         TracingGuard {

@@ -9,7 +9,7 @@
 //!
 //! | span | level | fields |
 //! |---|---|---|
-//! | `xcore.http` | INFO | `method`, `path`, `plugin`, `route` (the template), `tenant`, `status`, `latency_ms`; a 5xx is logged at WARN inside it |
+//! | `xcore.http` | INFO | `method`, `path`, `plugin`, `route` (the template), `tenant`, `trace_id`, `status`, `latency_ms`; a 5xx is logged at WARN inside it, with `status`, `method`, `path`, `plugin` and `route` on the line itself (so a log filtered at WARN still shows which route failed) |
 //! | `xcore.call` | DEBUG | `plugin`, `action`, `caller`, `tenant`, `trace_id`, `outcome` (`ok` or the error code) |
 //! | `xcore.boot`, `xcore.shutdown` | INFO | `nodes` |
 //!

@@ -94,13 +94,25 @@ impl<S: WebService> Service<Request<Body>> for RequestTrace<S> {
                 let status = response.status().as_u16();
                 let span = tracing::Span::current();
                 span.record("status", status);
-                if let Some((meter, started)) = labelled {
+                if let Some((meter, started)) = &labelled {
                     let took = started.elapsed();
                     span.record("latency_ms", took.as_secs_f64() * 1e3);
                     meter.record(status, took);
                 }
                 if status >= 500 {
-                    tracing::warn!(status, "request failed");
+                    // With the request's labels on the line itself (the span may be filtered
+                    // out: a log at WARN).
+                    let (plugin, route) = labelled
+                        .as_ref()
+                        .map_or(("", ""), |(meter, _)| (&*meter.plugin, &*meter.route));
+                    tracing::warn!(
+                        status,
+                        method = %method,
+                        path = uri.path(),
+                        plugin,
+                        route,
+                        "request failed"
+                    );
                 } else {
                     tracing::debug!(status, "request served");
                 }
