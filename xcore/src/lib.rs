@@ -152,4 +152,6 @@ pub mod __private {
     pub use async_trait::async_trait;
     pub use inventory;
     pub use serde_json::Value;
+
+    pub use crate::plugin::schema::{MaybeSchema, ProbeAny, ProbeJsonSchema, SchemaProbe};
 }

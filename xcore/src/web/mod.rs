@@ -40,6 +40,7 @@
 //! | `GET /xcore` | token | the endpoints |
 //! | `GET /xcore/plugins` | token | every plugin: name, state, version, wave, routes |
 //! | `GET /xcore/boot` | token | the boot report |
+//! | `GET /xcore/openapi.json`, `GET /xcore/openapi/<plugin>.json` | token | the OpenAPI 3.1 document of the plugins' routes, typed actions and the admin API, or of one plugin (feature `openapi`; see [`openapi`]); 404 without the feature |
 //! | `GET /xcore/metrics` | token | the Prometheus text of the `Xcore`'s metrics (feature `prometheus`, [`Metrics::prometheus`](crate::observability::Metrics)); 404 without that exporter |
 //! | `POST /xcore/ipc/<plugin>/<action>` | token | calls the plugin with the JSON body as payload: `{"status":"ok","plugin":…,"action":…,"result":…}` or the error envelope with the call error's status |
 //!
@@ -86,6 +87,7 @@ mod error;
 pub mod hyper;
 mod json;
 mod layers;
+pub mod openapi;
 mod prefix;
 mod route_label;
 mod routes;
