@@ -190,6 +190,7 @@ mod tests {
     struct Opaque;
 
     #[test]
+    #[allow(clippy::needless_borrow)] // The borrows are the probe: `&&` picks `ProbeJsonSchema`.
     fn probes_pick_the_schema_when_there_is_one() {
         #[allow(unused_imports)]
         use super::{ProbeAny as _, ProbeJsonSchema as _};

@@ -40,11 +40,14 @@ pub struct Operation {
 pub(crate) struct ResponseDoc {
     pub(crate) status: u16,
     pub(crate) description: Option<Cow<'static, str>>,
+    /// Read by the document (feature `openapi`).
+    #[cfg_attr(not(feature = "openapi"), allow(dead_code))]
     pub(crate) content: Content,
 }
 
 /// What a documented response carries.
 #[derive(Clone)]
+#[cfg_attr(not(feature = "openapi"), allow(dead_code))]
 pub(crate) enum Content {
     /// No body.
     Empty,
