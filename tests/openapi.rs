@@ -11,8 +11,9 @@ use std::net::SocketAddr;
 
 use http::Method;
 use oas3::spec::{ObjectOrReference, ParameterIn, Schema};
+use serde::Deserialize;
 use serde_json::{Value, json};
-use xcore::{Xcore, config::Config};
+use xcore::{Xcore, config::Config, prelude::*};
 use xcore_testkit::TestApp;
 
 use support::{Adapter, Reply, send};
@@ -277,5 +278,100 @@ async fn the_documents_need_the_admin_token() {
         assert_eq!(post.status, 405, "{path}");
         assert_eq!(post.headers["allow"], "GET");
     }
+    xcore.shutdown().await;
+}
+
+/// A plugin whose typed actions take inputs: one with a schema, one without.
+#[derive(Default)]
+#[plugin(
+    name = "typed_actions",
+    version = "1.2.3",
+    description = "Typed actions"
+)]
+struct TypedActions;
+
+#[async_trait]
+impl Plugin for TypedActions {}
+
+/// Two numbers.
+#[derive(Deserialize, schemars::JsonSchema)]
+struct Add {
+    a: i64,
+    b: i64,
+}
+
+/// A type without `JsonSchema`: documented as any JSON.
+#[derive(Deserialize)]
+struct Opaque {
+    x: u8,
+}
+
+#[actions]
+impl TypedActions {
+    /// Adds two numbers.
+    #[action]
+    fn add(&self, input: Add) -> Result<i64, CallError> {
+        Ok(input.a + input.b)
+    }
+
+    #[action]
+    fn opaque(&self, input: Opaque) -> Result<u8, CallError> {
+        Ok(input.x)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_actions_document_their_inputs() {
+    let xcore = TestApp::builder()
+        .plugins(["typed_actions"])
+        .build()
+        .unwrap();
+    xcore.boot().await.unwrap();
+    let web = xcore.web().admin_token(TOKEN).build().unwrap();
+    let addr = support::serve(Adapter::Hyper, web).await;
+    let reply = get(addr, "/xcore/openapi/typed_actions.json", Some(TOKEN)).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.json());
+    let text = String::from_utf8(reply.body.to_vec()).unwrap();
+    let spec = validate(&text);
+    assert_eq!(spec.info.version, "1.2.3");
+    let raw: Value = serde_json::from_str(&text).unwrap();
+    let add = &raw["paths"]["/xcore/ipc/typed_actions/add"]["post"];
+    assert_eq!(add["description"], "Adds two numbers.");
+    let input = &add["requestBody"]["content"]["application/json"]["schema"];
+    assert_eq!(json_schema_ref(input), "#/components/schemas/Add");
+    assert_eq!(
+        raw["components"]["schemas"]["Add"]["required"],
+        json!(["a", "b"])
+    );
+    let result =
+        &add["responses"]["200"]["content"]["application/json"]["schema"]["properties"]["result"];
+    assert_eq!(result["type"], "integer");
+    let opaque = &raw["paths"]["/xcore/ipc/typed_actions/opaque"]["post"];
+    assert_eq!(
+        opaque["requestBody"]["content"]["application/json"]["schema"],
+        json!({})
+    );
+    // Without tenancy, no tenant header.
+    assert!(
+        raw["components"].get("parameters").is_none(),
+        "{}",
+        raw["components"]
+    );
+    assert_eq!(add["parameters"], json!([]));
+
+    // The documented path is the one that answers.
+    let call = send(
+        addr,
+        Method::POST,
+        "/xcore/ipc/typed_actions/add",
+        &[
+            ("authorization", format!("Bearer {TOKEN}").as_str()),
+            ("content-type", "application/json"),
+        ],
+        r#"{"a": 2, "b": 40}"#,
+    )
+    .await;
+    assert_eq!(call.status, 200, "{:?}", call.json());
+    assert_eq!(call.json()["result"], 42);
     xcore.shutdown().await;
 }

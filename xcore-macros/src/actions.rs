@@ -736,6 +736,45 @@ mod tests {
     }
 
     #[test]
+    fn emits_action_schemas() {
+        let out = expand_ok(quote! {
+            impl P {
+                /// Counts.
+                ///
+                /// Per tenant.
+                #[action]
+                async fn count(&self) -> Result<Count, CallError> { todo() }
+                #[action]
+                fn add(&self, cx: &CallContext, input: Input) -> io::Result<Vec<u8>> { todo() }
+                #[action]
+                fn opaque(&self) -> Result<impl Serialize, CallError> { Ok(1) }
+                #[action]
+                fn borrowed(&self, input: &str) -> Result<&'static str, CallError> { Ok("") }
+            }
+        });
+        assert!(out.contains("fn action_schemas"), "{out}");
+        assert!(
+            out.contains(r#"__new ("count" , "Counts.\n\nPer tenant." , :: core :: option :: Option :: None , (&& :: xcore :: __private :: SchemaProbe :: < Count > :: new ()) . probe ())"#),
+            "{out}"
+        );
+        assert!(
+            out.contains("SchemaProbe :: < Input > :: new ()) . probe ())"),
+            "{out}"
+        );
+        assert!(
+            out.contains("SchemaProbe :: < Vec < u8 > > :: new ()) . probe ())"),
+            "{out}"
+        );
+        // Types that cannot be named in a turbofish have no schema.
+        assert!(!out.contains("impl Serialize >"), "{out}");
+        assert!(!out.contains("SchemaProbe :: < & str >"), "{out}");
+        assert!(out.contains("SchemaProbe :: < & 'static str >"), "{out}");
+        // No actions, no `action_schemas`: the default (none) stays.
+        let out = expand_ok(quote!(impl P {}));
+        assert!(!out.contains("action_schemas"), "{out}");
+    }
+
+    #[test]
     fn names_unused_parameters_with_underscores() {
         let out = expand_ok(quote! {
             impl P {
