@@ -99,6 +99,7 @@
 //! | `actix` | no | `web::actix`: mount plugins and the admin API into an actix-web `App` |
 //! | `prometheus` | no | `observability::Metrics::prometheus`: a Prometheus exporter rendered at `GET /xcore/metrics` (metrics-exporter-prometheus, no listener) |
 //! | `logging` | no | `observability::init_tracing`: a `tracing` subscriber from the `observability` config and `RUST_LOG` (tracing-subscriber) |
+//! | `openapi` | no | `web::openapi`: the OpenAPI 3.1 document of plugin routes, typed actions and the admin API at `GET /xcore/openapi.json` and `GET /xcore/openapi/<plugin>.json`; request and response schemas from the Rust types (schemars, JSON Schema 2020-12) |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -2,7 +2,8 @@
 //!
 //! - A plugin serves HTTP by returning framework-neutral [`Routes`] from
 //!   [`Plugin::routes`](crate::Plugin::routes): a tower service over `http` types, built from
-//!   an axum `Router` or any tower service.
+//!   an axum `Router` or any tower service — or with `Routes::axum()`, which declares each
+//!   route once (router, endpoint list, [`openapi`] documentation).
 //! - [`Web`] (from [`Xcore::web`](crate::Xcore::web)) is the one service adapters mount. It
 //!   routes by path, at request time: the admin API under `/xcore` first, then
 //!   `/plugin/<name>/…` to the routes of the **running** plugin `<name>` (prefix stripped;

@@ -68,7 +68,8 @@ impl Routes {
     }
 
     /// Routes served by an axum `Router` (with its state already provided). axum cannot list
-    /// a router's routes: name them with [`endpoint`](Self::endpoint).
+    /// a router's routes: name them with [`endpoint`](Self::endpoint) — or build the routes
+    /// with [`Routes::axum`], which lists (and documents) each route where it is declared.
     ///
     /// ```
     /// use axum::routing::get;
