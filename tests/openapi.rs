@@ -375,3 +375,49 @@ async fn typed_actions_document_their_inputs() {
     assert_eq!(call.json()["result"], 42);
     xcore.shutdown().await;
 }
+
+/// A plugin whose hand-written `action_schemas` panics.
+#[derive(Default)]
+#[plugin(name = "panicky_schemas", version = "1.0.0")]
+struct PanickySchemas;
+
+#[async_trait]
+impl Plugin for PanickySchemas {}
+
+#[async_trait]
+impl Actions for PanickySchemas {
+    fn action_schemas(&self) -> Vec<xcore::plugin::ActionSchema> {
+        panic!("no schemas today")
+    }
+
+    async fn handle(
+        &self,
+        action: &str,
+        _payload: Value,
+        _cx: &CallContext,
+    ) -> Result<Value, CallError> {
+        Err(CallError::unknown_action(action, self.action_names()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_while_building_is_a_500_and_the_server_goes_on() {
+    let xcore = TestApp::builder()
+        .plugins(["panicky_schemas"])
+        .build()
+        .unwrap();
+    xcore.boot().await.unwrap();
+    let web = xcore.web().admin_token(TOKEN).build().unwrap();
+    let addr = support::serve(Adapter::Axum, web).await;
+    for _ in 0..2 {
+        let reply = get(addr, "/xcore/openapi.json", Some(TOKEN)).await;
+        assert_eq!(reply.status, 500);
+        let body = reply.json();
+        assert_eq!(body["code"], "internal");
+        assert!(body["details"]["error_id"].is_string(), "{body}");
+        assert!(!reply.body.windows(5).any(|w| w == b"today"), "{body}");
+    }
+    let plugins = get(addr, "/xcore/plugins", Some(TOKEN)).await;
+    assert_eq!(plugins.status, 200);
+    xcore.shutdown().await;
+}

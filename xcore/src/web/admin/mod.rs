@@ -154,7 +154,7 @@ impl Admin {
         #[cfg(feature = "openapi")]
         {
             let document = match plugin {
-                None => Ok(self.openapi.full()),
+                None => self.openapi.full(),
                 Some(name) => self.openapi.plugin(name),
             };
             match document {

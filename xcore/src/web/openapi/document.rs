@@ -3,7 +3,8 @@
 
 use std::{
     borrow::Cow,
-    collections::HashMap,
+    collections::{HashMap, HashSet},
+    panic::AssertUnwindSafe,
     sync::{Arc, Mutex, Weak},
 };
 
@@ -67,15 +68,15 @@ impl OpenApiDocs {
 
     /// The document of everything: the running plugins' routes and typed actions, and the
     /// admin API.
-    pub(crate) fn full(&self) -> Bytes {
-        self.current().full.clone()
+    pub(crate) fn full(&self) -> Result<Bytes, HttpError> {
+        Ok(self.current()?.full.clone())
     }
 
     /// The document of plugin `name`: 404 `not_found` for a plugin not in the plan, 503
     /// `unavailable` for one that does not run (its routes and actions are those of an
     /// instance).
     pub(crate) fn plugin(&self, name: &str) -> Result<Bytes, HttpError> {
-        let built = self.current();
+        let built = self.current()?;
         if let Some(doc) = built.per_plugin.get(name) {
             return Ok(doc.clone());
         }
@@ -97,8 +98,10 @@ impl OpenApiDocs {
         })
     }
 
-    /// The documents for the instances running now: the cached ones if they are the same.
-    fn current(&self) -> Arc<Built> {
+    /// The documents for the instances running now: the cached ones if they are the same. A
+    /// panic while building (a plugin's hand-written `JsonSchema` or `action_schemas`) is
+    /// logged and answered 500 `internal`; the next request tries again.
+    fn current(&self) -> Result<Arc<Built>, HttpError> {
         let shared = &self.xcore.shared;
         let running: Vec<(&PluginIdentity, Option<Arc<Instance>>)> = shared
             .identities()
@@ -118,12 +121,23 @@ impl OpenApiDocs {
                         _ => false,
                     });
             if same {
-                return built.clone();
+                return Ok(built.clone());
             }
         }
-        let built = Arc::new(self.build(&running));
+        let built = match std::panic::catch_unwind(AssertUnwindSafe(|| self.build(&running))) {
+            Ok(built) => Arc::new(built),
+            Err(panic) => {
+                let why = crate::call::layers::catch_panic_message(&*panic);
+                tracing::error!(panic = %why, "building the OpenAPI document panicked");
+                return Err(HttpError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    format!("building the OpenAPI document panicked: {why}"),
+                ));
+            }
+        };
         *cache = Some(built.clone());
-        built
+        Ok(built)
     }
 
     fn build(&self, running: &[(&PluginIdentity, Option<Arc<Instance>>)]) -> Built {
@@ -179,6 +193,7 @@ impl OpenApiDocs {
             generator,
             paths: Map::new(),
             tenant: self.tenant_header.is_some(),
+            operation_ids: HashSet::new(),
         };
         let mut tags = Vec::new();
         for (identity, instance) in plugins {
@@ -189,7 +204,8 @@ impl OpenApiDocs {
             tags.push(json!({ "name": "admin", "description": "The admin API" }));
             for (method, template) in ENDPOINTS {
                 let path = format!("{}{template}", self.admin);
-                doc.insert(&path, method, admin_operation(method, template));
+                let op = admin_operation(method, template);
+                doc.insert(&path, method, op);
             }
         }
         let mut components = json!({
@@ -258,12 +274,15 @@ struct Document {
     generator: SchemaGenerator,
     paths: Map<String, Value>,
     tenant: bool,
+    /// The `operationId`s given so far: each is unique in the document.
+    operation_ids: HashSet<String>,
 }
 
 impl Document {
     /// Adds the operation at `path` for `method` (the first one declared wins; methods OpenAPI
-    /// 3.1 has no field for are left out).
-    fn insert(&mut self, path: &str, method: &str, operation: Value) {
+    /// 3.1 has no field for are left out). Its `operationId` is made unique (`_2`, `_3`, …
+    /// appended to one already taken).
+    fn insert(&mut self, path: &str, method: &str, mut operation: Value) {
         let method = method.to_ascii_lowercase();
         if !matches!(
             method.as_str(),
@@ -275,9 +294,23 @@ impl Document {
             .paths
             .entry(path.to_owned())
             .or_insert_with(|| json!({}));
-        if let Some(item) = item.as_object_mut() {
-            item.entry(method).or_insert(operation);
+        let Some(item) = item.as_object_mut() else {
+            return;
+        };
+        if item.contains_key(&method) {
+            return;
         }
+        if let Some(id) = operation["operationId"].as_str().map(str::to_owned) {
+            let mut unique = id.clone();
+            let mut n = 2;
+            while self.operation_ids.contains(&unique) {
+                unique = format!("{id}_{n}");
+                n += 1;
+            }
+            operation["operationId"] = json!(unique);
+            self.operation_ids.insert(unique);
+        }
+        item.insert(method, operation);
     }
 
     fn schema(&mut self, schema: Option<SchemaFn>) -> Value {
@@ -690,6 +723,50 @@ mod tests {
         );
         assert!(path_parameters("/plain").is_empty());
         assert!(path_parameters("/broken/{").is_empty());
+    }
+
+    #[test]
+    fn operation_ids_are_unique() {
+        let mut doc = Document {
+            generator: SchemaGenerator::default(),
+            paths: Map::new(),
+            tenant: false,
+            operation_ids: HashSet::new(),
+        };
+        let op = || json!({ "operationId": "p.get.a_b", "responses": {} });
+        doc.insert("/plugin/p/a_b", "GET", op());
+        doc.insert("/plugin/p/a/b", "GET", op());
+        doc.insert("/plugin/p/a/b", "GET", op()); // the first declared wins
+        doc.insert("/plugin/p/a/b", "CONNECT", op()); // no field in OpenAPI 3.1
+        assert_eq!(
+            doc.paths["/plugin/p/a_b"]["get"]["operationId"],
+            "p.get.a_b"
+        );
+        assert_eq!(
+            doc.paths["/plugin/p/a/b"]["get"]["operationId"],
+            "p.get.a_b_2"
+        );
+        assert_eq!(doc.paths["/plugin/p/a/b"].as_object().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn documents_are_built_once_per_set_of_instances() {
+        let xcore = Xcore::builder().without_registered().build().unwrap();
+        xcore.boot().await.unwrap();
+        let docs = OpenApiDocs::new(
+            xcore.clone(),
+            Prefix::new("/xcore").unwrap(),
+            Prefix::new("/plugin").unwrap(),
+            None,
+        );
+        let first = docs.current().unwrap();
+        let second = docs.current().unwrap();
+        assert!(Arc::ptr_eq(&first, &second));
+        let doc: Value = serde_json::from_slice(&docs.full().unwrap()).unwrap();
+        assert_eq!(doc["openapi"], OPENAPI_VERSION);
+        assert!(doc["paths"]["/xcore/plugins"]["get"].is_object());
+        assert_eq!(docs.plugin("nobody").unwrap_err().status(), 404);
+        xcore.shutdown().await;
     }
 
     #[test]

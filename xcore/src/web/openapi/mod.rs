@@ -9,7 +9,9 @@
 //!
 //! Without the feature both are 404 `not_found`. The documents are built on the first request
 //! after the running plugins changed (boot, stop, start, reload) and then served from a cache:
-//! a request never rebuilds them.
+//! a request never rebuilds them. A panic while building (a hand-written `JsonSchema` or
+//! `action_schemas`) is logged and answered 500 `internal` with an error id; the next request
+//! tries again. `operationId`s are unique in a document (`_2`, `_3`, … appended to one taken).
 //!
 //! What is documented, and from what:
 //!
