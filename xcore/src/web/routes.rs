@@ -33,13 +33,15 @@ pub type ResponseFuture =
 /// ```
 /// use std::convert::Infallible;
 /// use http::{Method, Request, Response};
-/// use xcore::web::{Body, Routes};
+/// use xcore::web::{Body, Routes, openapi::Operation};
 ///
 /// let routes = Routes::from_service(tower::service_fn(|req: Request<Body>| async move {
 ///     Ok::<_, Infallible>(Response::new(Body::from(format!("you asked for {}", req.uri().path()))))
 /// }))
-/// .endpoint(Method::GET, "/hello");
+/// .endpoint(Method::GET, "/hello")
+/// .doc(Operation::new().summary("Echoes the path").status(200, "The path, as text"));
 /// assert_eq!(routes.endpoints()[0].to_string(), "GET /hello");
+/// assert!(routes.endpoints()[0].operation().is_some());
 /// ```
 #[derive(Clone)]
 pub struct Routes {
