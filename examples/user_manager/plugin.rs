@@ -7,7 +7,8 @@
 
 use std::time::Duration;
 
-use axum::{Router, http::StatusCode, routing::get, routing::post};
+use axum::http::StatusCode;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use xcore::{
@@ -22,6 +23,7 @@ use xcore::{
     web::{
         FieldErrors, Routes, Validate,
         axum::{Bound, Json, Valid},
+        openapi::Operation,
     },
 };
 
@@ -89,11 +91,33 @@ pub(crate) const DAILY_REPORT: &str = "0 0 * * *";
 )]
 pub(crate) struct UserManager;
 
-/// The body of `POST /v2/register`.
-#[derive(Debug, Deserialize)]
+/// The body of `POST /v2/register`; its schema states the limits its `Validate` checks.
+#[derive(Debug, Deserialize, JsonSchema)]
 pub(crate) struct UserCreate {
+    /// 3 to 50 characters, unique in the tenant.
+    #[schemars(length(min = 3, max = 50))]
     username: String,
+    /// An e-mail address (`name@domain.tld`), unique in the tenant.
+    #[schemars(email)]
     email: String,
+}
+
+/// The answer of a registration: 201 with the user's id and a session token.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct Registered {
+    /// Always `ok`.
+    status: &'static str,
+    /// The new user's id.
+    user_id: i64,
+    /// A session token (an hour).
+    session: String,
+}
+
+/// How many users the tenant has.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct UserCount {
+    /// The number of users.
+    count: i64,
 }
 
 impl Validate for UserCreate {
@@ -174,6 +198,7 @@ async fn register(
     Bound(db): Bound<Db>,
     Valid(user): Valid<UserCreate>,
 ) -> Result<(StatusCode, Json<Value>), CallError> {
+    // The 409 is the error envelope, built here: the 201 is `Registered`.
     // One statement: the database generates the id, and the unique constraints decide which
     // of two concurrent registrations of a name wins.
     let inserted = sqlx::query_scalar::<_, i64>(
@@ -220,12 +245,18 @@ async fn register(
         )
         .await?;
     ensure_report(&cx.handle::<Scheduler>().await?).await?;
-    let body = json!({ "status": "ok", "user_id": user_id, "session": session });
-    Ok((StatusCode::CREATED, Json(body)))
+    let body = Registered {
+        status: "ok",
+        user_id,
+        session,
+    };
+    Ok((StatusCode::CREATED, Json(json!(body))))
 }
 
-async fn count(cx: CallContext) -> Result<Json<Value>, CallError> {
-    Ok(Json(json!({ "count": count_users(&cx).await? })))
+async fn count(cx: CallContext) -> Result<Json<UserCount>, CallError> {
+    Ok(Json(UserCount {
+        count: count_users(&cx).await?,
+    }))
 }
 
 #[async_trait]
@@ -263,14 +294,28 @@ impl Plugin for UserManager {
     }
 
     fn routes(&self, _ctx: &PluginContext) -> Option<Routes> {
-        let router = Router::new()
-            .route("/v2/register", post(register))
-            .route("/v2/users/count", get(count));
-        Some(
-            Routes::from_axum(router)
-                .endpoint(axum::http::Method::POST, "/v2/register")
-                .endpoint(axum::http::Method::GET, "/v2/users/count"),
-        )
+        // Each route once: the router, the endpoint list (route labels, `GET /xcore/plugins`)
+        // and the OpenAPI document (`GET /xcore/openapi.json`).
+        let routes = Routes::axum()
+            .post("/v2/register", register)
+            .doc(
+                Operation::new()
+                    .summary("Registers a user in the request's tenant")
+                    .body::<UserCreate>()
+                    .response::<Registered>(201)
+                    .error(409)
+                    .described("The username or e-mail is already registered")
+                    .error(422)
+                    .described("The body is not JSON, or a field is invalid (`details.errors`)"),
+            )
+            .get("/v2/users/count", count)
+            .doc(
+                Operation::new()
+                    .summary("How many users the request's tenant has")
+                    .response::<UserCount>(200),
+            )
+            .build();
+        Some(routes)
     }
 }
 
@@ -278,8 +323,10 @@ impl Plugin for UserManager {
 impl UserManager {
     /// How many users the tenant of the call has.
     #[action]
-    async fn get_count(&self, cx: &CallContext) -> Result<Value, CallError> {
-        Ok(json!({ "count": count_users(cx).await? }))
+    async fn get_count(&self, cx: &CallContext) -> Result<UserCount, CallError> {
+        Ok(UserCount {
+            count: count_users(cx).await?,
+        })
     }
 
     /// The welcome e-mails sent to the tenant's users (what the worker did).

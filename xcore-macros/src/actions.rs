@@ -33,6 +33,10 @@ struct Action {
     method: Ident,
     is_async: bool,
     params: Vec<Param>,
+    /// `Output` of `-> Result<Output, _>`, when it can be named (not `impl Trait`).
+    output: Option<Type>,
+    /// The method's doc comment.
+    doc: String,
 }
 
 fn combine(errors: &mut Option<syn::Error>, e: syn::Error) {
@@ -279,6 +283,71 @@ fn check_signature(f: &ImplItemFn) -> syn::Result<Vec<Param>> {
     }
 }
 
+/// `Output` of a `Result<Output, _>` return type, when it can be named in a turbofish.
+fn output_type(f: &ImplItemFn) -> Option<Type> {
+    let ReturnType::Type(_, ty) = &f.sig.output else {
+        return None;
+    };
+    let Type::Path(p) = peel(ty) else {
+        return None;
+    };
+    let syn::PathArguments::AngleBracketed(args) = &p.path.segments.last()?.arguments else {
+        return None;
+    };
+    let output = args.args.iter().find_map(|a| match a {
+        syn::GenericArgument::Type(t) => Some(t),
+        _ => None,
+    })?;
+    nameable(output).then(|| output.clone())
+}
+
+/// Whether `ty` can stand in `SchemaProbe::<ty>` (no `impl Trait`, no `_`, no elided reference
+/// lifetime).
+fn nameable(ty: &Type) -> bool {
+    struct Check(bool);
+    impl<'ast> syn::visit::Visit<'ast> for Check {
+        fn visit_type_impl_trait(&mut self, _: &'ast syn::TypeImplTrait) {
+            self.0 = false;
+        }
+        fn visit_type_infer(&mut self, _: &'ast syn::TypeInfer) {
+            self.0 = false;
+        }
+        fn visit_type_reference(&mut self, r: &'ast syn::TypeReference) {
+            if r.lifetime.is_none() {
+                self.0 = false;
+            }
+            syn::visit::visit_type_reference(self, r);
+        }
+        fn visit_lifetime(&mut self, l: &'ast syn::Lifetime) {
+            if l.ident == "_" {
+                self.0 = false;
+            }
+        }
+    }
+    let mut check = Check(true);
+    syn::visit::Visit::visit_type(&mut check, ty);
+    check.0
+}
+
+/// The doc comment of `attrs`, its lines joined (the leading space of `/// ` dropped).
+fn doc_of(attrs: &[Attribute]) -> String {
+    let lines: Vec<String> = attrs
+        .iter()
+        .filter(|a| a.path().is_ident("doc"))
+        .filter_map(|a| match &a.meta {
+            Meta::NameValue(nv) => match &nv.value {
+                Expr::Lit(ExprLit {
+                    lit: Lit::Str(s), ..
+                }) => Some(s.value()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .map(|line| line.strip_prefix(' ').unwrap_or(&line).to_owned())
+        .collect();
+    lines.join("\n").trim().to_owned()
+}
+
 /// The input parameter of `f` (not `self`, not a `&CallContext`), if it has one.
 fn input_arg(f: &ImplItemFn) -> Option<&FnArg> {
     f.sig
@@ -443,6 +512,8 @@ fn collect(imp: &mut ItemImpl, errors: &mut Option<syn::Error>) -> (Vec<Action>,
             method: f.sig.ident.clone(),
             is_async: f.sig.asyncness.is_some(),
             params,
+            output: output_type(f),
+            doc: doc_of(&f.attrs),
         });
     }
     (actions, jobs)
@@ -505,6 +576,7 @@ fn actions_impl(imp: &ItemImpl, actions: &[Action], jobs: &[Job]) -> TokenStream
         }
     };
     let declarations = job::declarations(jobs);
+    let schemas = schemas(actions);
     quote! {
         #[::xcore::__private::async_trait]
         impl #impl_generics ::xcore::Actions for #self_ty #where_clause {
@@ -514,6 +586,8 @@ fn actions_impl(imp: &ItemImpl, actions: &[Action], jobs: &[Job]) -> TokenStream
 
             #declarations
 
+            #schemas
+
             async fn handle(
                 &self,
                 action: &str,
@@ -522,6 +596,48 @@ fn actions_impl(imp: &ItemImpl, actions: &[Action], jobs: &[Job]) -> TokenStream
             ) -> ::core::result::Result<::xcore::__private::Value, ::xcore::CallError> {
                 #body
             }
+        }
+    }
+}
+
+/// `fn action_schemas`: each action's name, doc, and the schemas probed for its input and
+/// output (see `xcore::plugin::ActionSchema`: a type without `JsonSchema`, or a build without
+/// xcore's `openapi` feature, has none). Nothing when there are no actions.
+fn schemas(actions: &[Action]) -> TokenStream {
+    if actions.is_empty() {
+        return TokenStream::new();
+    }
+    let probe = |ty: &Type| {
+        if nameable(ty) {
+            quote!((&&::xcore::__private::SchemaProbe::<#ty>::new()).probe())
+        } else {
+            quote!(::xcore::__private::SchemaProbe::<()>::none())
+        }
+    };
+    let entries = actions.iter().map(|a| {
+        let name = &a.name;
+        let doc = &a.doc;
+        let input = match a.params.iter().find_map(|p| match p {
+            Param::Input(ty) => Some(ty),
+            Param::Context => None,
+        }) {
+            Some(ty) => {
+                let probe = probe(ty);
+                quote!(::core::option::Option::Some(#probe))
+            }
+            None => quote!(::core::option::Option::None),
+        };
+        let output = match &a.output {
+            Some(ty) => probe(ty),
+            None => quote!(::xcore::__private::SchemaProbe::<()>::none()),
+        };
+        quote!(::xcore::plugin::ActionSchema::__new(#name, #doc, #input, #output))
+    });
+    quote! {
+        fn action_schemas(&self) -> ::std::vec::Vec<::xcore::plugin::ActionSchema> {
+            #[allow(unused_imports)]
+            use ::xcore::__private::{ProbeAny as _, ProbeJsonSchema as _};
+            ::std::vec![#(#entries),*]
         }
     }
 }
@@ -617,6 +733,45 @@ mod tests {
             "{out}"
         );
         assert!(!out.contains("helper (self"), "{out}");
+    }
+
+    #[test]
+    fn emits_action_schemas() {
+        let out = expand_ok(quote! {
+            impl P {
+                /// Counts.
+                ///
+                /// Per tenant.
+                #[action]
+                async fn count(&self) -> Result<Count, CallError> { todo() }
+                #[action]
+                fn add(&self, cx: &CallContext, input: Input) -> io::Result<Vec<u8>> { todo() }
+                #[action]
+                fn opaque(&self) -> Result<impl Serialize, CallError> { Ok(1) }
+                #[action]
+                fn borrowed(&self, input: &str) -> Result<&'static str, CallError> { Ok("") }
+            }
+        });
+        assert!(out.contains("fn action_schemas"), "{out}");
+        assert!(
+            out.contains(r#"__new ("count" , "Counts.\n\nPer tenant." , :: core :: option :: Option :: None , (&& :: xcore :: __private :: SchemaProbe :: < Count > :: new ()) . probe ())"#),
+            "{out}"
+        );
+        assert!(
+            out.contains("SchemaProbe :: < Input > :: new ()) . probe ())"),
+            "{out}"
+        );
+        assert!(
+            out.contains("SchemaProbe :: < Vec < u8 > > :: new ()) . probe ())"),
+            "{out}"
+        );
+        // Types that cannot be named in a turbofish have no schema.
+        assert!(!out.contains("impl Serialize >"), "{out}");
+        assert!(!out.contains("SchemaProbe :: < & str >"), "{out}");
+        assert!(out.contains("SchemaProbe :: < & 'static str >"), "{out}");
+        // No actions, no `action_schemas`: the default (none) stays.
+        let out = expand_ok(quote!(impl P {}));
+        assert!(!out.contains("action_schemas"), "{out}");
     }
 
     #[test]

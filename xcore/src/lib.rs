@@ -100,6 +100,7 @@
 //! | `prometheus` | no | `observability::Metrics::prometheus`: a Prometheus exporter rendered at `GET /xcore/metrics` (metrics-exporter-prometheus, no listener) |
 //! | `logging` | no | `observability::init_tracing`: a `tracing` subscriber from the `observability` config and `RUST_LOG` (tracing-subscriber) |
 //! | `opentelemetry` | no | the `xcore.http` span continues the W3C `traceparent` with any `tracing-opentelemetry` layer; `init_tracing` exports spans over OTLP/HTTP when `observability.otlp_endpoint` is set (opentelemetry, opentelemetry-otlp, tracing-opentelemetry; implies `logging`) |
+//! | `openapi` | no | `web::openapi`: the OpenAPI 3.1 document of plugin routes, typed actions and the admin API at `GET /xcore/openapi.json` and `GET /xcore/openapi/<plugin>.json`; request and response schemas from the Rust types (schemars, JSON Schema 2020-12) |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -153,4 +154,6 @@ pub mod __private {
     pub use async_trait::async_trait;
     pub use inventory;
     pub use serde_json::Value;
+
+    pub use crate::plugin::schema::{MaybeSchema, ProbeAny, ProbeJsonSchema, SchemaProbe};
 }

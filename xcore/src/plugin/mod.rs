@@ -3,6 +3,7 @@
 //! | item | what it is |
 //! |---|---|
 //! | [`Plugin`], [`Actions`] | the contract: lifecycle hooks, calls |
+//! | [`ActionSchema`] | what a typed action takes and returns (its JSON Schemas with feature `openapi`), for the OpenAPI document |
 //! | [`Declarations`], [`Declaration`] | what a plugin declares for the services that run it (`#[job]` for the scheduler), a bag by type; no service is named by the contract |
 //! | [`PluginContext`], [`PluginClient`] | what a plugin reaches while it runs |
 //! | [`Registration`], [`PluginManifest`] | `#[plugin]`'s compile-time registration |
@@ -14,6 +15,7 @@ mod declarations;
 mod error;
 pub mod handle;
 mod registration;
+pub(crate) mod schema;
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -25,6 +27,7 @@ pub use declarations::{Declaration, Declarations};
 pub use error::{HookError, PluginError, ServiceError};
 pub use handle::{Bind, Handle, HostHandle, NamedHandle, NamedHostHandle};
 pub use registration::{PluginManifest, Registration, registered};
+pub use schema::ActionSchema;
 
 use crate::{CallContext, CallError, Health, web::Routes};
 
@@ -58,6 +61,13 @@ pub trait Actions: Send + Sync + 'static {
     /// The names of the actions the plugin answers, for listings and `unknown_action` errors.
     fn action_names(&self) -> &'static [&'static str] {
         &[]
+    }
+
+    /// The schemas of the typed actions, for the [OpenAPI document](crate::web::openapi): one
+    /// per action of `#[actions]` (its doc comment, input and output types). Asked when the
+    /// document is built, not per call. The default describes none.
+    fn action_schemas(&self) -> Vec<ActionSchema> {
+        Vec::new()
     }
 
     /// What the plugin declares for the services that run it, by type: the jobs of its

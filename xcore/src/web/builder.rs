@@ -170,6 +170,13 @@ impl WebBuilder {
             admission: Some(self.xcore.tenants().clone()),
         };
         let admin = Admin {
+            #[cfg(feature = "openapi")]
+            openapi: Arc::new(super::openapi::OpenApiDocs::new(
+                self.xcore.clone(),
+                admin.clone(),
+                plugins.clone(),
+                tenancy.enabled.then(|| tenancy.header.clone()),
+            )),
             xcore: self.xcore,
             token,
             prefix: admin.clone(),

@@ -2,7 +2,8 @@
 //!
 //! - A plugin serves HTTP by returning framework-neutral [`Routes`] from
 //!   [`Plugin::routes`](crate::Plugin::routes): a tower service over `http` types, built from
-//!   an axum `Router` or any tower service.
+//!   an axum `Router` or any tower service — or with `Routes::axum()`, which declares each
+//!   route once (router, endpoint list, [`openapi`] documentation).
 //! - [`Web`] (from [`Xcore::web`](crate::Xcore::web)) is the one service adapters mount. It
 //!   routes by path, at request time: the admin API under `/xcore` first, then
 //!   `/plugin/<name>/…` to the routes of the **running** plugin `<name>` (prefix stripped;
@@ -40,6 +41,7 @@
 //! | `GET /xcore` | token | the endpoints |
 //! | `GET /xcore/plugins` | token | every plugin: name, state, version, wave, routes |
 //! | `GET /xcore/boot` | token | the boot report |
+//! | `GET /xcore/openapi.json`, `GET /xcore/openapi/<plugin>.json` | token | the OpenAPI 3.1 document of the plugins' routes, typed actions and the admin API, or of one plugin (feature `openapi`; see [`openapi`]); 404 without the feature |
 //! | `GET /xcore/metrics` | token | the Prometheus text of the `Xcore`'s metrics (feature `prometheus`, [`Metrics::prometheus`](crate::observability::Metrics)); 404 without that exporter |
 //! | `POST /xcore/ipc/<plugin>/<action>` | token | calls the plugin with the JSON body as payload: `{"status":"ok","plugin":…,"action":…,"result":…}` or the error envelope with the call error's status |
 //!
@@ -86,6 +88,7 @@ mod error;
 pub mod hyper;
 mod json;
 mod layers;
+pub mod openapi;
 mod prefix;
 mod route_label;
 mod routes;

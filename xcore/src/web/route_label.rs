@@ -171,7 +171,8 @@ impl RouteLabels {
 }
 
 /// Whether `path` matches `template`, segment by segment: `{name}` matches one non-empty
-/// segment, `{*name}` the rest (at least one segment), anything else itself.
+/// segment, `{name}.ext` one that ends with `.ext` after at least one character, `{*name}`
+/// the rest (at least one segment), anything else itself.
 pub(crate) fn matches(template: &str, path: &str) -> bool {
     let mut template = segments(template);
     let mut path = segments(path);
@@ -181,6 +182,13 @@ pub(crate) fn matches(template: &str, path: &str) -> bool {
             (Some(t), Some(p)) if t.starts_with("{*") && t.ends_with('}') => return !p.is_empty(),
             (Some(t), Some(p)) if t.starts_with('{') && t.ends_with('}') => {
                 if p.is_empty() {
+                    return false;
+                }
+            }
+            // `{name}.json`: a non-empty capture, then the literal suffix.
+            (Some(t), Some(p)) if t.starts_with('{') && t.contains('}') => {
+                let suffix = t.split_once('}').map_or("", |(_, suffix)| suffix);
+                if p.len() <= suffix.len() || !p.ends_with(suffix) {
                     return false;
                 }
             }
@@ -225,6 +233,10 @@ mod tests {
             ("/files/{*path}", "/files", false),
             ("", "", true),
             ("/ipc/{plugin}/{action}", "/ipc/p/a", true),
+            ("/openapi/{plugin}.json", "/openapi/p.json", true),
+            ("/openapi/{plugin}.json", "/openapi/.json", false),
+            ("/openapi/{plugin}.json", "/openapi/p.yaml", false),
+            ("/openapi/{plugin}.json", "/openapi/p", false),
         ];
         for (template, path, expected) in cases {
             assert_eq!(matches(template, path), expected, "{template} vs {path}");

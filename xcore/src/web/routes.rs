@@ -15,7 +15,7 @@ use bytes::Bytes;
 use http::{Method, Request, Response};
 use tower::{Service, ServiceExt};
 
-use super::{Body, BoxError, dispatch::RouteGuard};
+use super::{Body, BoxError, dispatch::RouteGuard, openapi::Operation};
 use crate::{Plugin, PluginContext};
 
 /// The future of a response from the web layer's services.
@@ -33,13 +33,15 @@ pub type ResponseFuture =
 /// ```
 /// use std::convert::Infallible;
 /// use http::{Method, Request, Response};
-/// use xcore::web::{Body, Routes};
+/// use xcore::web::{Body, Routes, openapi::Operation};
 ///
 /// let routes = Routes::from_service(tower::service_fn(|req: Request<Body>| async move {
 ///     Ok::<_, Infallible>(Response::new(Body::from(format!("you asked for {}", req.uri().path()))))
 /// }))
-/// .endpoint(Method::GET, "/hello");
+/// .endpoint(Method::GET, "/hello")
+/// .doc(Operation::new().summary("Echoes the path").status(200, "The path, as text"));
 /// assert_eq!(routes.endpoints()[0].to_string(), "GET /hello");
+/// assert!(routes.endpoints()[0].operation().is_some());
 /// ```
 #[derive(Clone)]
 pub struct Routes {
@@ -68,7 +70,8 @@ impl Routes {
     }
 
     /// Routes served by an axum `Router` (with its state already provided). axum cannot list
-    /// a router's routes: name them with [`endpoint`](Self::endpoint).
+    /// a router's routes: name them with [`endpoint`](Self::endpoint) — or build the routes
+    /// with [`Routes::axum`], which lists (and documents) each route where it is declared.
     ///
     /// ```
     /// use axum::routing::get;
@@ -82,16 +85,50 @@ impl Routes {
     #[cfg(feature = "axum")]
     #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
     pub fn from_axum(router: ::axum::Router) -> Self {
-        Self::from_service(AxumRoutes(router))
+        Self::from_service(AxumService(router))
+    }
+
+    /// Routes served by an axum router built with [`RoutesBuilder`](super::axum::RoutesBuilder):
+    /// each route declared once — added to the router, listed as an endpoint, documented with
+    /// [`doc`](super::axum::RoutesBuilder::doc) — so that no second list is kept by hand.
+    ///
+    /// ```
+    /// use xcore::web::{Routes, openapi::Operation};
+    ///
+    /// let routes = Routes::axum()
+    ///     .get("/hello", || async { "hi" })
+    ///     .doc(Operation::new().summary("Says hi"))
+    ///     .build();
+    /// assert_eq!(routes.endpoints()[0].to_string(), "GET /hello");
+    /// assert!(routes.endpoints()[0].operation().is_some());
+    /// ```
+    #[cfg(feature = "axum")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+    pub fn axum<S: Clone + Send + Sync + 'static>() -> super::axum::RoutesBuilder<S> {
+        super::axum::RoutesBuilder::new()
     }
 
     /// Lists one endpoint: a method and a path relative to the mount point (`/users/{id}`).
     #[must_use]
     pub fn endpoint(mut self, method: Method, path: impl Into<String>) -> Self {
-        self.endpoints.push(Endpoint {
-            method,
-            path: path.into(),
-        });
+        self.endpoints.push(Endpoint::new(method, path.into()));
+        self
+    }
+
+    /// Documents the endpoint listed last (see [`openapi`](super::openapi)); before any, it
+    /// documents nothing.
+    #[must_use]
+    pub fn doc(mut self, operation: Operation) -> Self {
+        if let Some(last) = self.endpoints.last_mut() {
+            last.set_operation(operation);
+        }
+        self
+    }
+
+    /// Routes of `service` with `endpoints` (the axum builder's).
+    #[cfg(feature = "axum")]
+    pub(crate) fn with_endpoints(mut self, endpoints: Vec<Endpoint>) -> Self {
+        self.endpoints = endpoints;
         self
     }
 
@@ -141,10 +178,10 @@ impl Service<Request<Body>> for Routes {
 /// An axum router taking the web layer's requests, their bodies passed as they are.
 #[cfg(feature = "axum")]
 #[derive(Clone)]
-struct AxumRoutes(::axum::Router);
+struct AxumService(::axum::Router);
 
 #[cfg(feature = "axum")]
-impl Service<Request<Body>> for AxumRoutes {
+impl Service<Request<Body>> for AxumService {
     type Response = Response<::axum::body::Body>;
     type Error = Infallible;
     type Future = <::axum::Router as Service<Request<::axum::body::Body>>>::Future;
@@ -158,14 +195,48 @@ impl Service<Request<Body>> for AxumRoutes {
     }
 }
 
-/// One endpoint of [`Routes`]: a method and a path relative to the plugin's mount point.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// One endpoint of [`Routes`]: a method and a path relative to the plugin's mount point, and
+/// its documentation if it has one. Equal endpoints have the same method and path.
+#[derive(Debug, Clone)]
 pub struct Endpoint {
     method: Method,
     path: String,
+    operation: Option<Arc<Operation>>,
+}
+
+impl PartialEq for Endpoint {
+    fn eq(&self, other: &Self) -> bool {
+        self.method == other.method && self.path == other.path
+    }
+}
+
+impl Eq for Endpoint {}
+
+impl std::hash::Hash for Endpoint {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.method.hash(state);
+        self.path.hash(state);
+    }
 }
 
 impl Endpoint {
+    pub(crate) fn new(method: Method, path: String) -> Self {
+        Self {
+            method,
+            path,
+            operation: None,
+        }
+    }
+
+    pub(crate) fn set_operation(&mut self, operation: Operation) {
+        self.operation = Some(Arc::new(operation));
+    }
+
+    /// Its documentation, if it has one.
+    pub fn operation(&self) -> Option<&Operation> {
+        self.operation.as_deref()
+    }
+
     /// The method.
     pub fn method(&self) -> &Method {
         &self.method

@@ -14,6 +14,8 @@
 //! | `GET {admin}/boot` | token | the boot report (503 `not_ready` before boot) |
 //! | `GET {admin}/metrics` | token | the Prometheus text (`text/plain; version=0.0.4`) of [`Metrics::prometheus`](crate::observability::Metrics), gauges sampled first; 404 `not_found` without that exporter |
 //! | `POST {admin}/ipc/<plugin>/<action>` | token | the call's envelope |
+//! | `GET {admin}/openapi.json` | token | the OpenAPI 3.1 document (feature `openapi`, see [`openapi`](crate::web::openapi)); 404 `not_found` without the feature |
+//! | `GET {admin}/openapi/<plugin>.json` | token | one plugin's document; 404 `not_found` (no such plugin, or without the feature), 503 `unavailable` (not running) |
 
 mod auth;
 mod ipc;
@@ -35,10 +37,13 @@ pub(crate) struct Admin {
     pub(crate) token: Option<AdminToken>,
     pub(crate) prefix: Prefix,
     pub(crate) plugin_prefix: Prefix,
+    /// The OpenAPI documents, built once per set of running instances.
+    #[cfg(feature = "openapi")]
+    pub(crate) openapi: std::sync::Arc<crate::web::openapi::OpenApiDocs>,
 }
 
 /// The endpoints, for `GET {admin}` and the route labels.
-pub(crate) const ENDPOINTS: [(&str, &str); 9] = [
+pub(crate) const ENDPOINTS: [(&str, &str); 11] = [
     ("GET", ""),
     ("GET", "/health/live"),
     ("GET", "/health/ready"),
@@ -46,6 +51,8 @@ pub(crate) const ENDPOINTS: [(&str, &str); 9] = [
     ("GET", "/plugins"),
     ("GET", "/boot"),
     ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+    ("GET", "/openapi/{plugin}.json"),
     ("POST", "/ipc/{plugin}/{action}"),
     ("POST", "/plugins/{plugin}/{action}"),
 ];
@@ -102,6 +109,10 @@ impl Admin {
                 })
             }),
             "/metrics" => only(&method, Method::GET, || ready(metrics(&self.xcore))),
+            "/openapi.json" => only(&method, Method::GET, || ready(self.openapi(None))),
+            _ if openapi_target(rest).is_some() => {
+                only(&method, Method::GET, || ready(self.openapi(openapi_target(rest))))
+            }
             _ if rest.starts_with("/plugins/") => match lifecycle_target(rest) {
                 Some((plugin, action)) => {
                     let plugin = plugin.to_owned();
@@ -137,6 +148,35 @@ impl Admin {
         }
     }
 
+    /// `GET {admin}/openapi.json` (`plugin` `None`) or `GET {admin}/openapi/<plugin>.json`:
+    /// the cached document; 404 without feature `openapi`.
+    fn openapi(&self, plugin: Option<&str>) -> Response<Body> {
+        #[cfg(feature = "openapi")]
+        {
+            let document = match plugin {
+                None => self.openapi.full(),
+                Some(name) => self.openapi.plugin(name),
+            };
+            match document {
+                Ok(bytes) => {
+                    let mut response = Response::new(Body::from(bytes));
+                    response.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
+                    response
+                }
+                Err(err) => err.into_response(),
+            }
+        }
+        #[cfg(not(feature = "openapi"))]
+        {
+            let _ = plugin;
+            HttpError::not_found("no OpenAPI document: xcore is built without feature `openapi`")
+                .into_response()
+        }
+    }
+
     fn endpoints(&self) -> serde_json::Value {
         let list: Vec<_> = ENDPOINTS
             .iter()
@@ -150,6 +190,12 @@ impl Admin {
 fn ipc_target(rest: &str) -> Option<(&str, &str)> {
     let (plugin, action) = rest.strip_prefix("/ipc/")?.split_once('/')?;
     (!plugin.is_empty() && !action.is_empty() && !action.contains('/')).then_some((plugin, action))
+}
+
+/// `<plugin>` of `/openapi/<plugin>.json`.
+fn openapi_target(rest: &str) -> Option<&str> {
+    let plugin = rest.strip_prefix("/openapi/")?.strip_suffix(".json")?;
+    (!plugin.is_empty() && !plugin.contains('/')).then_some(plugin)
 }
 
 /// `<plugin>` and the action of `/plugins/<plugin>/<action>`.
@@ -251,6 +297,15 @@ mod tests {
         assert_eq!(ipc_target("/ipc//a"), None);
         assert_eq!(ipc_target("/ipc/p/a/b"), None);
         assert_eq!(ipc_target("/ipcx/p/a"), None);
+    }
+
+    #[test]
+    fn openapi_targets() {
+        assert_eq!(openapi_target("/openapi/p.json"), Some("p"));
+        assert_eq!(openapi_target("/openapi/.json"), None);
+        assert_eq!(openapi_target("/openapi/p"), None);
+        assert_eq!(openapi_target("/openapi/a/b.json"), None);
+        assert_eq!(openapi_target("/openapi.json"), None);
     }
 
     #[test]

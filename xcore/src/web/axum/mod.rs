@@ -22,6 +22,7 @@
 
 mod extract;
 mod json;
+mod routes;
 
 use std::{
     convert::Infallible,
@@ -39,6 +40,7 @@ use tower::{Layer, Service};
 
 pub use self::extract::Bound;
 pub use self::json::{Json, Valid};
+pub use self::routes::RoutesBuilder;
 use super::{Body, BodyTimeout, BodyTimeoutLayer, Edge, HttpError, ResponseFuture, Web};
 use crate::CallError;
 
