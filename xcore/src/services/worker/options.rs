@@ -390,7 +390,10 @@ mod tests {
         config.backend = WorkerBackend::Redis;
         config.url = Some("redis://h:6379/0".into());
         let options = WorkerOptions::from_config(&config);
-        assert_eq!(options.backend, QueueBackend::Redis("redis://h:6379/0".into()));
+        assert_eq!(
+            options.backend,
+            QueueBackend::Redis("redis://h:6379/0".into())
+        );
         config.url = None;
         let err = WorkerOptions::from_config(&config).check().unwrap_err();
         assert!(err.contains("needs `services.worker.url`"), "{err}");

@@ -200,7 +200,9 @@ impl Link {
                 }
             }
         }
-        Err(self.error(format_args!("`{what}`: the server keeps forgetting the script")))
+        Err(self.error(format_args!(
+            "`{what}`: the server keeps forgetting the script"
+        )))
     }
 }
 
@@ -305,10 +307,9 @@ fn entries_of(name: &str, value: &Value, out: &mut Vec<Entry>) {
 fn read_reply(value: &Value) -> Vec<Entry> {
     let mut out = Vec::new();
     let mut one = |key: &Value, entries: &Value| {
-        if let Some(name) = text(key).and_then(|k| {
-            k.strip_prefix(&format!("{PREFIX}:s:"))
-                .map(str::to_owned)
-        }) {
+        if let Some(name) =
+            text(key).and_then(|k| k.strip_prefix(&format!("{PREFIX}:s:")).map(str::to_owned))
+        {
             entries_of(&name, entries, &mut out);
         }
     };
@@ -404,11 +405,12 @@ impl RedisQueue {
             .unwrap_or("0")
             .trim()
             .to_owned();
-        let parts: Vec<u32> = version
-            .split('.')
-            .map(|p| p.parse().unwrap_or(0))
-            .collect();
-        if (parts.first().copied().unwrap_or(0), parts.get(1).copied().unwrap_or(0)) < (6, 2) {
+        let parts: Vec<u32> = version.split('.').map(|p| p.parse().unwrap_or(0)).collect();
+        if (
+            parts.first().copied().unwrap_or(0),
+            parts.get(1).copied().unwrap_or(0),
+        ) < (6, 2)
+        {
             return Err(link.error(format_args!(
                 "runs Redis {version}; the worker's queue needs 6.2 or later (XAUTOCLAIM)"
             )));
