@@ -37,6 +37,9 @@ use xcore_testkit::RedisServer;
 /// Which instance ran each task, in order.
 type Runs = Arc<Mutex<HashMap<TaskId, Vec<usize>>>>;
 
+/// When set, attempts hang before recording their run, noting their task.
+type Hang = (Arc<AtomicBool>, Arc<Mutex<HashSet<TaskId>>>);
+
 fn options(url: &str) -> WorkerOptions {
     WorkerOptions::redis(url)
         .concurrency(8)
@@ -62,12 +65,7 @@ fn worker(xcore: &Xcore) -> Worker {
 /// Registers `count` on `xcore` as instance `index`: sleeps 20 ms, then records the run.
 /// With `hang` set, an attempt that reaches the record stops there for good (as if its
 /// instance had crashed in the middle of it), after noting its task in `hung`.
-fn register_count(
-    xcore: &Xcore,
-    index: usize,
-    runs: &Runs,
-    hang: Option<(Arc<AtomicBool>, Arc<Mutex<HashSet<TaskId>>>)>,
-) {
+fn register_count(xcore: &Xcore, index: usize, runs: &Runs, hang: Option<Hang>) {
     let runs = runs.clone();
     worker(xcore)
         .register("count", move |task, n: u32| {

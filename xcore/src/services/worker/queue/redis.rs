@@ -469,6 +469,13 @@ impl RedisQueue {
         Ok(())
     }
 
+    fn forget_groups(&self) {
+        self.grouped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
     /// Moves the delayed tasks now due to their streams; the wait until the next one.
     async fn promote(&self) -> Result<Option<Duration>, WorkerError> {
         let next: i64 = self
@@ -508,7 +515,15 @@ impl RedisQueue {
                 .arg("0-0")
                 .arg("COUNT")
                 .arg(max - out.len());
-            let reply: Value = self.link.cmd("XAUTOCLAIM", &cmd).await?;
+            let reply: Value = match self.link.cmd("XAUTOCLAIM", &cmd).await {
+                Ok(reply) => reply,
+                Err(WorkerError::Backend { message }) if message.contains("NOGROUP") => {
+                    // The server lost the groups (restarted empty): create them again.
+                    self.forget_groups();
+                    return Ok(out);
+                }
+                Err(e) => return Err(e),
+            };
             let before = out.len();
             if let [_, entries, ..] = items(&reply) {
                 entries_of(name, entries, &mut out);
@@ -582,10 +597,7 @@ impl RedisQueue {
             Ok(Ok(reply)) => Ok(read_reply(&reply)),
             Ok(Err(e)) if e.code() == Some("NOGROUP") => {
                 // The server lost the groups (restarted empty): create them again.
-                self.grouped
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clear();
+                self.forget_groups();
                 Ok(Vec::new())
             }
             Ok(Err(e)) => {
