@@ -7,6 +7,7 @@
 //!   attempt's instance died becomes a dead letter when its lease expires;
 //! - idempotency keys: the same key sent from two instances at once queues one task; the key
 //!   is a Redis key with a TTL (`retention`), forgotten after it;
+//! - `queue_capacity` holds across instances: a send beyond it is refused (`QueueFull`);
 //! - an outage: Redis (appending every write, synced) killed for 5 s while tasks flow: no
 //!   panic, sends fail at once with a typed error, health degraded, recovery without a
 //!   restart, and no task whose send was acknowledged is lost.
@@ -446,6 +447,48 @@ async fn an_idempotency_key_queues_one_task_across_instances_until_it_expires() 
         worker(&apps[0]).send_with("count", &1, long).await,
         Err(WorkerError::InvalidOptions { .. })
     ));
+    for app in apps {
+        app.shutdown().await;
+    }
+}
+
+/// `queue_capacity` bounds the tasks queued, delayed or running across instances: a send
+/// beyond it is refused at once (`QueueFull`), and taken again once a task finished.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_beyond_the_capacity_is_refused_until_a_task_finishes() {
+    let Ok(redis) = RedisServer::start_local().await else {
+        eprintln!("no Redis: skipped");
+        return;
+    };
+    let apps = [
+        instance(options(redis.url()).queue_capacity(2)).await,
+        instance(options(redis.url()).queue_capacity(2)).await,
+    ];
+    let first = worker(&apps[0]);
+    let a = first.send("gate", &1).await.unwrap();
+    first
+        .send_with(
+            "gate",
+            &2,
+            SendOptions::new().delay(Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        worker(&apps[1]).send("gate", &3).await,
+        Err(WorkerError::QueueFull { capacity: 2 })
+    ));
+    worker(&apps[1])
+        .register("gate", |_task, n: u32| async move { Ok::<_, TaskError>(n) })
+        .unwrap();
+    assert!(
+        worker(&apps[1])
+            .wait(a, Duration::from_secs(5))
+            .await
+            .unwrap()
+            .is_finished()
+    );
+    worker(&apps[1]).send("gate", &3).await.unwrap();
     for app in apps {
         app.shutdown().await;
     }

@@ -142,8 +142,9 @@
 //! - **dead letters**: the sorted set `{xcore:tasks}:dead` (by time), listed by
 //!   [`Worker::dead_letters`] and re-driven by [`Worker::redrive`] from any instance; kept
 //!   until re-driven;
-//! - **idempotency keys**: `SET … NX PX retention`, in the send's script: the same key for
-//!   the same name and tenant returns the first task's id for `retention` after the send;
+//! - **idempotency keys**: a key with a TTL (`SET … PX retention`), looked up and set by the
+//!   send's script, atomically: the same key for the same name and tenant, sent from any
+//!   instance, returns the first task's id for `retention` after the send;
 //! - `queue_capacity` bounds the tasks queued, delayed or running (`queue_full`).
 //!
 //! **Outages.** Every command is bounded (2 s; the blocking read 1 s + 2 s). While Redis is
@@ -169,7 +170,7 @@
 //! | reclaim of a dead instance's tasks | none | `locked_until` expired | `XAUTOCLAIM` idle ≥ `lease` |
 //! | delayed tasks, retries | in process | `run_at` | sorted set, moved back by a script |
 //! | dead letters | last `keep_finished` | rows, kept | sorted set, kept |
-//! | idempotency keys | while the task is kept | unique index, until `retention` deletes the task | `SET NX`, `retention` after the send |
+//! | idempotency keys | while the task is kept | unique index, until `retention` deletes the task | a key with a TTL, `retention` after the send |
 //! | bound | `queue_capacity` | none (the database) | `queue_capacity` |
 //!
 //! # Delivery guarantee and idempotency

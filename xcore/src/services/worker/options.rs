@@ -267,7 +267,8 @@ impl WorkerOptions {
         self
     }
 
-    /// In-process queue: the most tasks queued, delayed or running at once. Default 10000.
+    /// In-process and Redis queues: the most tasks queued, delayed or running at once.
+    /// Default 10000.
     #[must_use]
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.queue_capacity = capacity;
@@ -282,22 +283,24 @@ impl WorkerOptions {
         self
     }
 
-    /// Durable queue: how often an idle worker looks for due tasks. Default 250 ms.
+    /// Postgres queue: how often an idle worker looks for due tasks (Redis: the wait after a
+    /// failed claim; an idle worker blocks on `XREADGROUP` instead). Default 250 ms.
     #[must_use]
     pub fn poll_interval(mut self, interval: Duration) -> Self {
         self.poll_interval = interval;
         self
     }
 
-    /// Durable queue: the lease of a claimed task, renewed every third of it while the task
-    /// runs. Default 30 s.
+    /// Postgres and Redis queues: the lease of a claimed task, renewed every third of it while
+    /// the task runs; a task whose lease expired is delivered again. Default 30 s.
     #[must_use]
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = lease;
         self
     }
 
-    /// Durable queue: how long succeeded tasks are kept. Default 7 days.
+    /// Postgres and Redis queues: how long succeeded tasks are kept (Redis: and idempotency
+    /// keys, from the send). Default 7 days.
     #[must_use]
     pub fn retention(mut self, retention: Duration) -> Self {
         self.retention = retention;
