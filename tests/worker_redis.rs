@@ -8,6 +8,7 @@
 //! - idempotency keys: the same key sent from two instances at once queues one task; the key
 //!   is a Redis key with a TTL (`retention`), forgotten after it;
 //! - `queue_capacity` holds across instances: a send beyond it is refused (`QueueFull`);
+//! - a server that stops answering (`SIGSTOP`): a send fails within the command timeout;
 //! - an outage: Redis (appending every write, synced) killed for 5 s while tasks flow: no
 //!   panic, sends fail at once with a typed error, health degraded, recovery without a
 //!   restart, and no task whose send was acknowledged is lost.
@@ -492,6 +493,66 @@ async fn a_send_beyond_the_capacity_is_refused_until_a_task_finishes() {
     for app in apps {
         app.shutdown().await;
     }
+}
+
+/// The server's process id, from `INFO server`.
+async fn server_pid(url: &str) -> u32 {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A server that stops answering (`SIGSTOP`: connections open, no reply) holds nothing
+/// longer than the command timeout (2 s): a send fails with a typed error, health is
+/// degraded; once it answers again (`SIGCONT`), a task sent before runs and sends are taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_stops_answering_holds_nothing_past_the_command_timeout() {
+    let Ok(redis) = RedisServer::start_local().await else {
+        eprintln!("no Redis: skipped");
+        return;
+    };
+    let app = instance(options(redis.url())).await;
+    let runs = Runs::default();
+    let pid = server_pid(redis.url()).await;
+    signal(pid, "-STOP");
+    let started = tokio::time::Instant::now();
+    let refused = worker(&app).send("count", &1).await.unwrap_err();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "a send waited {took:?}");
+    assert!(
+        matches!(&refused, WorkerError::Backend { message } if message.contains("no answer within 2s")),
+        "{refused:?}"
+    );
+    let report = health_becomes(&app, HealthStatus::Degraded).await;
+    assert!(worker_message(&report).contains("Redis at"), "{report:?}");
+    signal(pid, "-CONT");
+    let id = worker(&app).send("count", &2).await.unwrap();
+    register_count(&app, 0, &runs, None);
+    let status = worker(&app)
+        .wait(id, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(matches!(status, TaskStatus::Succeeded { .. }), "{status:?}");
+    health_becomes(&app, HealthStatus::Healthy).await;
+    app.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

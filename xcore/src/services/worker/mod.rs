@@ -145,7 +145,9 @@
 //! - **idempotency keys**: a key with a TTL (`SET … PX retention`), looked up and set by the
 //!   send's script, atomically: the same key for the same name and tenant, sent from any
 //!   instance, returns the first task's id for `retention` after the send;
-//! - `queue_capacity` bounds the tasks queued, delayed or running (`queue_full`).
+//! - `queue_capacity` bounds the tasks queued, delayed or running (`queue_full`);
+//! - the key names are fixed: applications that must not share a queue use Redis databases
+//!   of their own (`redis://host:6379/3`).
 //!
 //! **Outages.** Every command is bounded (2 s; the blocking read 1 s + 2 s). While Redis is
 //! unreachable, sends fail at once with [`WorkerError::Backend`] (the task was not queued,

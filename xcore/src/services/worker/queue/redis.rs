@@ -146,6 +146,11 @@ impl Link {
         {
             *self.conn.lock().await = None;
         }
+        if e.is_timeout() {
+            return self.error(format_args!(
+                "`{what}`: no answer within {COMMAND_TIMEOUT:?}"
+            ));
+        }
         self.error(format_args!("`{what}`: {e}"))
     }
 
