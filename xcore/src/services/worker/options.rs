@@ -136,6 +136,10 @@ pub enum PostgresQueue {
 ///
 /// let durable = WorkerOptions::postgres_url("postgres://xcore@127.0.0.1/app");
 /// assert_eq!(durable.default_max_attempts(), 4); // 3 retries by default
+///
+/// // Redis Streams, shared by every instance pointed at the server.
+/// let streams = WorkerOptions::redis("redis://127.0.0.1:6379/0").lease(Duration::from_secs(10));
+/// assert!(matches!(streams.backend(), xcore::services::worker::QueueBackend::Redis(_)));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerOptions {
