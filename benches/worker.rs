@@ -1,5 +1,6 @@
-//! Task worker throughput: tasks per second through the in-process queue and through the
-//! durable Postgres queue, beside the same database work done directly with sqlx, in one run.
+//! Task worker throughput: tasks per second through the in-process queue, the durable
+//! Postgres queue and the Redis Streams queue, beside the same database work done directly
+//! (sqlx, raw stream commands), in one run.
 //!
 //! One criterion iteration is a batch: the host sends `N` tasks one after the other (each
 //! send returns once the task is queued), and the iteration ends when the `N`-th has run
@@ -16,8 +17,16 @@
 //!   sequentially, on a table of the same shape. It is the floor of the per-task database cost
 //!   on this machine, without JSON, handlers, leases or concurrency.
 //!
+//! - `worker_redis/tasks`: the Redis Streams queue (a stream and consumer group per name,
+//!   blocking `XREADGROUP`, a Lua script per send and per outcome, leases), concurrency 8,
+//!   `N` = 1000, on a private `redis-server`.
+//! - `worker_redis/raw_streams`: `N` tasks' worth of the bare stream commands, per task,
+//!   sequentially, on one connection: `XADD`, `XREADGROUP … COUNT 1` and `XACK` + `XDEL` (one
+//!   pipeline). The floor of a consumer-group queue on this machine, without task records,
+//!   scripts, handlers, leases or concurrency.
+//!
 //! The Postgres groups run when `XCORE_TEST_POSTGRES_URL` is set or a throwaway server can be
-//! started (`initdb` installed).
+//! started (`initdb` installed); the Redis groups when `redis-server` is installed.
 //!
 //! ```sh
 //! cargo bench --bench worker
@@ -40,10 +49,11 @@ use xcore::{
         worker::{TaskError, Worker, WorkerOptions, WorkerService},
     },
 };
-use xcore_testkit::PostgresServer;
+use xcore_testkit::{PostgresServer, RedisServer};
 
 const MEMORY_BATCH: usize = 1000;
 const POSTGRES_BATCH: usize = 200;
+const REDIS_BATCH: usize = 1000;
 
 /// Counts handler runs and signals when a batch is done.
 #[derive(Clone, Default)]
@@ -192,6 +202,95 @@ fn bench_raw(c: &mut Criterion, rt: &tokio::runtime::Runtime, url: &str, n: usiz
     rt.block_on(pool.close());
 }
 
+/// `n` tasks' worth of XADD + XREADGROUP + XACK/XDEL, directly.
+async fn raw_streams_batch(conn: &mut redis::aio::MultiplexedConnection, n: usize) -> Duration {
+    let started = Instant::now();
+    for i in 0..n {
+        let _: String = redis::cmd("XADD")
+            .arg("bench_raw")
+            .arg("*")
+            .arg("t")
+            .arg(i)
+            .query_async(conn)
+            .await
+            .unwrap();
+        let reply: redis::Value = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg("g")
+            .arg("bench")
+            .arg("COUNT")
+            .arg(1)
+            .arg("STREAMS")
+            .arg("bench_raw")
+            .arg(">")
+            .query_async(conn)
+            .await
+            .unwrap();
+        let id = entry_id(&reply).expect("the entry just added");
+        let _: (i64, i64) = redis::pipe()
+            .cmd("XACK")
+            .arg("bench_raw")
+            .arg("g")
+            .arg(&id)
+            .cmd("XDEL")
+            .arg("bench_raw")
+            .arg(&id)
+            .query_async(conn)
+            .await
+            .unwrap();
+    }
+    started.elapsed()
+}
+
+/// The id of the first entry of an `XREADGROUP` reply.
+fn entry_id(reply: &redis::Value) -> Option<String> {
+    use redis::Value;
+    let items = |v: &Value| match v {
+        Value::Array(items) => items.clone(),
+        _ => Vec::new(),
+    };
+    let stream = items(reply).into_iter().next()?;
+    let entries = items(&stream).into_iter().nth(1)?;
+    let entry = items(&entries).into_iter().next()?;
+    match items(&entry).into_iter().next()? {
+        Value::BulkString(id) => String::from_utf8(id).ok(),
+        _ => None,
+    }
+}
+
+fn bench_raw_streams(c: &mut Criterion, rt: &tokio::runtime::Runtime, url: &str, n: usize) {
+    let conn = rt.block_on(async {
+        let client = redis::Client::open(url).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let _: () = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg("bench_raw")
+            .arg("g")
+            .arg("$")
+            .arg("MKSTREAM")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        conn
+    });
+    let mut g = c.benchmark_group("worker_redis");
+    g.throughput(Throughput::Elements(n as u64));
+    g.sample_size(10);
+    g.bench_function("raw_streams", |b| {
+        b.to_async(rt).iter_custom(|iters| {
+            let mut conn = conn.clone();
+            async move {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    total += raw_streams_batch(&mut conn, n).await;
+                }
+                total
+            }
+        })
+    });
+    g.finish();
+}
+
 fn throughput(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -206,6 +305,18 @@ fn throughput(c: &mut Criterion) {
         MEMORY_BATCH,
     );
     rt.block_on(memory.shutdown());
+
+    if let Ok(redis) = rt.block_on(RedisServer::start_local()) {
+        let streams = bench_worker(
+            c,
+            &rt,
+            "worker_redis",
+            WorkerOptions::redis(redis.url()).concurrency(8),
+            REDIS_BATCH,
+        );
+        rt.block_on(streams.shutdown());
+        bench_raw_streams(c, &rt, redis.url(), REDIS_BATCH);
+    }
 
     let Ok(server) = rt.block_on(PostgresServer::start()) else {
         return;

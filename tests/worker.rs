@@ -14,9 +14,13 @@
 //! died (lease expired) is delivered again, or becomes a dead letter if that was its last
 //! attempt.
 //!
+//! Every scenario of [`common`] also runs on Redis Streams (`redis_scenarios`; the
+//! multi-instance, lease and outage tests of that backend are in `tests/worker_redis.rs`).
+//!
 //! In-process only: the bounded queue refuses a send when full. Grants: a plugin without
 //! `service:worker: execute` gets `PermissionDenied`. Config: `services.worker` adds the
-//! service; `backend: redis` is refused; a durable queue on a SQLite connection is refused.
+//! service; `backend: redis` without a `url` is refused; a durable queue on a SQLite
+//! connection is refused.
 //!
 //! The Postgres tests start a throwaway server (or use `XCORE_TEST_POSTGRES_URL`); without one
 //! they print a note and return, unless `XCORE_REQUIRE_SERVERS=1`, where they fail.
@@ -47,7 +51,7 @@ use xcore::{
         },
     },
 };
-use xcore_testkit::PostgresServer;
+use xcore_testkit::{PostgresServer, RedisServer};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -58,6 +62,7 @@ const WAIT: Duration = Duration::from_secs(15);
 enum Backend {
     Memory,
     Postgres(String),
+    Redis(String),
 }
 
 /// Options with short waits, so that retries and polls take milliseconds.
@@ -67,6 +72,7 @@ fn options(backend: &Backend) -> WorkerOptions {
         Backend::Postgres(url) => WorkerOptions::postgres_url(url)
             .poll_interval(Duration::from_millis(20))
             .lease(Duration::from_secs(3)),
+        Backend::Redis(url) => WorkerOptions::redis(url).lease(Duration::from_secs(3)),
     };
     options
         .backoff(Duration::from_millis(10), Duration::from_millis(200))
@@ -478,7 +484,7 @@ mod common {
         assert!(took < Duration::from_secs(2), "shutdown took {took:?}");
         match backend {
             // Put back in the queue, its attempt not counted.
-            Backend::Memory => {
+            Backend::Memory | Backend::Redis(_) => {
                 let info = host.info(id).await.unwrap();
                 assert_eq!((info.status, info.attempts), (TaskStatus::Queued, 0));
             }
@@ -777,7 +783,7 @@ async fn the_config_adds_a_worker() {
         })
         .unwrap_err();
     assert!(
-        err.contains("services.worker") && err.contains("not implemented"),
+        err.contains("services.worker") && err.contains("needs `services.worker.url`"),
         "{err}"
     );
 }
@@ -821,6 +827,37 @@ async fn postgres_scenarios() {
     common::shutdown_interrupts_what_outlives_its_timeout(&fresh().await).await;
     common::tenant_and_trace_travel_into_the_task(&fresh().await).await;
     common::idempotency_keys_deduplicate_sends(&fresh().await).await;
+}
+
+/// Every scenario on Redis Streams, each on a server of its own (so that counts start at zero).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_scenarios() {
+    let fresh = || async {
+        let server = RedisServer::start_local().await.ok()?;
+        let backend = Backend::Redis(server.url().to_owned());
+        Some((server, backend))
+    };
+    let Some((_server, backend)) = fresh().await else {
+        eprintln!("no Redis: skipped");
+        return;
+    };
+    common::retries_then_success(&backend).await;
+    let (_server, backend) = fresh().await.unwrap();
+    common::dead_letter_then_redrive(&backend).await;
+    let (_server, backend) = fresh().await.unwrap();
+    common::bad_payload_is_a_clear_error(&backend).await;
+    let (_server, backend) = fresh().await.unwrap();
+    common::a_panic_fails_the_attempt_only(&backend).await;
+    let (_server, backend) = fresh().await.unwrap();
+    common::concurrency_limit(&backend).await;
+    let (_server, backend) = fresh().await.unwrap();
+    common::shutdown_drains_in_flight_tasks(&backend).await;
+    let (_server, backend) = fresh().await.unwrap();
+    common::shutdown_interrupts_what_outlives_its_timeout(&backend).await;
+    let (_server, backend) = fresh().await.unwrap();
+    common::tenant_and_trace_travel_into_the_task(&backend).await;
+    let (_server, backend) = fresh().await.unwrap();
+    common::idempotency_keys_deduplicate_sends(&backend).await;
 }
 
 /// A task sent before a restart runs after it: one queued with no handler anywhere, one with

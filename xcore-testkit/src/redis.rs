@@ -55,6 +55,9 @@ pub struct RedisServer {
 
 struct Local {
     bin: PathBuf,
+    /// Appends every write to a file, synced before the reply (`--appendonly yes
+    /// --appendfsync always`), so that a restart keeps every acknowledged write.
+    durable: bool,
     dir: TempDir,
     port: u16,
     child: Mutex<Option<Child>>,
@@ -88,13 +91,28 @@ impl RedisServer {
     ///
     /// If no server can be had and `XCORE_REQUIRE_SERVERS=1` is set.
     pub async fn start_local() -> Result<Self, ServerUnavailable> {
-        match Self::try_start_local().await {
+        match Self::try_start_local(false).await {
             Ok(server) => Ok(server),
             Err(why) => unavailable(why),
         }
     }
 
-    async fn try_start_local() -> Result<Self, String> {
+    /// A new local server that keeps its data across [`stop`](Self::stop) and
+    /// [`restart`](Self::restart): every write is appended to a file and synced before the
+    /// server replies (`--appendonly yes --appendfsync always`), so a write it acknowledged
+    /// survives the kill.
+    ///
+    /// # Panics
+    ///
+    /// If no server can be had and `XCORE_REQUIRE_SERVERS=1` is set.
+    pub async fn start_local_durable() -> Result<Self, ServerUnavailable> {
+        match Self::try_start_local(true).await {
+            Ok(server) => Ok(server),
+            Err(why) => unavailable(why),
+        }
+    }
+
+    async fn try_start_local(durable: bool) -> Result<Self, String> {
         let bin = redis_binary().ok_or_else(|| {
             "redis-server is not installed (looked in XCORE_REDIS_SERVER, PATH, /usr/bin, \
              /usr/local/bin, /usr/sbin); install it (Debian: apt-get install redis-server) or set \
@@ -111,6 +129,7 @@ impl RedisServer {
             let port = free_port().map_err(|e| format!("no free loopback port: {e}"))?;
             let local = Local {
                 bin: bin.clone(),
+                durable,
                 dir,
                 port,
                 child: Mutex::new(None),
@@ -153,8 +172,8 @@ impl RedisServer {
         Ok(())
     }
 
-    /// Starts the server again on the same port (empty: it keeps nothing) and waits until it
-    /// answers `PING`.
+    /// Starts the server again on the same port (empty, unless it was started
+    /// [durable](Self::start_local_durable)) and waits until it answers `PING`.
     pub async fn restart(&self) -> Result<(), ServerUnavailable> {
         let local = self.local()?;
         local.kill();
@@ -205,7 +224,12 @@ impl Local {
             .map_err(|e| format!("cannot open the log file: {e}"))?;
         let child = Command::new(&self.bin)
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+            .args(["--save", ""])
+            .args(if self.durable {
+                ["--appendonly", "yes", "--appendfsync", "always"]
+            } else {
+                ["--appendonly", "no", "--appendfsync", "everysec"]
+            })
             .arg("--dir")
             .arg(self.dir.path())
             .stdin(Stdio::null())

@@ -143,6 +143,12 @@ impl Engine {
         self.wake.notify_one();
     }
 
+    /// The names with a handler changed: a claim waiting on the server looks again.
+    pub(crate) fn registered(&self) {
+        self.queue.unblock();
+        self.wake.notify_one();
+    }
+
     pub(crate) fn backend_failed(&self, error: &WorkerError) {
         tracing::warn!(%error, "the worker's queue failed");
         *lock(&self.backend_error) = Some(error.to_string());
@@ -338,6 +344,7 @@ impl Engine {
     /// interrupts the rest (back to the queue), stops lease renewal, closes the queue.
     pub(crate) async fn shutdown(&self) {
         self.stopping.cancel();
+        self.queue.unblock();
         let mut guard = AbortOnDrop(Some(self));
         let consumer = lock(&self.consumer).take();
         if let Some(consumer) = consumer {

@@ -71,10 +71,11 @@ pub enum WorkerError {
         /// Why.
         reason: String,
     },
-    /// The durable queue's database failed.
+    /// The durable queue's server (Postgres or Redis) failed, or did not answer in time: the
+    /// operation (a send, say) did not happen, or may not have.
     #[error("the worker's database failed: {message}")]
     Backend {
-        /// What the database (or sqlx) said.
+        /// What the server (or its client) said; no password.
         message: String,
     },
 }

@@ -182,7 +182,7 @@ impl Worker {
                 check,
             },
         );
-        self.engine.notify();
+        self.engine.registered();
         Ok(())
     }
 

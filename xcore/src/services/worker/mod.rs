@@ -1,6 +1,6 @@
 //! The task worker: named background tasks of plugins and of the host, with typed payloads,
 //! retries with exponential backoff, dead letters, a concurrency limit, in process or shared
-//! by several instances through Postgres.
+//! by several instances through Postgres or Redis Streams.
 //!
 //! The pieces:
 //! - [`WorkerService`], the `worker` service a host registers, built from [`WorkerOptions`]
@@ -111,13 +111,77 @@
 //! instance and attempt). Idle instances poll every `poll_interval` (250 ms); a send wakes the
 //! sending instance at once. Succeeded tasks are deleted `retention` (7 days) after they finish.
 //!
+//! # The Redis Streams queue
+//!
+//! With the backend `redis` (feature `redis`, `url: redis://…`, Redis 6.2 or later), every
+//! instance pointed at the same server shares one queue. Keys share the hash tag
+//! `{xcore:tasks}`; each step that touches several keys is one Lua script (atomic, on the
+//! server's clock):
+//!
+//! - a task is a hash `{xcore:tasks}:t:<id>` (name, tenant, payload, attempts, status, times,
+//!   last error, result, trace; ids from `INCR`) and, while it is ready or running, one
+//!   entry of the **stream of its name** `{xcore:tasks}:s:<name>`. Each stream has the
+//!   **consumer group** `xcore`; each instance is a consumer of it, and reads only the
+//!   streams of the names it has handlers for;
+//! - **wake-ups**: an idle instance waits in `XREADGROUP … BLOCK` (at most 1 s, less when a
+//!   delayed task or a lease check is due sooner) on a connection of its own: an `XADD` by
+//!   any instance wakes it at once, no polling. A registration, a retry and shutdown
+//!   interrupt the wait (`CLIENT UNBLOCK`);
+//! - **success**: `XACK` + `XDEL` (the stream holds only tasks ready or running, so it needs no
+//!   `MAXLEN`: trimming would drop tasks); the hash keeps the result and expires `retention`
+//!   after;
+//! - **retries** wait in the sorted set `{xcore:tasks}:delayed` (by due time), as do tasks
+//!   sent with a delay; a script moves those due back to their stream, run before each
+//!   claim and by the lease renewal;
+//! - **leases**: an entry read and not acknowledged stays in its consumer's pending list;
+//!   while its attempt runs, the instance renews it every third of the `lease` (`XCLAIM …
+//!   JUSTID`, only for the attempts in flight there, fenced by consumer and attempt). An
+//!   entry idle longer than the lease (its instance died, or lost Redis) is **reclaimed**
+//!   with `XAUTOCLAIM` by another instance: the interrupted attempt counts; if it was the
+//!   last, the task becomes a dead letter;
+//! - **dead letters**: the sorted set `{xcore:tasks}:dead` (by time), listed by
+//!   [`Worker::dead_letters`] and re-driven by [`Worker::redrive`] from any instance; kept
+//!   until re-driven;
+//! - **idempotency keys**: a key with a TTL (`SET … PX retention`), looked up and set by the
+//!   send's script, atomically: the same key for the same name and tenant, sent from any
+//!   instance, returns the first task's id for `retention` after the send;
+//! - `queue_capacity` bounds the tasks queued, delayed or running (`queue_full`);
+//! - the key names are fixed: applications that must not share a queue use Redis databases
+//!   of their own (`redis://host:6379/3`).
+//!
+//! **Outages.** Every command is bounded (2 s; the blocking read 1 s + 2 s). While Redis is
+//! unreachable, sends fail at once with [`WorkerError::Backend`] (the task was not queued,
+//! the sender decides), the worker's health is degraded, nothing panics; the consumer tries
+//! again every `poll_interval`, reconnects by itself and reloads its scripts: health is
+//! healthy again with no restart. An attempt that ended during the outage cannot record its
+//! outcome: its entry stays pending and is delivered again after the lease (it may run
+//! twice). What Redis acknowledged (an `XADD`, an outcome) survives a restart of Redis only
+//! as far as Redis persists it: with `appendonly yes` and `appendfsync always`, nothing
+//! acknowledged is lost; without persistence, a restarted Redis has forgotten every task.
+//!
+//! # The backends side by side
+//!
+//! | | `memory` | `postgres` | `redis` |
+//! |---|---|---|---|
+//! | shared by instances | no | yes (one table) | yes (one server) |
+//! | survives a restart | no | yes | as far as Redis persists |
+//! | delivery | at least once (never re-delivered across a crash) | at least once | at least once |
+//! | claim | in process | `FOR UPDATE SKIP LOCKED` | consumer group (`XREADGROUP`) |
+//! | wake-ups | in process | `LISTEN`/`NOTIFY`, and polling (`poll_interval`) | blocking `XREADGROUP` (≤ 1 s) |
+//! | lease | none | `lease`, renewed while running | `lease`, renewed while running (`XCLAIM … JUSTID`) |
+//! | reclaim of a dead instance's tasks | none | `locked_until` expired | `XAUTOCLAIM` idle ≥ `lease` |
+//! | delayed tasks, retries | in process | `run_at` | sorted set, moved back by a script |
+//! | dead letters | last `keep_finished` | rows, kept | sorted set, kept |
+//! | idempotency keys | while the task is kept | unique index, until `retention` deletes the task | a key with a TTL, `retention` after the send |
+//! | bound | `queue_capacity` | none (the database) | `queue_capacity` |
+//!
 //! # Delivery guarantee and idempotency
 //!
 //! Delivery is **at least once**. A task runs to success once in the common case, but it can
 //! run again: after a failed attempt (by design), and on a durable queue when the instance
 //! running it dies or loses the database before recording the outcome (its lease expires and
-//! another instance runs it). The in-process queue never re-delivers across a crash: its
-//! tasks are lost with the process. So:
+//! another instance runs it; on Redis Streams, the same after the lease). The in-process
+//! queue never re-delivers across a crash: its tasks are lost with the process. So:
 //!
 //! - **Handlers should be idempotent**: use [`TaskContext::id`] (stable across attempts and
 //!   re-deliveries) as the key of their side effects (`INSERT … ON CONFLICT (task_id) DO
@@ -125,7 +189,8 @@
 //! - **Sends are deduplicated by idempotency key** ([`SendOptions::idempotency_key`]): a send
 //!   with a key already known for the same task name and tenant returns the existing task's id
 //!   and queues nothing, as long as the queue remembers that task (in process: while it is kept;
-//!   durable: a unique index, until `retention` deletes the succeeded task).
+//!   Postgres: a unique index, until `retention` deletes the succeeded task; Redis: a key
+//!   with a TTL, `retention` after the send).
 
 mod access;
 mod engine;

@@ -12,7 +12,7 @@ pub enum WorkerBackend {
     /// In process (the default): jobs are lost on restart.
     #[default]
     Memory,
-    /// A Redis queue.
+    /// Redis Streams (`url: redis://…`), shared by every instance pointed at the server.
     Redis,
     /// A Postgres table.
     Postgres,
@@ -45,8 +45,8 @@ pub struct WorkerConfig {
     /// them; interrupted tasks go back to the queue. Default 5 s.
     #[serde(with = "crate::services::serde_duration")]
     pub shutdown_timeout: Duration,
-    /// `memory`: the most tasks queued, delayed or running at once; a send beyond it is
-    /// refused at once (`queue_full`). Default 10000.
+    /// `memory` and `redis`: the most tasks queued, delayed or running at once; a send beyond
+    /// it is refused at once (`queue_full`). Default 10000.
     pub queue_capacity: usize,
     /// `memory`: how many succeeded tasks (and their results) are kept for `status`, and how
     /// many dead letters; the oldest go first. Default 10000 each.
@@ -54,17 +54,20 @@ pub struct WorkerConfig {
     /// `postgres`: the connection of `services.databases` that holds the table `xcore_tasks`.
     /// Default: the first one (unless `url` is set).
     pub database: Option<String>,
-    /// `postgres`: a server of the worker's own, instead of `database`.
+    /// `postgres`: a server of the worker's own, instead of `database`; `redis`: the server
+    /// (`redis://…`, required).
     pub url: Option<String>,
-    /// `postgres`: how often an idle worker looks for due tasks. Default 250 ms.
+    /// `postgres`: how often an idle worker looks for due tasks (`redis`: how long it waits
+    /// after a failed claim). Default 250 ms.
     #[serde(with = "crate::services::serde_duration")]
     pub poll_interval: Duration,
-    /// `postgres`: the lease of a claimed task, renewed while it runs; a task whose instance
-    /// stopped renewing it is delivered again when it expires. Default 30 s.
+    /// `postgres` and `redis`: the lease of a claimed task, renewed while it runs; a task
+    /// whose instance stopped renewing it is delivered again when it expires. Default 30 s.
     #[serde(with = "crate::services::serde_duration")]
     pub lease: Duration,
     /// `postgres`: succeeded tasks are deleted this long after they finish (so idempotency
-    /// keys are remembered this long). Default 7 days.
+    /// keys are remembered this long); `redis`: succeeded tasks expire this long after they
+    /// finish, idempotency keys this long after the send. Default 7 days.
     #[serde(with = "crate::services::serde_duration")]
     pub retention: Duration,
 }
@@ -99,6 +102,9 @@ pub enum QueueBackend {
     /// The table `xcore_tasks` of a Postgres database (feature `postgres`), shared by every
     /// instance pointed at it, surviving restarts.
     Postgres(PostgresQueue),
+    /// Redis Streams at this URL (feature `redis`): one stream and consumer group per task
+    /// name, shared by every instance pointed at the server.
+    Redis(String),
 }
 
 /// Which Postgres database holds the durable queue.
@@ -130,6 +136,10 @@ pub enum PostgresQueue {
 ///
 /// let durable = WorkerOptions::postgres_url("postgres://xcore@127.0.0.1/app");
 /// assert_eq!(durable.default_max_attempts(), 4); // 3 retries by default
+///
+/// // Redis Streams, shared by every instance pointed at the server.
+/// let streams = WorkerOptions::redis("redis://127.0.0.1:6379/0").lease(Duration::from_secs(10));
+/// assert!(matches!(streams.backend(), xcore::services::worker::QueueBackend::Redis(_)));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerOptions {
@@ -177,6 +187,14 @@ impl WorkerOptions {
         }
     }
 
+    /// The queue on Redis Streams at `url` (`redis://…`).
+    pub fn redis(url: impl Into<String>) -> Self {
+        Self {
+            backend: QueueBackend::Redis(url.into()),
+            ..Self::default()
+        }
+    }
+
     /// The options of a `services.worker` section.
     pub fn from_config(config: &WorkerConfig) -> Self {
         let (backend, unsupported) = match config.backend {
@@ -188,10 +206,13 @@ impl WorkerOptions {
                 }),
                 None,
             ),
-            WorkerBackend::Redis => (
-                QueueBackend::Memory,
-                Some("the `redis` worker backend is not implemented; use `memory` or `postgres`"),
-            ),
+            WorkerBackend::Redis => match &config.url {
+                Some(url) => (QueueBackend::Redis(url.clone()), None),
+                None => (
+                    QueueBackend::Memory,
+                    Some("`redis` needs `services.worker.url` (`redis://…`)"),
+                ),
+            },
         };
         Self {
             backend,
@@ -250,7 +271,8 @@ impl WorkerOptions {
         self
     }
 
-    /// In-process queue: the most tasks queued, delayed or running at once. Default 10000.
+    /// In-process and Redis queues: the most tasks queued, delayed or running at once.
+    /// Default 10000.
     #[must_use]
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.queue_capacity = capacity;
@@ -265,22 +287,24 @@ impl WorkerOptions {
         self
     }
 
-    /// Durable queue: how often an idle worker looks for due tasks. Default 250 ms.
+    /// Postgres queue: how often an idle worker looks for due tasks (Redis: the wait after a
+    /// failed claim; an idle worker blocks on `XREADGROUP` instead). Default 250 ms.
     #[must_use]
     pub fn poll_interval(mut self, interval: Duration) -> Self {
         self.poll_interval = interval;
         self
     }
 
-    /// Durable queue: the lease of a claimed task, renewed every third of it while the task
-    /// runs. Default 30 s.
+    /// Postgres and Redis queues: the lease of a claimed task, renewed every third of it while
+    /// the task runs; a task whose lease expired is delivered again. Default 30 s.
     #[must_use]
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = lease;
         self
     }
 
-    /// Durable queue: how long succeeded tasks are kept. Default 7 days.
+    /// Postgres and Redis queues: how long succeeded tasks are kept (Redis: and idempotency
+    /// keys, from the send). Default 7 days.
     #[must_use]
     pub fn retention(mut self, retention: Duration) -> Self {
         self.retention = retention;
@@ -325,8 +349,13 @@ impl WorkerOptions {
         if self.queue_capacity == 0 {
             return Err("`services.worker.queue_capacity` must be at least 1".into());
         }
-        if let QueueBackend::Postgres(_) = self.backend {
-            if !cfg!(feature = "postgres") {
+        if let QueueBackend::Redis(_) = self.backend
+            && !cfg!(feature = "redis")
+        {
+            return Err("`services.worker.backend: redis` needs xcore's `redis` feature".into());
+        }
+        if let QueueBackend::Postgres(_) | QueueBackend::Redis(_) = self.backend {
+            if matches!(self.backend, QueueBackend::Postgres(_)) && !cfg!(feature = "postgres") {
                 return Err(
                     "`services.worker.backend: postgres` needs xcore's `postgres` feature".into(),
                 );
@@ -366,8 +395,15 @@ mod tests {
             QueueBackend::Postgres(PostgresQueue::Url("postgres://h/db".into()))
         );
         config.backend = WorkerBackend::Redis;
+        config.url = Some("redis://h:6379/0".into());
+        let options = WorkerOptions::from_config(&config);
+        assert_eq!(
+            options.backend,
+            QueueBackend::Redis("redis://h:6379/0".into())
+        );
+        config.url = None;
         let err = WorkerOptions::from_config(&config).check().unwrap_err();
-        assert!(err.contains("not implemented"), "{err}");
+        assert!(err.contains("needs `services.worker.url`"), "{err}");
     }
 
     #[test]

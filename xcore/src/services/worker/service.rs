@@ -15,10 +15,10 @@ use crate::{Health, Service, ServiceContext, ServiceError, async_trait};
 /// The task worker, named `worker`: named tasks of plugins (through
 /// `ctx.handle::<Worker>()`) and of the host (through
 /// `xcore.handle::<Worker>()`), with retries, dead letters and a concurrency
-/// limit, in process or on Postgres. See [the module](super) for the guarantees.
+/// limit, in process, on Postgres or on Redis Streams. See [the module](super) for the guarantees.
 ///
-/// - `init` opens the queue: the in-process one, or the Postgres table `xcore_tasks`
-///   (created if missing; an unreachable server fails the boot);
+/// - `init` opens the queue: the in-process one, the Postgres table `xcore_tasks`
+///   (created if missing), or the Redis Streams queue (an unreachable server fails the boot);
 /// - `start` starts claiming tasks;
 /// - a stopping plugin's handlers are unregistered (its queued tasks stay queued, for a
 ///   later run of the plugin, here or on another instance); its attempts in flight get the
@@ -117,6 +117,20 @@ impl WorkerService {
             QueueBackend::Postgres(_) => {
                 let _ = ctx;
                 Err("the Postgres worker backend needs xcore's `postgres` feature".into())
+            }
+            #[cfg(feature = "redis")]
+            QueueBackend::Redis(url) => super::queue::redis::RedisQueue::open(
+                url,
+                options.lease,
+                options.retention,
+                options.queue_capacity,
+            )
+            .await
+            .map(|q| Arc::new(q) as Arc<dyn Queue>)
+            .map_err(|e| format!("the worker's Redis queue: {e}")),
+            #[cfg(not(feature = "redis"))]
+            QueueBackend::Redis(_) => {
+                Err("the Redis worker backend needs xcore's `redis` feature".into())
             }
         }
     }

@@ -1,5 +1,5 @@
-//! The queues tasks wait in: [`Queue`], implemented in process ([`memory`]) and on Postgres
-//! ([`postgres`], feature `postgres`).
+//! The queues tasks wait in: [`Queue`], implemented in process ([`memory`]), on Postgres
+//! ([`postgres`], feature `postgres`) and on Redis Streams ([`redis`], feature `redis`).
 
 use std::{sync::Arc, time::Duration};
 
@@ -12,6 +12,10 @@ use crate::{TenantId, TraceContext, async_trait};
 pub(crate) mod memory;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
+#[cfg(feature = "redis")]
+pub(crate) mod redis;
+#[cfg(feature = "redis")]
+mod redis_lua;
 #[cfg(feature = "postgres")]
 mod sql;
 
@@ -141,6 +145,10 @@ pub(crate) trait Queue: Send + Sync + 'static {
         None
     }
 
+    /// Interrupts a claim waiting on the server (Redis: a blocking `XREADGROUP`), so that the
+    /// consumer looks again at once: its names changed, a retry came due sooner, it stops.
+    fn unblock(&self) {}
+
     /// How often [`maintain`](Self::maintain) must run; `None`: never.
     fn maintenance_interval(&self) -> Option<Duration> {
         None
@@ -158,6 +166,6 @@ pub(crate) trait Queue: Send + Sync + 'static {
     /// Releases the queue's resources.
     async fn close(&self) {}
 
-    /// `memory` or `postgres`.
+    /// `memory`, `postgres` or `redis`.
     fn kind(&self) -> &'static str;
 }
