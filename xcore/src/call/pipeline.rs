@@ -66,6 +66,11 @@ impl CallRequest {
         &mut self.cx
     }
 
+    /// The declared name called and its index in the target's declared names, if it is one.
+    pub(crate) fn declared_action(&self) -> Option<(&'static str, usize)> {
+        self.action.declared()
+    }
+
     /// The action, cheap to keep for error messages.
     pub(crate) fn action_name(&self) -> ActionName {
         self.action.clone()
@@ -80,16 +85,27 @@ impl CallRequest {
 /// reference count), or the name as given.
 #[derive(Debug, Clone)]
 pub(crate) enum ActionName {
-    Declared(&'static str),
+    /// The name, and its index in the declared names.
+    Declared(&'static str, usize),
     Other(Arc<str>),
 }
 
 impl ActionName {
     /// `action`, as one of `declared` when it is one.
     pub(crate) fn new(action: &str, declared: &'static [&'static str]) -> Self {
-        match declared.iter().find(|d| **d == action) {
-            Some(name) => ActionName::Declared(name),
+        match declared.iter().position(|d| *d == action) {
+            Some(i) => ActionName::Declared(declared[i], i),
             None => ActionName::Other(Arc::from(action)),
+        }
+    }
+}
+
+impl ActionName {
+    /// The declared name and its index in the target's declared names, if it is one.
+    pub(crate) fn declared(&self) -> Option<(&'static str, usize)> {
+        match self {
+            ActionName::Declared(name, i) => Some((name, *i)),
+            ActionName::Other(_) => None,
         }
     }
 }
@@ -99,7 +115,7 @@ impl std::ops::Deref for ActionName {
 
     fn deref(&self) -> &str {
         match self {
-            ActionName::Declared(name) => name,
+            ActionName::Declared(name, _) => name,
             ActionName::Other(name) => name,
         }
     }

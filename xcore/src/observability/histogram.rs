@@ -15,7 +15,10 @@ use std::{
 
 use metrics::{Histogram, Label};
 
-use super::names::DESCRIPTIONS;
+use super::{
+    metrics::CODES,
+    names::{self, DESCRIPTIONS},
+};
 
 /// The upper bounds of the buckets of every duration histogram, in seconds: 0.5 ms to 10 s.
 pub const SECONDS_BUCKETS: [f64; 14] = [
@@ -145,6 +148,121 @@ impl OwnHistograms {
 }
 
 #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
+/// The calls of one plugin's action with xcore's Prometheus exporter: the durations of the
+/// calls answered `Ok` and of the others apart, and a count per error code. A call answered
+/// `Ok` costs two relaxed adds (its bucket, the sum): `xcore_calls_total{code="ok"}` is the
+/// count of the `Ok` buckets, and `xcore_call_duration_seconds` both bucket sets merged.
+#[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
+#[derive(Debug, Default)]
+pub(crate) struct CallSeries {
+    ok: Buckets,
+    failed: Buckets,
+    codes: [AtomicU64; CODES.len()],
+}
+
+#[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
+impl CallSeries {
+    /// Records a call that took `took`: `Ok`, or the index of its error code in [`CODES`].
+    #[inline]
+    pub(crate) fn record(&self, failed: Option<usize>, took: Duration) {
+        match failed {
+            None => self.ok.record(took),
+            Some(code) => {
+                self.codes[code].fetch_add(1, Ordering::Relaxed);
+                self.failed.record(took);
+            }
+        }
+    }
+}
+
+/// The call series of one exporter, by plugin and action.
+#[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
+#[derive(Debug, Default)]
+pub(crate) struct OwnCalls {
+    series: Mutex<HashMap<(String, String), Arc<CallSeries>>>,
+}
+
+#[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
+impl OwnCalls {
+    /// The series of `plugin`'s `action`, registered on first use.
+    pub(crate) fn get(&self, plugin: &str, action: &str) -> Arc<CallSeries> {
+        self.series
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((plugin.to_owned(), action.to_owned()))
+            .or_default()
+            .clone()
+    }
+
+    /// Appends `xcore_calls_total` and `xcore_call_duration_seconds` to `out`.
+    pub(crate) fn render(&self, out: &mut String) {
+        let series = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        if series.is_empty() {
+            return;
+        }
+        let mut sorted: Vec<_> = series.iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(b.0));
+        let help = |name: &str| {
+            DESCRIPTIONS
+                .iter()
+                .find(|(n, ..)| *n == name)
+                .map_or("", |(.., help)| *help)
+        };
+        let (calls, seconds) = (names::CALLS_TOTAL, names::CALL_DURATION_SECONDS);
+        let _ = writeln!(out, "# HELP {calls} {}", help(calls));
+        let _ = writeln!(out, "# TYPE {calls} counter");
+        for ((plugin, action), series) in &sorted {
+            let pairs = format!(
+                "plugin=\"{}\",action=\"{}\"",
+                escape(plugin),
+                escape(action)
+            );
+            let ok: u64 = series
+                .ok
+                .counts
+                .iter()
+                .map(|c| c.load(Ordering::Relaxed))
+                .sum();
+            let _ = writeln!(out, "{calls}{{{pairs},code=\"ok\"}} {ok}");
+            for (code, count) in CODES.iter().zip(&series.codes) {
+                let count = count.load(Ordering::Relaxed);
+                if count > 0 {
+                    let _ = writeln!(out, "{calls}{{{pairs},code=\"{}\"}} {count}", code.as_str());
+                }
+            }
+        }
+        let _ = writeln!(out, "# HELP {seconds} {}", help(seconds));
+        let _ = writeln!(out, "# TYPE {seconds} histogram");
+        for ((plugin, action), series) in &sorted {
+            let pairs = format!(
+                "plugin=\"{}\",action=\"{}\"",
+                escape(plugin),
+                escape(action)
+            );
+            let mut cumulative = 0;
+            for (i, (ok, failed)) in series
+                .ok
+                .counts
+                .iter()
+                .zip(&series.failed.counts)
+                .enumerate()
+            {
+                cumulative += ok.load(Ordering::Relaxed) + failed.load(Ordering::Relaxed);
+                let le = SECONDS_BUCKETS
+                    .get(i)
+                    .map_or_else(|| "+Inf".to_owned(), f64::to_string);
+                let _ = writeln!(out, "{seconds}_bucket{{{pairs},le=\"{le}\"}} {cumulative}");
+            }
+            let nanos = series.ok.sum_nanos.load(Ordering::Relaxed)
+                + series.failed.sum_nanos.load(Ordering::Relaxed);
+            #[allow(clippy::cast_precision_loss)]
+            let sum = nanos as f64 / 1e9;
+            let _ = writeln!(out, "{seconds}_sum{{{pairs}}} {sum}");
+            let _ = writeln!(out, "{seconds}_count{{{pairs}}} {cumulative}");
+        }
+    }
+}
+
 /// A label value in the text format: `\`, `"` and new lines escaped.
 fn escape(value: &str) -> std::borrow::Cow<'_, str> {
     if value.contains(['\\', '"', '\n']) {

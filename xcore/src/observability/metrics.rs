@@ -8,7 +8,7 @@ use std::{
 
 use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder, SharedString};
 
-use super::histogram::Seconds;
+use super::histogram::{CallSeries, Seconds};
 use super::names::{self, DESCRIPTIONS, Kind};
 use crate::ErrorCode;
 
@@ -43,6 +43,9 @@ pub struct Metrics {
 
 struct Inner {
     recorder: Arc<dyn Recorder + Send + Sync>,
+    /// The clock durations are measured with: the TSC read directly where it is reliable
+    /// (calibrated once per `Metrics`), scaled once per measurement.
+    clock: quanta::Clock,
     #[cfg(feature = "prometheus")]
     prometheus: Option<super::prometheus::Exporter>,
 }
@@ -61,6 +64,7 @@ impl Metrics {
     {
         Self::from_inner(Inner {
             recorder: Arc::new(recorder),
+            clock: quanta::Clock::new(),
             #[cfg(feature = "prometheus")]
             prometheus: None,
         })
@@ -84,6 +88,7 @@ impl Metrics {
         let exporter = super::prometheus::Exporter::new();
         Self::from_inner(Inner {
             recorder: exporter.recorder(),
+            clock: quanta::Clock::new(),
             prometheus: Some(exporter),
         })
     }
@@ -104,6 +109,13 @@ impl Metrics {
         Self {
             inner: Some(Arc::new(inner)),
         }
+    }
+
+    /// The clock of the meters (a plain one when disabled: nothing is measured then).
+    fn clock(&self) -> quanta::Clock {
+        self.inner
+            .as_ref()
+            .map_or_else(quanta::Clock::new, |inner| inner.clock.clone())
     }
 
     /// Whether anything is recorded.
@@ -185,6 +197,17 @@ impl Metrics {
             return Seconds::Own(exporter.histograms.get(name, labels));
         }
         Seconds::Facade(self.histogram(name, labels))
+    }
+
+    /// The call series of `plugin`'s `action` with xcore's Prometheus exporter (see
+    /// [`histogram`](super::histogram)); `None` with another recorder or none.
+    fn call_series(&self, plugin: &str, action: &str) -> Option<Arc<CallSeries>> {
+        #[cfg(feature = "prometheus")]
+        if let Some(exporter) = self.inner.as_ref().and_then(|i| i.prometheus.as_ref()) {
+            return Some(exporter.calls.get(plugin, action));
+        }
+        let _ = (plugin, action);
+        None
     }
 
     /// A histogram (a no-op one when disabled).
@@ -270,7 +293,7 @@ impl fmt::Debug for Metrics {
 pub(crate) const UNKNOWN_ACTION: &str = "_unknown";
 
 /// Every error code, in the order of [`code_index`].
-const CODES: [ErrorCode; 14] = [
+pub(super) const CODES: [ErrorCode; 14] = [
     ErrorCode::NotReady,
     ErrorCode::NotFound,
     ErrorCode::UnknownAction,
@@ -287,7 +310,7 @@ const CODES: [ErrorCode; 14] = [
     ErrorCode::Conflict,
 ];
 
-fn code_index(code: ErrorCode) -> usize {
+pub(super) fn code_index(code: ErrorCode) -> usize {
     match code {
         ErrorCode::NotReady => 0,
         ErrorCode::NotFound => 1,
@@ -310,16 +333,22 @@ fn code_index(code: ErrorCode) -> usize {
 /// once (so that a call costs two atomic updates, not a registry lookup).
 pub(crate) struct CallMeter {
     metrics: Metrics,
+    clock: quanta::Clock,
     plugin: Arc<str>,
     declared: &'static [&'static str],
     /// One per declared action, then one for `_unknown`.
     actions: Box<[ActionMeter]>,
 }
 
-struct ActionMeter {
-    duration: Seconds,
-    ok: Counter,
-    errors: [OnceLock<Counter>; CODES.len()],
+enum ActionMeter {
+    /// With xcore's Prometheus exporter: counted by xcore.
+    Own(Arc<CallSeries>),
+    /// With another recorder: the recorder's handles.
+    Facade {
+        duration: Histogram,
+        ok: Counter,
+        errors: Box<[OnceLock<Counter>; CODES.len()]>,
+    },
 }
 
 impl CallMeter {
@@ -328,26 +357,30 @@ impl CallMeter {
             .iter()
             .copied()
             .chain([UNKNOWN_ACTION])
-            .map(|action| ActionMeter {
-                duration: metrics.seconds(
-                    names::CALL_DURATION_SECONDS,
-                    vec![
-                        Label::new("plugin", plugin.to_owned()),
-                        Label::from_static_parts("action", action),
-                    ],
-                ),
-                ok: metrics.counter(
-                    names::CALLS_TOTAL,
-                    vec![
-                        Label::new("plugin", plugin.to_owned()),
-                        Label::from_static_parts("action", action),
-                        Label::from_static_parts("code", "ok"),
-                    ],
-                ),
-                errors: Default::default(),
+            .map(|action| match metrics.call_series(plugin, action) {
+                Some(series) => ActionMeter::Own(series),
+                None => ActionMeter::Facade {
+                    duration: metrics.histogram(
+                        names::CALL_DURATION_SECONDS,
+                        vec![
+                            Label::new("plugin", plugin.to_owned()),
+                            Label::from_static_parts("action", action),
+                        ],
+                    ),
+                    ok: metrics.counter(
+                        names::CALLS_TOTAL,
+                        vec![
+                            Label::new("plugin", plugin.to_owned()),
+                            Label::from_static_parts("action", action),
+                            Label::from_static_parts("code", "ok"),
+                        ],
+                    ),
+                    errors: Default::default(),
+                },
             })
             .collect();
         Self {
+            clock: metrics.clock(),
             metrics,
             plugin: Arc::from(plugin),
             declared,
@@ -357,16 +390,34 @@ impl CallMeter {
 
     /// Where a call to `request`'s action is recorded: resolved before the call.
     pub(crate) fn slot(&self, request: &crate::call::CallRequest) -> CallSlot {
+        // The request's index in the declared names holds when they are the same names (the
+        // same static strings): no search then.
+        let known = request.declared_action().and_then(|(name, i)| {
+            let same = self
+                .declared
+                .get(i)
+                .is_some_and(|a| std::ptr::eq(a.as_ptr(), name.as_ptr()) && a.len() == name.len());
+            same.then_some(i)
+        });
         let action = request.action();
-        match self.declared.iter().position(|a| *a == action) {
+        let declared = known.or_else(|| self.declared.iter().position(|a| *a == action));
+        match declared {
             Some(i) => CallSlot::Declared(i),
             None if self.declared.is_empty() => CallSlot::Undeclared(request.action_name()),
             None => CallSlot::Declared(self.declared.len()),
         }
     }
 
-    /// Records one call that took `took`, answered `Ok` or with `code`.
-    pub(crate) fn record(&self, slot: CallSlot, outcome: Option<ErrorCode>, took: Duration) {
+    /// The clock reading a measured call starts at.
+    #[inline]
+    pub(crate) fn start(&self) -> u64 {
+        self.clock.raw()
+    }
+
+    /// Records one call started at `start` ([`start`](Self::start)), answered `Ok` or with
+    /// `code`.
+    pub(crate) fn record(&self, slot: CallSlot, outcome: Option<ErrorCode>, start: u64) {
+        let took = self.clock.delta(start, self.clock.raw());
         let i = match slot {
             CallSlot::Declared(i) => i,
             // A plugin that declares no names: the action as called (unless unknown),
@@ -376,35 +427,46 @@ impl CallMeter {
             }
             CallSlot::Undeclared(_) => self.declared.len(),
         };
-        let meter = &self.actions[i];
-        meter.duration.record(took);
-        match outcome {
-            None => meter.ok.increment(1),
-            Some(code) => meter.errors[code_index(code)]
-                .get_or_init(|| {
-                    let label = self.declared.get(i).copied().unwrap_or(UNKNOWN_ACTION);
-                    self.metrics.counter(
-                        names::CALLS_TOTAL,
-                        vec![
-                            Label::new("plugin", self.plugin.clone()),
-                            Label::from_static_parts("action", label),
-                            Label::from_static_parts("code", code.as_str()),
-                        ],
-                    )
-                })
-                .increment(1),
+        match &self.actions[i] {
+            ActionMeter::Own(series) => series.record(outcome.map(code_index), took),
+            ActionMeter::Facade {
+                duration,
+                ok,
+                errors,
+            } => {
+                duration.record(took.as_secs_f64());
+                match outcome {
+                    None => ok.increment(1),
+                    Some(code) => errors[code_index(code)]
+                        .get_or_init(|| {
+                            let label = self.declared.get(i).copied().unwrap_or(UNKNOWN_ACTION);
+                            self.metrics.counter(
+                                names::CALLS_TOTAL,
+                                vec![
+                                    Label::new("plugin", self.plugin.clone()),
+                                    Label::from_static_parts("action", label),
+                                    Label::from_static_parts("code", code.as_str()),
+                                ],
+                            )
+                        })
+                        .increment(1),
+                }
+            }
         }
     }
 
     fn record_undeclared(&self, action: &str, outcome: Option<ErrorCode>, took: Duration) {
+        if let Some(series) = self.metrics.call_series(&self.plugin, action) {
+            return series.record(outcome.map(code_index), took);
+        }
         let plugin = Label::new("plugin", self.plugin.clone());
         let action = Label::new("action", action.to_owned());
         self.metrics
-            .seconds(
+            .histogram(
                 names::CALL_DURATION_SECONDS,
                 vec![plugin.clone(), action.clone()],
             )
-            .record(took);
+            .record(took.as_secs_f64());
         let code = outcome.map_or("ok", ErrorCode::as_str);
         self.metrics
             .counter(
@@ -439,6 +501,7 @@ pub(crate) struct RouteMeter {
     pub(crate) plugin: Arc<str>,
     pub(crate) route: Arc<str>,
     metrics: Metrics,
+    clock: quanta::Clock,
     duration: Seconds,
     /// Status 200, the common case, without a lock.
     ok: OnceLock<Counter>,
@@ -458,10 +521,23 @@ impl RouteMeter {
             ),
             ok: OnceLock::new(),
             statuses: Default::default(),
+            clock: metrics.clock(),
             metrics: metrics.clone(),
             plugin,
             route,
         }
+    }
+
+    /// The clock reading a measured request starts at.
+    #[inline]
+    pub(crate) fn start(&self) -> u64 {
+        self.clock.raw()
+    }
+
+    /// How long since `start`.
+    #[inline]
+    pub(crate) fn elapsed(&self, start: u64) -> Duration {
+        self.clock.delta(start, self.clock.raw())
     }
 
     /// Records one request answered `status` after `took`.

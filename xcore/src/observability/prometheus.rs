@@ -17,6 +17,8 @@ pub(super) struct Exporter {
     recorder: Arc<PrometheusRecorder>,
     /// The duration histograms, kept by xcore (see [`histogram`](super::histogram)).
     pub(super) histograms: super::histogram::OwnHistograms,
+    /// The calls' counts and durations, kept by xcore.
+    pub(super) calls: super::histogram::OwnCalls,
     handle: PrometheusHandle,
     upkeep: Mutex<Option<tokio::task::AbortHandle>>,
 }
@@ -32,6 +34,7 @@ impl Exporter {
         Self {
             recorder: Arc::new(recorder),
             histograms: Default::default(),
+            calls: Default::default(),
             handle,
             upkeep: Mutex::new(None),
         }
@@ -43,6 +46,7 @@ impl Exporter {
 
     pub(super) fn render(&self) -> String {
         let mut text = self.handle.render();
+        self.calls.render(&mut text);
         self.histograms.render(&mut text);
         text
     }

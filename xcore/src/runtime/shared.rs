@@ -203,13 +203,9 @@ impl Shared {
             return instance.pipeline.clone().oneshot(request).await;
         };
         let slot = meter.slot(&request);
-        let started = quanta::Instant::now();
+        let start = meter.start();
         let out = instance.pipeline.clone().oneshot(request).await;
-        meter.record(
-            slot,
-            out.as_ref().err().map(CallError::code),
-            started.elapsed(),
-        );
+        meter.record(slot, out.as_ref().err().map(CallError::code), start);
         out
     }
 

@@ -81,7 +81,8 @@ impl<S: WebService> Service<Request<Body>> for RequestTrace<S> {
                 span.record("plugin", &*meter.plugin);
             }
             span.record("route", &*meter.route);
-            (meter, quanta::Instant::now())
+            let start = meter.start();
+            (meter, start)
         });
         #[cfg(feature = "opentelemetry")]
         crate::observability::otel::continue_trace(&span, request.headers());
@@ -94,8 +95,8 @@ impl<S: WebService> Service<Request<Body>> for RequestTrace<S> {
                 let status = response.status().as_u16();
                 let span = tracing::Span::current();
                 span.record("status", status);
-                if let Some((meter, started)) = &labelled {
-                    let took = started.elapsed();
+                if let Some((meter, start)) = &labelled {
+                    let took = meter.elapsed(*start);
                     span.record("latency_ms", took.as_secs_f64() * 1e3);
                     meter.record(status, took);
                 }
