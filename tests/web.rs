@@ -188,8 +188,8 @@ impl Plugin for Plain {
         let service = tower::service_fn(|req: Request<Body>| async move {
             let tenant = req
                 .extensions()
-                .get::<TenantId>()
-                .map(|t| t.to_string())
+                .get::<CallContext>()
+                .map(|cx| cx.tenant().to_string())
                 .unwrap_or_default();
             let text = format!("{} {} for {tenant}", req.method(), req.uri());
             Ok::<_, Infallible>(Response::new(Body::from(text)))

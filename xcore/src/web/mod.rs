@@ -14,9 +14,9 @@
 //!   (see [`observability`](crate::observability)), a body limit (413), tenant resolution
 //!   (400 `invalid_tenant` for an invalid id or a tenant header given more than once, never a
 //!   fallback), and JSON error envelopes.
-//!   Handlers find the [`TenantId`](crate::TenantId) and a [`CallContext`](crate::CallContext)
-//!   (host caller, tenant, `traceparent` trace) in the request's extensions — with axum,
-//!   as extractors — and pass the context on to the calls they make.
+//!   Handlers find a [`CallContext`](crate::CallContext) (host caller, tenant,
+//!   `traceparent` trace) in the request's extensions — with axum, as extractors, the
+//!   [`TenantId`](crate::TenantId) too — and pass the context on to the calls they make.
 //! - Errors are [`HttpError`]s answered as `{"status":"error","code":…,"message":…}`;
 //!   a [`CallError`](crate::CallError) keeps its code and status; invalid JSON and failed
 //!   [`Validate`] checks are 422 `invalid_payload` with the field paths. A 5xx answers its

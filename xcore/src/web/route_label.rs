@@ -24,6 +24,8 @@ pub(crate) struct RouteLabels {
     plugins: Prefix,
     /// One per admin endpoint, then one for any other admin path.
     admin_meters: Box<[Arc<RouteMeter>]>,
+    /// The admin endpoints' templates compiled, with their specificity, in `ENDPOINTS` order.
+    admin_templates: Box<[(Template, Vec<u8>)]>,
     /// A plugin not in the plan, or no plugin named.
     unknown_plugin: Arc<RouteMeter>,
     /// Outside both prefixes.
@@ -48,7 +50,7 @@ impl PluginRoutes {
     fn pick(&self, method: &Method, path: &str) -> Arc<RouteMeter> {
         self.endpoints
             .iter()
-            .filter(|e| matches(&e.template, path))
+            .filter(|e| e.template.matches(path))
             .max_by(|a, b| (a.method == method, &a.score).cmp(&(b.method == method, &b.score)))
             .map_or_else(|| self.mount.clone(), |e| e.meter.clone())
     }
@@ -57,7 +59,7 @@ impl PluginRoutes {
 #[derive(Debug)]
 struct EndpointLabel {
     method: Method,
-    template: String,
+    template: Template,
     score: Vec<u8>,
     meter: Arc<RouteMeter>,
 }
@@ -78,6 +80,10 @@ impl RouteLabels {
             unknown_plugin: meter(&none, plugins.to_string()),
             outside: meter(&none, String::new()),
             admin_meters,
+            admin_templates: ENDPOINTS
+                .iter()
+                .map(|(_, template)| (Template::new(template), literal_score(template)))
+                .collect(),
             running: RwLock::default(),
             xcore,
             admin,
@@ -100,9 +106,12 @@ impl RouteLabels {
             let rest = rest.strip_suffix('/').unwrap_or(rest);
             let at = ENDPOINTS
                 .iter()
+                .zip(&self.admin_templates)
                 .enumerate()
-                .filter(|(_, (_, template))| matches(template, rest))
-                .max_by_key(|(_, (m, template))| (*m == method.as_str(), literal_score(template)))
+                .filter(|(_, (_, (template, _)))| template.matches(rest))
+                .max_by(|(_, (a, (_, a_score))), (_, (b, (_, b_score)))| {
+                    (a.0 == method.as_str(), a_score).cmp(&(b.0 == method.as_str(), b_score))
+                })
                 .map_or(ENDPOINTS.len(), |(i, _)| i);
             return self.admin_meters[at].clone();
         }
@@ -151,7 +160,7 @@ impl RouteLabels {
             .iter()
             .map(|e| EndpointLabel {
                 method: e.method().clone(),
-                template: e.path().to_owned(),
+                template: Template::new(e.path()),
                 score: literal_score(e.path()),
                 meter: meter(match e.path() {
                     "/" | "" => mount.clone(),
@@ -173,27 +182,102 @@ impl RouteLabels {
 /// Whether `path` matches `template`, segment by segment: `{name}` matches one non-empty
 /// segment, `{name}.ext` one that ends with `.ext` after at least one character, `{*name}`
 /// the rest (at least one segment), anything else itself.
-pub(crate) fn matches(template: &str, path: &str) -> bool {
-    let mut template = segments(template);
-    let mut path = segments(path);
-    loop {
-        match (template.next(), path.next()) {
-            (None, None) => return true,
-            (Some(t), Some(p)) if t.starts_with("{*") && t.ends_with('}') => return !p.is_empty(),
-            (Some(t), Some(p)) if t.starts_with('{') && t.ends_with('}') => {
-                if p.is_empty() {
-                    return false;
+#[cfg(test)]
+fn matches(template: &str, path: &str) -> bool {
+    Template::new(template).matches(path)
+}
+
+/// A route template compiled once: its segments.
+#[derive(Debug)]
+pub(crate) struct Template {
+    segments: Box<[Segment]>,
+}
+
+#[derive(Debug)]
+enum Segment {
+    /// Itself.
+    Literal(Box<str>),
+    /// `{name}`: one non-empty segment.
+    Param,
+    /// `{name}.ext`: a non-empty capture, then the suffix.
+    ParamWithSuffix(Box<str>),
+    /// `{*name}`: the rest, at least one segment.
+    Rest,
+}
+
+impl Template {
+    pub(crate) fn new(template: &str) -> Self {
+        let segments = segments(template)
+            .map(|t| {
+                if t.starts_with("{*") && t.ends_with('}') {
+                    Segment::Rest
+                } else if t.starts_with('{') && t.ends_with('}') {
+                    Segment::Param
+                } else if t.starts_with('{') && t.contains('}') {
+                    let suffix = t.split_once('}').map_or("", |(_, suffix)| suffix);
+                    Segment::ParamWithSuffix(suffix.into())
+                } else {
+                    Segment::Literal(t.into())
                 }
-            }
-            // `{name}.json`: a non-empty capture, then the literal suffix.
-            (Some(t), Some(p)) if t.starts_with('{') && t.contains('}') => {
-                let suffix = t.split_once('}').map_or("", |(_, suffix)| suffix);
-                if p.len() <= suffix.len() || !p.ends_with(suffix) {
-                    return false;
+            })
+            .collect();
+        Self { segments }
+    }
+
+    /// Whether `path` matches (see [`matches`]).
+    pub(crate) fn matches(&self, path: &str) -> bool {
+        let mut path = Segments::new(path);
+        let mut template = self.segments.iter();
+        loop {
+            match (template.next(), path.next()) {
+                (None, None) => return true,
+                (Some(Segment::Rest), Some(p)) => return !p.is_empty(),
+                (Some(Segment::Param), Some(p)) => {
+                    if p.is_empty() {
+                        return false;
+                    }
                 }
+                (Some(Segment::ParamWithSuffix(suffix)), Some(p)) => {
+                    if p.len() <= suffix.len() || !p.ends_with(&**suffix) {
+                        return false;
+                    }
+                }
+                (Some(Segment::Literal(t)), Some(p)) if **t == *p => {}
+                _ => return false,
             }
-            (Some(t), Some(p)) if t == p => {}
-            _ => return false,
+        }
+    }
+}
+
+/// The segments of a path without its leading `/`, as `split('/')` gives them (`/` has one
+/// empty segment), found with a plain byte scan (paths are short).
+struct Segments<'a> {
+    rest: Option<&'a str>,
+}
+
+impl<'a> Segments<'a> {
+    fn new(path: &'a str) -> Self {
+        Self {
+            rest: Some(path.strip_prefix('/').unwrap_or(path)),
+        }
+    }
+}
+
+impl<'a> Iterator for Segments<'a> {
+    type Item = &'a str;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a str> {
+        let rest = self.rest?;
+        match rest.bytes().position(|b| b == b'/') {
+            Some(at) => {
+                self.rest = Some(&rest[at + 1..]);
+                Some(&rest[..at])
+            }
+            None => {
+                self.rest = None;
+                Some(rest)
+            }
         }
     }
 }

@@ -30,15 +30,15 @@ impl<S: Send + Sync> FromRequestParts<S> for CallContext {
     }
 }
 
-/// The tenant of the request.
+/// The tenant of the request (its [`CallContext`]'s).
 impl<S: Send + Sync> FromRequestParts<S> for TenantId {
     type Rejection = HttpError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, HttpError> {
         parts
             .extensions
-            .get::<TenantId>()
-            .cloned()
+            .get::<CallContext>()
+            .map(|cx| cx.tenant().clone())
             .ok_or_else(|| missing("tenant"))
     }
 }

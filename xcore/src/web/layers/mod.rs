@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | [`RequestTraceLayer`] | a `tracing` span per request: method, path, plugin, route template, tenant, status, latency; the HTTP metrics; turns empty error responses (a router's bare 404 or 405) into JSON envelopes | — |
 //! | [`BodyLimitLayer`] | caps the body (declared length and bytes read) | 413 `payload_too_large` |
-//! | [`ResolveTenantLayer`] | puts the [`TenantId`](crate::TenantId) and a [`CallContext`](crate::CallContext) (host caller, tenant, `traceparent`) in the request's extensions | 400 `invalid_tenant`: an invalid id, the header given more than once (or the resolver's error) |
+//! | [`ResolveTenantLayer`] | puts a [`CallContext`](crate::CallContext) (host caller, tenant, `traceparent`) in the request's extensions (one extension: the tenant is the context's) | 400 `invalid_tenant`: an invalid id, the header given more than once (or the resolver's error) |
 
 mod body_limit;
 mod envelope;

@@ -36,8 +36,8 @@ impl<S> Layer<S> for ResolveTenantLayer {
     }
 }
 
-/// Resolves the request's tenant and puts it in the request's extensions with a
-/// [`CallContext`] for it: the host as caller, the tenant, and the trace of the
+/// Resolves the request's tenant and puts a [`CallContext`] for it in the request's
+/// extensions (the only one: the tenant is [`CallContext::tenant`]): the host as caller, the tenant, and the trace of the
 /// `traceparent` header if there is a valid one (else a new trace). An invalid tenant id is
 /// a 400 `invalid_tenant`, never a fallback to the default.
 #[derive(Debug, Clone)]
@@ -84,7 +84,6 @@ impl<S: WebService> Service<Request<Body>> for ResolveTenant<S> {
             "trace_id",
             tracing::field::display(format_args!("{trace_id:032x}")),
         );
-        parts.extensions.insert(tenant);
         parts.extensions.insert(cx);
         self.inner.call(Request::from_parts(parts, body))
     }
