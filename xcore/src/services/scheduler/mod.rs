@@ -75,7 +75,7 @@ mod declared_job;
 mod options;
 
 pub use declared_job::DeclaredJob;
-pub use options::{ConfigJob, LockOptions, SchedulerOptions};
+pub use options::{ConfigJob, LockOptions, SchedulerOptions, SharedJobsOptions};
 
 #[cfg(feature = "scheduler")]
 mod access;
@@ -112,6 +112,10 @@ mod run;
 #[cfg(feature = "scheduler")]
 mod service;
 #[cfg(feature = "scheduler")]
+mod shared;
+#[cfg(feature = "scheduler")]
+mod shared_job;
+#[cfg(feature = "scheduler")]
 mod trigger;
 #[cfg(feature = "scheduler")]
 mod zone;
@@ -128,6 +132,8 @@ pub use job::{JobContext, JobError, JobOptions};
 pub use key::MAX_JOB_ID_LEN;
 #[cfg(feature = "scheduler")]
 pub use service::SchedulerService;
+#[cfg(feature = "scheduler")]
+pub use shared_job::SharedJob;
 #[cfg(feature = "scheduler")]
 pub use trigger::{MIN_INTERVAL, Trigger};
 

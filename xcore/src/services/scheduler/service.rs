@@ -181,6 +181,10 @@ impl Service for SchedulerService {
     }
 
     async fn on_plugin_start(&self, plugin: &StartedPlugin<'_>) -> Result<(), ServiceError> {
+        if let Ok(engine) = self.engine() {
+            // Shared jobs calling it can now be applied here.
+            engine.shared.wake.notify_one();
+        }
         let jobs = plugin.get::<super::DeclaredJob>();
         if jobs.is_empty() {
             return Ok(());
