@@ -51,7 +51,12 @@ impl xcore::Actions for Ticker {
 impl xcore::Plugin for Ticker {}
 
 /// Instance `instance`: a scheduler locked on `lock`, and the `ticker` plugin.
-async fn instance(lock: &LockOptions, shared: &SharedJobsOptions, instance: usize, runs: &Runs) -> TestApp {
+async fn instance(
+    lock: &LockOptions,
+    shared: &SharedJobsOptions,
+    instance: usize,
+    runs: &Runs,
+) -> TestApp {
     let options = SchedulerOptions {
         lock: Some(lock.clone()),
         shared: shared.clone(),
@@ -129,7 +134,10 @@ async fn shared_job_scenario(lock: LockOptions) {
 
     // Shared on instance 1: applied at once there, on the others through the notification.
     host(&apps[0])
-        .share("tick", SharedJob::every(Duration::from_secs(1), "tick").plugin("ticker"))
+        .share(
+            "tick",
+            SharedJob::every(Duration::from_secs(1), "tick").plugin("ticker"),
+        )
         .await
         .unwrap();
     let shared_at = Utc::now().timestamp();
@@ -164,7 +172,12 @@ async fn shared_job_scenario(lock: LockOptions) {
     // Paused on instance 2: paused everywhere within the notification delay; no firing
     // anywhere after that.
     host(&apps[0]).pause_shared("tick").await.unwrap();
-    converge(&apps.iter().collect::<Vec<_>>(), Some(true), Duration::from_secs(1)).await;
+    converge(
+        &apps.iter().collect::<Vec<_>>(),
+        Some(true),
+        Duration::from_secs(1),
+    )
+    .await;
     // A firing claimed just before the pause may still be running.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before = runs.lock().unwrap().len();
@@ -179,7 +192,12 @@ async fn shared_job_scenario(lock: LockOptions) {
 
     // Resumed (on instance 3): firing again, once per firing.
     host(&apps[1]).resume_shared("tick").await.unwrap();
-    converge(&apps.iter().collect::<Vec<_>>(), Some(false), Duration::from_secs(1)).await;
+    converge(
+        &apps.iter().collect::<Vec<_>>(),
+        Some(false),
+        Duration::from_secs(1),
+    )
+    .await;
     let resumed_at = Utc::now().timestamp();
     tokio::time::sleep(Duration::from_secs(4)).await;
     let seconds = per_second(&runs);
@@ -189,7 +207,12 @@ async fn shared_job_scenario(lock: LockOptions) {
 
     // Unshared on instance 3: gone everywhere, nothing fires after.
     host(&apps[1]).unshare("tick").await.unwrap();
-    converge(&apps.iter().collect::<Vec<_>>(), None, Duration::from_secs(1)).await;
+    converge(
+        &apps.iter().collect::<Vec<_>>(),
+        None,
+        Duration::from_secs(1),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before = runs.lock().unwrap().len();
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -260,7 +283,11 @@ async fn shared_definitions_are_checked_and_bounded_before_they_are_stored() {
     let job = || SharedJob::cron("0 3 * * *", "tick").plugin("ticker");
     let s = host(&one);
     assert!(matches!(
-        s.share("bad", SharedJob::cron("61 * * * *", "tick").plugin("ticker")).await,
+        s.share(
+            "bad",
+            SharedJob::cron("61 * * * *", "tick").plugin("ticker")
+        )
+        .await,
         Err(SchedulerError::Trigger(TriggerError::InvalidCron { .. }))
     ));
     // At the payload bound (64 bytes serialized), and one byte over it.
@@ -269,10 +296,15 @@ async fn shared_definitions_are_checked_and_bounded_before_they_are_stored() {
     let over = serde_json::json!("x".repeat(63));
     assert!(matches!(
         s.share("big", job().payload(over)).await,
-        Err(SchedulerError::PayloadTooLarge { size: 65, limit: 64, .. })
+        Err(SchedulerError::PayloadTooLarge {
+            size: 65,
+            limit: 64,
+            ..
+        })
     ));
     assert!(matches!(
-        s.share("nobody", SharedJob::cron("0 3 * * *", "tick")).await,
+        s.share("nobody", SharedJob::cron("0 3 * * *", "tick"))
+            .await,
         Err(SchedulerError::InvalidSharedJob { .. })
     ));
     s.share("b", job()).await.unwrap();
@@ -284,7 +316,11 @@ async fn shared_definitions_are_checked_and_bounded_before_they_are_stored() {
     s.share("b", job().timezone("Europe/Paris")).await.unwrap();
     let mut seen = Vec::new();
     for _ in 0..50 {
-        seen = host(&two).list().into_iter().map(|j| (j.id, j.trigger)).collect();
+        seen = host(&two)
+            .list()
+            .into_iter()
+            .map(|j| (j.id, j.trigger))
+            .collect();
         if seen.len() == 2 && seen[1].1.contains("Paris") {
             break;
         }
@@ -294,7 +330,10 @@ async fn shared_definitions_are_checked_and_bounded_before_they_are_stored() {
         seen,
         [
             ("a".to_owned(), "cron \"0 0 3 * * *\" in UTC".to_owned()),
-            ("b".to_owned(), "cron \"0 0 3 * * *\" in Europe/Paris".to_owned())
+            (
+                "b".to_owned(),
+                "cron \"0 0 3 * * *\" in Europe/Paris".to_owned()
+            )
         ]
     );
     // Another tenant counts against the same owner.
@@ -349,7 +388,10 @@ async fn a_redis_outage_under_shared_jobs_skips_firings_and_recovers() {
         instance(&lock, &shared, 1, &runs).await,
     ];
     host(&apps[0])
-        .share("tick", SharedJob::every(Duration::from_secs(1), "tick").plugin("ticker"))
+        .share(
+            "tick",
+            SharedJob::every(Duration::from_secs(1), "tick").plugin("ticker"),
+        )
         .await
         .unwrap();
     converge(&[&apps[1]], Some(false), Duration::from_secs(1)).await;
@@ -364,7 +406,10 @@ async fn a_redis_outage_under_shared_jobs_skips_firings_and_recovers() {
     }
     // Sharing, pausing, unsharing: refused, typed; the job applied here is still there.
     let err = host(&apps[1])
-        .share("other", SharedJob::every(Duration::from_secs(1), "tick").plugin("ticker"))
+        .share(
+            "other",
+            SharedJob::every(Duration::from_secs(1), "tick").plugin("ticker"),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, SchedulerError::Store { .. }), "{err:?}");
@@ -401,11 +446,22 @@ async fn a_redis_outage_under_shared_jobs_skips_firings_and_recovers() {
     // Firing again after the outage, once per firing.
     let after: Vec<_> = seconds.range(ended_at - 2..ended_at).collect();
     assert_eq!(after.len(), 2, "{seconds:?}");
-    let skipped: u64 = apps.iter().map(|a| host(a).get("tick").unwrap().skips).sum();
-    assert!(skipped >= 4, "the outage's firings are counted as skipped: {skipped}");
+    let skipped: u64 = apps
+        .iter()
+        .map(|a| host(a).get("tick").unwrap().skips)
+        .sum();
+    assert!(
+        skipped >= 4,
+        "the outage's firings are counted as skipped: {skipped}"
+    );
     // The definition survived (a durable Redis): still shared, and unsharable.
     host(&apps[1]).unshare("tick").await.unwrap();
-    converge(&apps.iter().collect::<Vec<_>>(), None, Duration::from_secs(1)).await;
+    converge(
+        &apps.iter().collect::<Vec<_>>(),
+        None,
+        Duration::from_secs(1),
+    )
+    .await;
     for app in apps {
         app.shutdown().await;
     }

@@ -412,10 +412,17 @@ impl PostgresLock {
                             while let Ok(Some(_)) = listener.try_recv().await {
                                 wake.notify_one();
                             }
-                            tracing::warn!(channel, "lost the shared job notifications; listening again");
+                            tracing::warn!(
+                                channel,
+                                "lost the shared job notifications; listening again"
+                            );
                         }
-                        Ok(Err(e)) => tracing::debug!(channel, error = %e, "shared job notifications: LISTEN failed"),
-                        Err(_) => tracing::debug!(channel, "shared job notifications: LISTEN timed out"),
+                        Ok(Err(e)) => {
+                            tracing::debug!(channel, error = %e, "shared job notifications: LISTEN failed")
+                        }
+                        Err(_) => {
+                            tracing::debug!(channel, "shared job notifications: LISTEN timed out")
+                        }
                     }
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(2));

@@ -4,8 +4,8 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
-use redis::{Client, FromRedisValue, aio::MultiplexedConnection};
 use futures_util::StreamExt;
+use redis::{Client, FromRedisValue, aio::MultiplexedConnection};
 use tokio::sync::{Mutex, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -310,10 +310,18 @@ impl RedisLock {
                             while messages.next().await.is_some() {
                                 wake.notify_one();
                             }
-                            tracing::warn!(channel, "lost the shared job notifications; resubscribing");
+                            tracing::warn!(
+                                channel,
+                                "lost the shared job notifications; resubscribing"
+                            );
                         }
-                        Ok(Err(e)) => tracing::debug!(channel, error = %e, "shared job notifications: subscribe failed"),
-                        Err(_) => tracing::debug!(channel, "shared job notifications: subscribe timed out"),
+                        Ok(Err(e)) => {
+                            tracing::debug!(channel, error = %e, "shared job notifications: subscribe failed")
+                        }
+                        Err(_) => tracing::debug!(
+                            channel,
+                            "shared job notifications: subscribe timed out"
+                        ),
                     }
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(2));

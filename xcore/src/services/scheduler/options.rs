@@ -219,6 +219,18 @@ mod tests {
         assert_eq!(lock.prefix, "xcore:scheduler");
         assert_eq!(options.jobs[0].every, Some(Duration::from_secs(5)));
         assert_eq!(options.jobs[0].payload, json!({}));
+        assert_eq!(options.shared, SharedJobsOptions::default());
+        let options: SchedulerOptions = serde_json::from_value(json!({
+            "shared": { "resync": "1s", "max_per_owner": 3 },
+        }))
+        .unwrap();
+        assert_eq!(options.shared.resync, Duration::from_secs(1));
+        assert_eq!(options.shared.max_per_owner, 3);
+        assert_eq!(options.shared.max_payload, 64 * 1024);
+        assert!(
+            serde_json::from_value::<SchedulerOptions>(json!({ "shared": { "resynk": "1s" } }))
+                .is_err()
+        );
     }
 
     #[test]

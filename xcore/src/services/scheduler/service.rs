@@ -92,6 +92,16 @@ impl SchedulerService {
         if let Some(lock) = &options.lock {
             lock::check(lock)?;
         }
+        let shared = &options.shared;
+        if shared.resync < std::time::Duration::from_millis(100) || shared.max_per_owner == 0 {
+            return Err(SchedulerError::InvalidOptions {
+                message: format!(
+                    "`services.scheduler.shared`: `resync` is {:?} (at least 100ms) and \
+                     `max_per_owner` {} (at least 1)",
+                    shared.resync, shared.max_per_owner
+                ),
+            });
+        }
         let jobs = options
             .jobs
             .iter()

@@ -71,11 +71,13 @@ fn store_error(message: String) -> SchedulerError {
 
 impl Engine {
     fn store(&self) -> Result<&super::lock::FiringLock, SchedulerError> {
-        self.lock.as_ref().ok_or_else(|| SchedulerError::Unavailable {
-            reason: "shared jobs are stored in the lock's server: configure \
+        self.lock
+            .as_ref()
+            .ok_or_else(|| SchedulerError::Unavailable {
+                reason: "shared jobs are stored in the lock's server: configure \
                      `services.scheduler.lock`"
-                .into(),
-        })
+                    .into(),
+            })
     }
 
     /// Stores shared job `id` of `owner` for `tenant` (checked first: nothing is stored if
@@ -99,10 +101,11 @@ impl Engine {
             job,
             revision: fastrand::u64(..),
         };
-        let record = serde_json::to_string(&stored).map_err(|e| SchedulerError::InvalidSharedJob {
-            id: id.to_owned(),
-            reason: e.to_string(),
-        })?;
+        let record =
+            serde_json::to_string(&stored).map_err(|e| SchedulerError::InvalidSharedJob {
+                id: id.to_owned(),
+                reason: e.to_string(),
+            })?;
         let key = job_key(owner, tenant, id);
         let limit = self.shared.options.max_per_owner;
         match store
@@ -260,10 +263,11 @@ impl Engine {
             };
             Owner::Plugin(identity, None)
         };
-        let tenant = TenantId::new(&stored.tenant).map_err(|e| SchedulerError::InvalidSharedJob {
-            id: stored.id.clone(),
-            reason: e.to_string(),
-        })?;
+        let tenant =
+            TenantId::new(&stored.tenant).map_err(|e| SchedulerError::InvalidSharedJob {
+                id: stored.id.clone(),
+                reason: e.to_string(),
+            })?;
         if job_key(&owner, &tenant, &stored.id) != key {
             return Err(SchedulerError::InvalidSharedJob {
                 id: stored.id.clone(),
