@@ -11,7 +11,7 @@ use std::{
 };
 
 use xcore::{
-    CallContext, CallError, HealthStatus, Manifest, NodeId,
+    CallContext, CallError, HealthStatus, Manifest, NodeId, PluginContext, TenantId,
     services::scheduler::{
         LockOptions, Scheduler, SchedulerError, SchedulerOptions, SchedulerService, SharedJob,
         SharedJobsOptions, TriggerError, chrono::Utc,
@@ -19,8 +19,28 @@ use xcore::{
 };
 use xcore_testkit::{PostgresServer, RedisServer, TestApp};
 
-/// Every run of `ticker.tick`: (the second it ran in, the instance that ran it).
-type Runs = Arc<Mutex<Vec<(i64, usize)>>>;
+/// What the `ticker`s of a test's instances share with it: every run of `ticker.tick` (the
+/// second it ran in, the instance that ran it), and each instance's plugin context.
+type Runs = Arc<Probe>;
+
+#[derive(Default)]
+struct Probe {
+    runs: Mutex<Vec<(i64, usize)>>,
+    contexts: Mutex<BTreeMap<usize, PluginContext>>,
+}
+
+impl Probe {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(i64, usize)>> {
+        self.runs.lock().unwrap()
+    }
+
+    /// The scheduler handle of instance `i`'s `ticker`.
+    fn ticker(&self, i: usize) -> Scheduler {
+        self.contexts.lock().unwrap()[&i]
+            .handle::<Scheduler>()
+            .unwrap()
+    }
+}
 
 /// `ticker`: its action `tick` notes the second it runs in, and its instance.
 struct Ticker {
@@ -42,13 +62,22 @@ impl xcore::Actions for Ticker {
         // A firing is never early, and starts within milliseconds of its instant: the
         // second it runs in is the second it was planned for.
         let second = Utc::now().timestamp();
-        self.runs.lock().unwrap().push((second, self.instance));
+        self.runs.lock().push((second, self.instance));
         Ok(serde_json::Value::Null)
     }
 }
 
 #[xcore::async_trait]
-impl xcore::Plugin for Ticker {}
+impl xcore::Plugin for Ticker {
+    async fn on_load(&mut self, ctx: &PluginContext) -> Result<(), xcore::PluginError> {
+        self.runs
+            .contexts
+            .lock()
+            .unwrap()
+            .insert(self.instance, ctx.clone());
+        Ok(())
+    }
+}
 
 /// Instance `instance`: a scheduler locked on `lock`, and the `ticker` plugin.
 async fn instance(
@@ -66,7 +95,11 @@ async fn instance(
     let app = TestApp::builder()
         .service(SchedulerService::new(options).unwrap())
         .plugin(
-            Manifest::builder("ticker", "1.0.0").build().unwrap(),
+            Manifest::builder("ticker", "1.0.0")
+                .services(["scheduler"])
+                .permissions(["service:scheduler: schedule"])
+                .build()
+                .unwrap(),
             Ticker {
                 instance,
                 runs: runs.clone(),
@@ -112,7 +145,7 @@ async fn converge(apps: &[&TestApp], want: Option<bool>, limit: Duration) -> Dur
 /// Runs per second.
 fn per_second(runs: &Runs) -> BTreeMap<i64, Vec<usize>> {
     let mut seconds: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
-    for (second, instance) in runs.lock().unwrap().iter() {
+    for (second, instance) in runs.lock().iter() {
         seconds.entry(*second).or_default().push(*instance);
     }
     seconds
@@ -180,9 +213,9 @@ async fn shared_job_scenario(lock: LockOptions) {
     .await;
     // A firing claimed just before the pause may still be running.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let before = runs.lock().unwrap().len();
+    let before = runs.lock().len();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(runs.lock().unwrap().len(), before, "a paused job fired");
+    assert_eq!(runs.lock().len(), before, "a paused job fired");
 
     // An instance started now picks the job up, paused, from the store (its first sync,
     // once its plugin has started).
@@ -214,9 +247,9 @@ async fn shared_job_scenario(lock: LockOptions) {
     )
     .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let before = runs.lock().unwrap().len();
+    let before = runs.lock().len();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(runs.lock().unwrap().len(), before, "an unshared job fired");
+    assert_eq!(runs.lock().len(), before, "an unshared job fired");
     // Unsharing again: it is unknown.
     assert!(matches!(
         host(&apps[0]).unshare("tick").await,
@@ -337,7 +370,7 @@ async fn shared_definitions_are_checked_and_bounded_before_they_are_stored() {
         ]
     );
     // Another tenant counts against the same owner.
-    let acme = s.for_tenant(&xcore::TenantId::new("acme").unwrap());
+    let acme = s.for_tenant(&TenantId::new("acme").unwrap());
     assert!(matches!(
         acme.share("c", job()).await,
         Err(SchedulerError::TooManySharedJobs { .. })
@@ -465,4 +498,103 @@ async fn a_redis_outage_under_shared_jobs_skips_firings_and_recovers() {
     for app in apps {
         app.shutdown().await;
     }
+}
+
+/// A plugin's handle shares jobs calling its own actions (in its tenant, under its
+/// namespace): the `ticker` of the other instance sees it in its `list`, the host's handle
+/// in the default tenant does not; each firing runs once; a job calling another plugin is
+/// refused; the other instance's `ticker` unshares it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_shares_jobs_calling_its_own_actions() {
+    let Ok(server) = PostgresServer::start().await else {
+        eprintln!("no Postgres: skipped");
+        return;
+    };
+    let url = server.database().await.unwrap();
+    let lock = LockOptions {
+        prefix: "scale_jobs_plugin".into(),
+        ..LockOptions::new(url)
+    };
+    let shared = SharedJobsOptions::default();
+    let runs = Runs::default();
+    let apps = [
+        instance(&lock, &shared, 0, &runs).await,
+        instance(&lock, &shared, 1, &runs).await,
+    ];
+    let acme = TenantId::new("acme").unwrap();
+    let (one, two) = (
+        runs.ticker(0).for_tenant(&acme),
+        runs.ticker(1).for_tenant(&acme),
+    );
+    assert!(matches!(
+        one.share(
+            "x",
+            SharedJob::every(Duration::from_secs(1), "tick").plugin("other")
+        )
+        .await,
+        Err(SchedulerError::InvalidSharedJob { .. })
+    ));
+    one.share("beat", SharedJob::every(Duration::from_secs(1), "tick"))
+        .await
+        .unwrap();
+    let shared_at = Utc::now().timestamp();
+    let mut seen = None;
+    for _ in 0..50 {
+        seen = two.get("beat");
+        if seen.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let info = seen.expect("the other instance applied it");
+    assert_eq!(info.plugin.as_deref(), Some("ticker"));
+    assert_eq!(info.tenant, "acme");
+    assert!(info.shared);
+    assert!(host(&apps[1]).list().is_empty(), "not the host's job");
+    assert!(
+        runs.ticker(1).get("beat").is_none(),
+        "not in the default tenant"
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    two.unshare("beat").await.unwrap();
+    let ended_at = Utc::now().timestamp();
+    for _ in 0..50 {
+        if one.get("beat").is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(one.get("beat").is_none());
+    let seconds = per_second(&runs);
+    assert!(seconds.values().all(|who| who.len() == 1), "{seconds:?}");
+    let missing: Vec<i64> = (shared_at + 1..ended_at)
+        .filter(|s| !seconds.contains_key(s))
+        .collect();
+    assert!(missing.is_empty(), "{seconds:?}");
+    for app in apps {
+        app.shutdown().await;
+    }
+}
+
+/// Without a lock there is no store: sharing is refused, saying what to configure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharing_needs_a_lock() {
+    let app = TestApp::builder()
+        .service(SchedulerService::new(SchedulerOptions::default()).unwrap())
+        .boot()
+        .await
+        .unwrap();
+    let err = host(&app)
+        .share(
+            "tick",
+            SharedJob::every(Duration::from_secs(1), "tick").plugin("ticker"),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, SchedulerError::Unavailable { reason } if reason.contains("services.scheduler.lock")),
+        "{err:?}"
+    );
+    assert!(host(&app).list().is_empty());
+    app.shutdown().await;
 }

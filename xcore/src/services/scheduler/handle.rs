@@ -160,6 +160,7 @@ impl Scheduler {
                 trigger,
                 options,
                 func: job_fn(job),
+                shared: false,
             })
             .await
     }

@@ -304,6 +304,7 @@ impl Engine {
             trigger,
             options: stored.job.options(),
             func,
+            shared: true,
         };
         match self.add(spec).await {
             Ok(()) => Ok(self.get(key)),

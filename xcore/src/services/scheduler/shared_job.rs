@@ -67,6 +67,9 @@ pub struct SharedJob {
     pub timeout: Option<Duration>,
 }
 
+/// The longest `cron`, `timezone` or `at` of a shared job.
+const MAX_FIELD_LEN: usize = 256;
+
 fn empty_object() -> Value {
     Value::Object(serde_json::Map::new())
 }
@@ -212,6 +215,17 @@ impl SharedJob {
             id: id.to_owned(),
             reason,
         };
+        // Bounded before parsing: the stored record stays small.
+        let long =
+            |field: &Option<String>, max: usize| field.as_ref().is_some_and(|v| v.len() > max);
+        if long(&self.cron, MAX_FIELD_LEN)
+            || long(&self.timezone, MAX_FIELD_LEN)
+            || long(&self.at, MAX_FIELD_LEN)
+        {
+            return Err(invalid(format!(
+                "`cron`, `timezone` and `at` are at most {MAX_FIELD_LEN} characters"
+            )));
+        }
         let trigger = self.trigger().map_err(named)?;
         if trigger.next_after(Utc::now()).is_none() {
             return Err(SchedulerError::NeverFires {
@@ -303,6 +317,12 @@ mod tests {
         assert!(matches!(
             past.check("a", &host, &limits),
             Err(SchedulerError::NeverFires { .. })
+        ));
+        // Fields are bounded.
+        let long = SharedJob::cron(&"* ".repeat(200), "tick").plugin("t");
+        assert!(matches!(
+            long.check("a", &host, &limits),
+            Err(SchedulerError::InvalidSharedJob { .. })
         ));
         // Two triggers.
         let mut two = ok.clone();
