@@ -598,3 +598,57 @@ async fn sharing_needs_a_lock() {
     assert!(host(&app).list().is_empty());
     app.shutdown().await;
 }
+
+/// A change that reaches the store without its notification (written with plain SQL here)
+/// is applied on every instance by the periodic resync, within `resync` (1 s here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missed_notification_is_caught_up_by_the_resync() {
+    let Ok(server) = PostgresServer::start().await else {
+        eprintln!("no Postgres: skipped");
+        return;
+    };
+    let url = server.database().await.unwrap();
+    let lock = LockOptions {
+        prefix: "scale_jobs_resync".into(),
+        ..LockOptions::new(url.clone())
+    };
+    let shared = SharedJobsOptions {
+        resync: Duration::from_secs(1),
+        ..SharedJobsOptions::default()
+    };
+    let runs = Runs::default();
+    let apps = [
+        instance(&lock, &shared, 0, &runs).await,
+        instance(&lock, &shared, 1, &runs).await,
+    ];
+    host(&apps[0])
+        .share(
+            "tick",
+            SharedJob::cron("0 3 * * *", "tick").plugin("ticker"),
+        )
+        .await
+        .unwrap();
+    converge(&[&apps[0], &apps[1]], Some(false), Duration::from_secs(1)).await;
+    let pool = xcore::services::db::sqlx::PgPool::connect(&url)
+        .await
+        .unwrap();
+    xcore::services::db::sqlx::query("UPDATE scale_jobs_resync_jobs SET paused = true")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let delay = converge(
+        &[&apps[0], &apps[1]],
+        Some(true),
+        Duration::from_millis(1500),
+    )
+    .await;
+    println!("applied by the resync within {delay:?}");
+    xcore::services::db::sqlx::query("DELETE FROM scale_jobs_resync_jobs")
+        .execute(&pool)
+        .await
+        .unwrap();
+    converge(&[&apps[0], &apps[1]], None, Duration::from_millis(1500)).await;
+    for app in apps {
+        app.shutdown().await;
+    }
+}
