@@ -652,3 +652,85 @@ async fn a_missed_notification_is_caught_up_by_the_resync() {
         app.shutdown().await;
     }
 }
+
+/// Postgres (lock and store) halted for 5 s under a shared job on two instances: the same
+/// semantics as on Redis (firings skipped, health degraded, writes refused, local copies
+/// kept); once it is back, health is healthy again and the instances listen again: a pause
+/// reaches the other instance through its notification, well within the resync (10 s here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_outage_under_shared_jobs_skips_firings_and_recovers() {
+    let Ok(server) = PostgresServer::start_own().await else {
+        eprintln!("no Postgres: skipped");
+        return;
+    };
+    let url = server.database().await.unwrap();
+    let lock = LockOptions {
+        prefix: "scale_jobs_pg_outage".into(),
+        ttl: Duration::from_secs(30),
+        command_timeout: Duration::from_millis(500),
+        ..LockOptions::new(url)
+    };
+    let shared = SharedJobsOptions {
+        resync: Duration::from_secs(10),
+        ..SharedJobsOptions::default()
+    };
+    let runs = Runs::default();
+    let apps = [
+        instance(&lock, &shared, 0, &runs).await,
+        instance(&lock, &shared, 1, &runs).await,
+    ];
+    host(&apps[0])
+        .share(
+            "tick",
+            SharedJob::every(Duration::from_secs(1), "tick").plugin("ticker"),
+        )
+        .await
+        .unwrap();
+    converge(&[&apps[1]], Some(false), Duration::from_secs(1)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    server.halt().await.unwrap();
+    let down_at = Utc::now();
+    let down = tokio::time::Instant::now();
+    for app in &apps {
+        scheduler_health_becomes(app, HealthStatus::Degraded).await;
+    }
+    let err = host(&apps[1])
+        .share(
+            "other",
+            SharedJob::every(Duration::from_secs(1), "tick").plugin("ticker"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SchedulerError::Store { .. }), "{err:?}");
+    for app in &apps {
+        assert_eq!(tick_state(app), Some(false), "the local copy stays");
+    }
+    while down.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let up_at = Utc::now();
+    server.restart().await.unwrap();
+    for app in &apps {
+        scheduler_health_becomes(app, HealthStatus::Healthy).await;
+    }
+    // Listening again (a backoff of at most 2 s), then a pause travels by notification.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    host(&apps[0]).pause_shared("tick").await.unwrap();
+    converge(&[&apps[1]], Some(true), Duration::from_secs(1)).await;
+
+    let seconds = per_second(&runs);
+    println!("runs per second: {seconds:?} (Postgres down from {down_at} to {up_at})");
+    assert!(seconds.values().all(|who| who.len() == 1), "{seconds:?}");
+    let during: Vec<_> = seconds
+        .range(down_at.timestamp() + 1..up_at.timestamp())
+        .collect();
+    assert!(during.is_empty(), "ran without the lock: {during:?}");
+    assert!(
+        seconds.range(up_at.timestamp() + 1..).count() >= 2,
+        "firing again after the outage: {seconds:?}"
+    );
+    for app in apps {
+        app.shutdown().await;
+    }
+}
