@@ -80,6 +80,8 @@ impl Engine {
 
     /// Starts firing (unless disabled).
     pub(crate) async fn start(self: &Arc<Self>) -> Result<(), SchedulerError> {
+        // Shared jobs are applied (and listed) even when nothing fires.
+        self.spawn_shared_sync();
         if !self.enabled {
             tracing::info!("the scheduler is disabled: jobs are registered, none fires");
             return Ok(());
@@ -91,7 +93,6 @@ impl Engine {
                 reason: format!("tokio-cron-scheduler could not start: {reason}"),
             })?;
         self.spawn_watchdog();
-        self.spawn_shared_sync();
         Ok(())
     }
 

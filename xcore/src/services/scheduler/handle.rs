@@ -218,7 +218,8 @@ impl Scheduler {
 
     /// Shares job `id`: stores its definition in the lock's server (replacing a shared job
     /// of the same id, which becomes unpaused), from where every instance applies it (see
-    /// "Shared jobs" in the [module docs](super)); it is applied here before this returns.
+    /// "Shared jobs" in the [module docs](super)); it is applied here before this returns
+    /// (unless the server became unreachable right after the write: then at the next sync).
     /// Each firing calls the job's plugin action as the host, for this handle's tenant, and
     /// runs once cluster-wide (the lock).
     ///
