@@ -94,6 +94,7 @@ pub(crate) async fn register(
             trigger: job.trigger.clone(),
             options: job.options.clone(),
             func: call(Arc::downgrade(engine), job),
+            shared: false,
         };
         match engine.add(spec).await {
             Ok(()) => {}

@@ -55,6 +55,7 @@ pub(crate) async fn register(
                 job.action(),
                 Value::Null,
             ),
+            shared: false,
         });
     }
     for spec in specs {

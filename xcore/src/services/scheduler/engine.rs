@@ -16,6 +16,7 @@ use super::{
     alarm::{Alarms, CHANNEL_SIZE, Firing},
     entry::{JobEntry, Spec},
     lock::FiringLock,
+    shared::SharedState,
 };
 use crate::{Health, runtime::Shared};
 
@@ -27,6 +28,8 @@ pub(crate) struct Engine {
     pub(crate) lock: Option<FiringLock>,
     pub(crate) lock_ttl: Duration,
     pub(crate) lock_error: Mutex<Option<String>>,
+    /// Shared job definitions: what this instance applied of the store.
+    pub(crate) shared: SharedState,
     /// Every run (and the arming of the firing after it).
     pub(crate) tracker: TaskTracker,
     /// Cancels runs: the parent of every job's token.
@@ -65,6 +68,7 @@ impl Engine {
             lock,
             lock_ttl,
             lock_error: Mutex::new(None),
+            shared: SharedState::new(options.shared.clone()),
             tracker: TaskTracker::new(),
             runs: CancellationToken::new(),
             stopping: CancellationToken::new(),
@@ -76,6 +80,8 @@ impl Engine {
 
     /// Starts firing (unless disabled).
     pub(crate) async fn start(self: &Arc<Self>) -> Result<(), SchedulerError> {
+        // Shared jobs are applied (and listed) even when nothing fires.
+        self.spawn_shared_sync();
         if !self.enabled {
             tracing::info!("the scheduler is disabled: jobs are registered, none fires");
             return Ok(());
@@ -333,7 +339,13 @@ impl Engine {
             Some(error) => Health::degraded(format!(
                 "the lock is unavailable ({error}): firings are skipped; {summary}"
             )),
-            None => Health::healthy_with(summary),
+            None => match self.shared.error() {
+                Some(error) => Health::degraded(format!(
+                    "the shared job store is unavailable ({error}): shared jobs are not \
+                     updated, those applied here keep firing; {summary}"
+                )),
+                None => Health::healthy_with(summary),
+            },
         }
     }
 }

@@ -27,6 +27,8 @@ pub(crate) struct JobEntry {
     pub(crate) trigger: Trigger,
     pub(crate) options: JobOptions,
     pub(crate) func: JobFn,
+    /// Applied from the shared job store.
+    pub(crate) shared: bool,
     /// Cancels the job's runs (shutdown, a stopping plugin, after the grace period).
     pub(crate) cancel: CancellationToken,
     state: Mutex<State>,
@@ -71,6 +73,7 @@ pub(crate) struct Spec {
     pub(crate) trigger: Trigger,
     pub(crate) options: JobOptions,
     pub(crate) func: JobFn,
+    pub(crate) shared: bool,
 }
 
 impl JobEntry {
@@ -84,6 +87,7 @@ impl JobEntry {
             trigger: spec.trigger,
             options: spec.options,
             func: spec.func,
+            shared: spec.shared,
             cancel,
             state: Mutex::new(State::default()),
             counters: Counters::default(),
@@ -145,6 +149,7 @@ impl JobEntry {
             elsewhere: load(&self.counters.elsewhere),
             running: state.running,
             paused: state.paused,
+            shared: self.shared,
         }
     }
 }

@@ -103,18 +103,72 @@ pub enum SchedulerError {
         /// What failed.
         message: String,
     },
+    /// A shared job's definition is invalid (other than its trigger, which gives
+    /// [`SchedulerError::Trigger`]); nothing was stored.
+    #[error("invalid shared job `{id}`: {reason}")]
+    InvalidSharedJob {
+        /// The job.
+        id: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The owner already stores `services.scheduler.shared.max_per_owner` shared jobs;
+    /// nothing was stored.
+    #[error(
+        "{owner} already has {limit} shared jobs (`services.scheduler.shared.max_per_owner`); \
+         unshare one first"
+    )]
+    TooManySharedJobs {
+        /// `plugin `name`` or `the host`.
+        owner: String,
+        /// The bound.
+        limit: usize,
+    },
+    /// A shared job's payload is larger than `services.scheduler.shared.max_payload`;
+    /// nothing was stored.
+    #[error(
+        "the payload of shared job `{id}` is {size} bytes; at most {limit} \
+         (`services.scheduler.shared.max_payload`)"
+    )]
+    PayloadTooLarge {
+        /// The job.
+        id: String,
+        /// Its serialized size.
+        size: usize,
+        /// The bound.
+        limit: usize,
+    },
+    /// The shared job store (the lock's server) could not be asked: nothing was changed.
+    /// Shared jobs already applied on this instance keep firing as they were.
+    #[error("the shared job store is unavailable: {message}")]
+    Store {
+        /// What failed.
+        message: String,
+    },
 }
 
 impl From<SchedulerError> for CallError {
     fn from(err: SchedulerError) -> Self {
+        if let SchedulerError::Store { .. } = err {
+            // The store's error names its server: logged, not answered.
+            tracing::warn!(error = %err, "a shared job operation failed");
+            return CallError::new(
+                ErrorCode::Unavailable,
+                "the shared job store is unavailable; nothing was changed",
+            );
+        }
         let code = match err {
             SchedulerError::Trigger(_)
             | SchedulerError::InvalidJobId { .. }
-            | SchedulerError::NeverFires { .. } => ErrorCode::InvalidPayload,
+            | SchedulerError::NeverFires { .. }
+            | SchedulerError::InvalidSharedJob { .. }
+            | SchedulerError::PayloadTooLarge { .. } => ErrorCode::InvalidPayload,
+            SchedulerError::TooManySharedJobs { .. } => ErrorCode::Conflict,
             SchedulerError::UnknownJob { .. } => ErrorCode::NotFound,
             SchedulerError::Stopped
             | SchedulerError::Unavailable { .. }
-            | SchedulerError::Lock { .. } => ErrorCode::Unavailable,
+            | SchedulerError::Lock { .. }
+            | SchedulerError::Store { .. } => ErrorCode::Unavailable,
             SchedulerError::InvalidOptions { .. } => ErrorCode::Internal,
         };
         CallError::new(code, err.to_string())

@@ -160,6 +160,7 @@ impl Scheduler {
                 trigger,
                 options,
                 func: job_fn(job),
+                shared: false,
             })
             .await
     }
@@ -209,6 +210,57 @@ impl Scheduler {
     pub async fn resume(&self, id: &str) -> Result<(), SchedulerError> {
         let key = self.key(id)?;
         if self.engine.resume(&key).await? {
+            Ok(())
+        } else {
+            Err(self.unknown(id))
+        }
+    }
+
+    /// Shares job `id`: stores its definition in the lock's server (replacing a shared job
+    /// of the same id, which becomes unpaused), from where every instance applies it (see
+    /// "Shared jobs" in the [module docs](super)); it is applied here before this returns
+    /// (unless the server became unreachable right after the write: then at the next sync).
+    /// Each firing calls the job's plugin action as the host, for this handle's tenant, and
+    /// runs once cluster-wide (the lock).
+    ///
+    /// Checked first, nothing stored on error: the id, the trigger
+    /// ([`SchedulerError::Trigger`], [`SchedulerError::NeverFires`]), the plugin called
+    /// (required for the host's handle; a plugin's handle calls its own plugin), the
+    /// payload's size ([`SchedulerError::PayloadTooLarge`]), the owner's count
+    /// ([`SchedulerError::TooManySharedJobs`]). Without a lock,
+    /// [`SchedulerError::Unavailable`]; if the server cannot be asked,
+    /// [`SchedulerError::Store`] (nothing changed).
+    pub async fn share(&self, id: &str, job: super::SharedJob) -> Result<(), SchedulerError> {
+        check_id(id)?;
+        self.engine.share(&self.owner, &self.tenant, id, job).await
+    }
+
+    /// Pauses shared job `id` on every instance (a run in progress goes on).
+    /// [`SchedulerError::UnknownJob`] if this handle shared none of that id.
+    pub async fn pause_shared(&self, id: &str) -> Result<(), SchedulerError> {
+        let key = self.key(id)?;
+        if self.engine.pause_shared(&key, true).await? {
+            Ok(())
+        } else {
+            Err(self.unknown(id))
+        }
+    }
+
+    /// Resumes shared job `id` on every instance, from now.
+    pub async fn resume_shared(&self, id: &str) -> Result<(), SchedulerError> {
+        let key = self.key(id)?;
+        if self.engine.pause_shared(&key, false).await? {
+            Ok(())
+        } else {
+            Err(self.unknown(id))
+        }
+    }
+
+    /// Removes shared job `id` from the store and from every instance (a run in progress
+    /// goes on).
+    pub async fn unshare(&self, id: &str) -> Result<(), SchedulerError> {
+        let key = self.key(id)?;
+        if self.engine.unshare(&self.owner, &key).await? {
             Ok(())
         } else {
             Err(self.unknown(id))

@@ -78,6 +78,9 @@ pub struct JobInfo {
     pub running: usize,
     /// Whether the job is paused.
     pub paused: bool,
+    /// Whether it is a shared job ([`Scheduler::share`](super::Scheduler::share)): its
+    /// definition comes from the lock's server, and every instance has it.
+    pub shared: bool,
 }
 
 /// The whole scheduler service's bookkeeping on this instance, for operators: what

@@ -37,6 +37,40 @@ pub(crate) enum Acquired {
     Overlap,
 }
 
+/// The answer to storing a shared job.
+#[cfg_attr(not(any(feature = "redis", feature = "postgres")), allow(dead_code))]
+pub(crate) enum Put {
+    Stored,
+    /// The job is new and its owner is at its bound: nothing stored.
+    TooMany,
+}
+
+/// One stored shared job: its key, its record (JSON of `shared_job::Stored`), whether it is
+/// paused.
+#[cfg_attr(not(any(feature = "redis", feature = "postgres")), allow(dead_code))]
+pub(crate) struct StoredRow {
+    pub(crate) key: String,
+    pub(crate) record: String,
+    pub(crate) paused: bool,
+}
+
+/// Dispatches to the backend.
+macro_rules! backend {
+    ($self:ident, $lock:ident => $call:expr, $($unused:expr),*) => {
+        match $self {
+            #[cfg(feature = "redis")]
+            FiringLock::Redis($lock) => $call,
+            #[cfg(feature = "postgres")]
+            FiringLock::Postgres($lock) => $call,
+            #[cfg(not(any(feature = "redis", feature = "postgres")))]
+            _ => {
+                let _ = ($($unused),*);
+                unreachable_backend()
+            }
+        }
+    };
+}
+
 /// The lock backend.
 pub(crate) enum FiringLock {
     #[cfg(feature = "redis")]
@@ -134,6 +168,53 @@ impl FiringLock {
             _ => {
                 let _ = claim;
                 unreachable_backend()
+            }
+        }
+    }
+
+    /// Stores shared job `key` of `owner` (replacing it, unpaused), unless the owner already
+    /// has `max` others; notifies every instance.
+    pub(crate) async fn put_job(
+        &self,
+        owner: &str,
+        key: &str,
+        record: &str,
+        max: usize,
+    ) -> Result<Put, String> {
+        backend!(self, lock => lock.put_job(owner, key, record, max).await, owner, key, record, max)
+    }
+
+    /// Pauses or resumes shared job `key`; `false` if there is none. Notifies every instance.
+    pub(crate) async fn pause_job(&self, key: &str, paused: bool) -> Result<bool, String> {
+        backend!(self, lock => lock.pause_job(key, paused).await, key, paused)
+    }
+
+    /// Removes shared job `key` of `owner`; `false` if there is none. Notifies every instance.
+    pub(crate) async fn delete_job(&self, owner: &str, key: &str) -> Result<bool, String> {
+        backend!(self, lock => lock.delete_job(owner, key).await, owner, key)
+    }
+
+    /// Every stored shared job.
+    pub(crate) async fn load_jobs(&self) -> Result<Vec<StoredRow>, String> {
+        backend!(self, lock => lock.load_jobs().await, ())
+    }
+
+    /// Watches the change notifications of shared jobs: wakes `wake` at each, and after
+    /// each (re)connection, until `stop`.
+    pub(crate) fn watch_jobs(
+        &self,
+        wake: std::sync::Arc<tokio::sync::Notify>,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        match self {
+            #[cfg(feature = "redis")]
+            FiringLock::Redis(lock) => Some(lock.watch_jobs(wake, stop)),
+            #[cfg(feature = "postgres")]
+            FiringLock::Postgres(lock) => Some(lock.watch_jobs(wake, stop)),
+            #[cfg(not(any(feature = "redis", feature = "postgres")))]
+            _ => {
+                let _ = (wake, stop);
+                None
             }
         }
     }

@@ -5,23 +5,26 @@
 //! |---|---|---|
 //! | `<prefix>_firings` | one per claimed firing: `key` (`<job>:<instant in ms>`), the winner's token | its TTL; expired rows are deleted by later claims |
 //! | `<prefix>_running` | one per job that does not allow overlap and is running: `job`, the runner's token | until the run ends (compare-and-delete), or its TTL after a crash |
+//! | `<prefix>_jobs` | one per shared job definition: `key`, `owner`, `record` (JSON), `paused`, `updated_at` | until unshared |
 //!
 //! A claim is one transaction holding a transaction-level advisory lock on the job (so
 //! claims of one job are serialized across instances): insert the firing (`ON CONFLICT DO
 //! NOTHING`: lost if it exists); for an exclusive job, a live running mark makes it an
 //! overlap (the firing stays claimed, so nobody else runs it), else the mark is set.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use sqlx::{
     AssertSqlSafe, Connection, PgPool, Row,
-    postgres::{PgConnectOptions, PgPoolOptions},
+    postgres::{PgConnectOptions, PgListener, PgPoolOptions},
 };
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use super::{
     LockOptions, SchedulerError,
-    lock::{Acquired, Claim},
+    lock::{Acquired, Claim, Put, StoredRow},
 };
 
 /// The class of the advisory locks taken by claims (the first key of the two-key form).
@@ -31,6 +34,8 @@ pub(crate) struct PostgresLock {
     pool: PgPool,
     firings: String,
     running: String,
+    /// The shared job definitions; also the name of their change channel.
+    jobs: String,
     ttl: Duration,
     timeout: Duration,
     url: String,
@@ -80,7 +85,8 @@ impl PostgresLock {
                 })?;
         let prefix = table_prefix(&options.prefix)?;
         let pool = PgPoolOptions::new()
-            .max_connections(2)
+            // Claims, shared job writes, and the `LISTEN` connection (detached from the pool).
+            .max_connections(3)
             .acquire_timeout(options.command_timeout)
             .connect_with(connect)
             .await
@@ -91,6 +97,7 @@ impl PostgresLock {
             pool,
             firings: format!("{prefix}_firings"),
             running: format!("{prefix}_running"),
+            jobs: format!("{prefix}_jobs"),
             ttl: options.ttl,
             timeout: options.command_timeout,
             url,
@@ -109,9 +116,12 @@ impl PostgresLock {
             "SELECT pg_advisory_xact_lock({ADVISORY_CLASS}, 0);
              CREATE TABLE IF NOT EXISTS {f} (key TEXT PRIMARY KEY, token TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL);
              CREATE INDEX IF NOT EXISTS {f}_expires ON {f} (expires_at);
-             CREATE TABLE IF NOT EXISTS {r} (job TEXT PRIMARY KEY, token TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL);",
+             CREATE TABLE IF NOT EXISTS {r} (job TEXT PRIMARY KEY, token TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL);
+             CREATE TABLE IF NOT EXISTS {j} (key TEXT PRIMARY KEY, owner TEXT NOT NULL, record TEXT NOT NULL, paused BOOLEAN NOT NULL DEFAULT false, updated_at TIMESTAMPTZ NOT NULL DEFAULT now());
+             CREATE INDEX IF NOT EXISTS {j}_owner ON {j} (owner);",
             f = self.firings,
             r = self.running,
+            j = self.jobs,
         );
         self.timed(async {
             let mut conn = self.pool.acquire().await?;
@@ -248,6 +258,181 @@ impl PostgresLock {
             );
         }
         Ok(())
+    }
+}
+
+/// Shared job definitions: the table `<prefix>_jobs` (`key`, `owner`, `record`, `paused`,
+/// `updated_at`); each write is one transaction that ends with `pg_notify('<prefix>_jobs',
+/// key)` (delivered at commit).
+impl PostgresLock {
+    pub(crate) async fn put_job(
+        &self,
+        owner: &str,
+        key: &str,
+        record: &str,
+        max: usize,
+    ) -> Result<Put, String> {
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        self.timed(async {
+            let mut tx = self.pool.begin().await?;
+            // Writes of one owner are serialized, so that its bound holds.
+            sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+                .bind(ADVISORY_CLASS)
+                .bind(format!("jobs:{owner}"))
+                .execute(&mut *tx)
+                .await?;
+            let count = format!(
+                "SELECT count(*) FILTER (WHERE key <> $2), count(*) FILTER (WHERE key = $2)                  FROM {} WHERE owner = $1",
+                self.jobs
+            );
+            let row = sqlx::query(AssertSqlSafe(count.as_str()))
+                .bind(owner)
+                .bind(key)
+                .fetch_one(&mut *tx)
+                .await?;
+            let (others, this): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+            if this == 0 && others >= max {
+                tx.rollback().await?;
+                return Ok(Put::TooMany);
+            }
+            let upsert = format!(
+                "INSERT INTO {} (key, owner, record, paused, updated_at)                  VALUES ($1, $2, $3, false, now())                  ON CONFLICT (key) DO UPDATE SET record = EXCLUDED.record, paused = false,                  updated_at = now()",
+                self.jobs
+            );
+            sqlx::query(AssertSqlSafe(upsert.as_str()))
+                .bind(key)
+                .bind(owner)
+                .bind(record)
+                .execute(&mut *tx)
+                .await?;
+            self.notify(&mut tx, key).await?;
+            tx.commit().await?;
+            Ok(Put::Stored)
+        })
+        .await
+    }
+
+    async fn notify(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        key: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(&self.jobs)
+            .bind(key)
+            .execute(&mut **tx)
+            .await
+            .map(drop)
+    }
+
+    pub(crate) async fn pause_job(&self, key: &str, paused: bool) -> Result<bool, String> {
+        let sql = format!(
+            "UPDATE {} SET paused = $2, updated_at = now() WHERE key = $1",
+            self.jobs
+        );
+        self.timed(async {
+            let mut tx = self.pool.begin().await?;
+            let found = sqlx::query(AssertSqlSafe(sql.as_str()))
+                .bind(key)
+                .bind(paused)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+            if found {
+                self.notify(&mut tx, key).await?;
+            }
+            tx.commit().await?;
+            Ok(found)
+        })
+        .await
+    }
+
+    pub(crate) async fn delete_job(&self, owner: &str, key: &str) -> Result<bool, String> {
+        let sql = format!("DELETE FROM {} WHERE key = $1 AND owner = $2", self.jobs);
+        self.timed(async {
+            let mut tx = self.pool.begin().await?;
+            let found = sqlx::query(AssertSqlSafe(sql.as_str()))
+                .bind(key)
+                .bind(owner)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+            if found {
+                self.notify(&mut tx, key).await?;
+            }
+            tx.commit().await?;
+            Ok(found)
+        })
+        .await
+    }
+
+    pub(crate) async fn load_jobs(&self) -> Result<Vec<StoredRow>, String> {
+        let sql = format!("SELECT key, record, paused FROM {}", self.jobs);
+        let rows = self
+            .timed(sqlx::query(AssertSqlSafe(sql.as_str())).fetch_all(&self.pool))
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredRow {
+                    key: row.try_get(0)?,
+                    record: row.try_get(1)?,
+                    paused: row.try_get(2)?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(|e| format!("{}: {e}", self.url))
+    }
+
+    /// `LISTEN`s on the change channel, waking `wake` at each notification and after each
+    /// (re)connection; listens again with a backoff (up to 2 s) after the connection is
+    /// lost. Ends with `stop`.
+    pub(crate) fn watch_jobs(
+        &self,
+        wake: Arc<Notify>,
+        stop: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let (pool, channel, limit) = (self.pool.clone(), self.jobs.clone(), self.timeout);
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(50);
+            let watch = async {
+                loop {
+                    let attempt = async {
+                        let mut listener = PgListener::connect_with(&pool).await?;
+                        listener.listen(&channel).await?;
+                        Ok::<_, sqlx::Error>(listener)
+                    };
+                    match tokio::time::timeout(limit, attempt).await {
+                        Ok(Ok(mut listener)) => {
+                            backoff = Duration::from_millis(50);
+                            wake.notify_one();
+                            // `recv` would reconnect silently and lose what came meanwhile:
+                            // `try_recv` tells, and the resync after listening again covers it.
+                            while let Ok(Some(_)) = listener.try_recv().await {
+                                wake.notify_one();
+                            }
+                            tracing::warn!(
+                                channel,
+                                "lost the shared job notifications; listening again"
+                            );
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(channel, error = %e, "shared job notifications: LISTEN failed")
+                        }
+                        Err(_) => {
+                            tracing::debug!(channel, "shared job notifications: LISTEN timed out")
+                        }
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            };
+            tokio::select! {
+                () = stop.cancelled() => {}
+                () = watch => {}
+            }
+        })
     }
 }
 

@@ -1,15 +1,17 @@
 //! The Redis [`FiringLock`](super::lock::FiringLock): one multiplexed connection, reopened
 //! after an I/O error, every command under the command timeout.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use redis::{Client, FromRedisValue, aio::MultiplexedConnection};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Notify};
+use tokio_util::sync::CancellationToken;
 
 use super::{
     LockOptions, SchedulerError,
-    lock::{Acquired, Claim},
+    lock::{Acquired, Claim, Put, StoredRow},
 };
 
 /// Claims a firing (KEYS[1]) and, with a second key, checks and sets the job's running mark.
@@ -29,6 +31,44 @@ return 1
 const RELEASE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
+";
+
+/// Stores a shared job: KEYS = the jobs hash, the owner's set, the paused hash; ARGV = the
+/// job's key, its record, the owner's bound, the channel. Returns -1 (the owner is at its
+/// bound and the job is new) or 1. A stored job is not paused.
+const PUT_JOB: &str = r"
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0
+   and redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[3]) then return -1 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('PUBLISH', ARGV[4], ARGV[1])
+return 1
+";
+
+/// Pauses (ARGV[2] = 1) or resumes a shared job: KEYS = the jobs hash, the paused hash.
+/// Returns 0 if there is no such job.
+const PAUSE_JOB: &str = r"
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+if ARGV[2] == '1' then redis.call('HSET', KEYS[2], ARGV[1], '1')
+else redis.call('HDEL', KEYS[2], ARGV[1]) end
+redis.call('PUBLISH', ARGV[3], ARGV[1])
+return 1
+";
+
+/// Removes a shared job: KEYS = the jobs hash, the paused hash, the owner's set. Returns 0 if
+/// there is no such job.
+const DELETE_JOB: &str = r"
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('SREM', KEYS[3], ARGV[1])
+redis.call('PUBLISH', ARGV[2], ARGV[1])
+return 1
+";
+
+/// Every shared job and the paused ones, read at once.
+const LOAD_JOBS: &str = r"
+return { redis.call('HGETALL', KEYS[1]), redis.call('HKEYS', KEYS[2]) }
 ";
 
 pub(crate) struct RedisLock {
@@ -159,7 +199,142 @@ impl RedisLock {
     }
 }
 
-/// `url` with the password (if any) replaced by `***`.
+/// Shared job definitions: `<prefix>:jobs` (hash: job key → record), `<prefix>:jobs:paused`
+/// (hash of the paused ones), `<prefix>:jobs:owner:<owner>` (set: the owner's jobs, for its
+/// bound), changes published on `<prefix>:jobs:changed`.
+impl RedisLock {
+    fn jobs_key(&self) -> String {
+        format!("{}:jobs", self.prefix)
+    }
+
+    fn paused_key(&self) -> String {
+        format!("{}:jobs:paused", self.prefix)
+    }
+
+    fn owner_key(&self, owner: &str) -> String {
+        format!("{}:jobs:owner:{owner}", self.prefix)
+    }
+
+    fn channel(&self) -> String {
+        format!("{}:jobs:changed", self.prefix)
+    }
+
+    pub(crate) async fn put_job(
+        &self,
+        owner: &str,
+        key: &str,
+        record: &str,
+        max: usize,
+    ) -> Result<Put, String> {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(PUT_JOB)
+            .arg(3)
+            .arg(self.jobs_key())
+            .arg(self.owner_key(owner))
+            .arg(self.paused_key())
+            .arg(key)
+            .arg(record)
+            .arg(max)
+            .arg(self.channel());
+        Ok(match self.query::<i64>(&cmd).await? {
+            1 => Put::Stored,
+            _ => Put::TooMany,
+        })
+    }
+
+    pub(crate) async fn pause_job(&self, key: &str, paused: bool) -> Result<bool, String> {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(PAUSE_JOB)
+            .arg(2)
+            .arg(self.jobs_key())
+            .arg(self.paused_key())
+            .arg(key)
+            .arg(if paused { "1" } else { "0" })
+            .arg(self.channel());
+        Ok(self.query::<i64>(&cmd).await? == 1)
+    }
+
+    pub(crate) async fn delete_job(&self, owner: &str, key: &str) -> Result<bool, String> {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(DELETE_JOB)
+            .arg(3)
+            .arg(self.jobs_key())
+            .arg(self.paused_key())
+            .arg(self.owner_key(owner))
+            .arg(key)
+            .arg(self.channel());
+        Ok(self.query::<i64>(&cmd).await? == 1)
+    }
+
+    pub(crate) async fn load_jobs(&self) -> Result<Vec<StoredRow>, String> {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(LOAD_JOBS)
+            .arg(2)
+            .arg(self.jobs_key())
+            .arg(self.paused_key());
+        let (all, paused): (Vec<String>, Vec<String>) = self.query(&cmd).await?;
+        let paused: std::collections::HashSet<String> = paused.into_iter().collect();
+        Ok(all
+            .chunks_exact(2)
+            .map(|pair| StoredRow {
+                paused: paused.contains(&pair[0]),
+                key: pair[0].clone(),
+                record: pair[1].clone(),
+            })
+            .collect())
+    }
+
+    /// Subscribes to the change channel, waking `wake` at each message and after each
+    /// (re)subscription; resubscribes with a backoff (up to 2 s) after the connection is
+    /// lost. Ends with `stop`.
+    pub(crate) fn watch_jobs(
+        &self,
+        wake: Arc<Notify>,
+        stop: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let (client, channel, limit) = (self.client.clone(), self.channel(), self.timeout);
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(50);
+            let watch = async {
+                loop {
+                    let attempt = async {
+                        let mut pubsub = client.get_async_pubsub().await?;
+                        pubsub.subscribe(&channel).await?;
+                        Ok::<_, redis::RedisError>(pubsub)
+                    };
+                    match tokio::time::timeout(limit, attempt).await {
+                        Ok(Ok(pubsub)) => {
+                            backoff = Duration::from_millis(50);
+                            wake.notify_one();
+                            let mut messages = pubsub.into_on_message();
+                            while messages.next().await.is_some() {
+                                wake.notify_one();
+                            }
+                            tracing::warn!(
+                                channel,
+                                "lost the shared job notifications; resubscribing"
+                            );
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(channel, error = %e, "shared job notifications: subscribe failed")
+                        }
+                        Err(_) => tracing::debug!(
+                            channel,
+                            "shared job notifications: subscribe timed out"
+                        ),
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            };
+            tokio::select! {
+                () = stop.cancelled() => {}
+                () = watch => {}
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::services::redact_url as redact;

@@ -8,7 +8,8 @@
 //! - [`Scheduler`], the handle a plugin gets with `ctx.handle::<Scheduler>()`, or bound to a
 //!   call with `cx.handle::<Scheduler>().await` ([`plugin::handle`](crate::plugin::handle); grant
 //!   `service:scheduler: schedule`) and the host with `xcore.handle::<Scheduler>()`:
-//!   `add`, `list`, `pause`, `resume`, `remove`, `for_tenant`;
+//!   `add`, `list`, `pause`, `resume`, `remove`, `for_tenant`, and for jobs shared by every
+//!   instance `share`, `pause_shared`, `resume_shared`, `unshare` ([`SharedJob`]);
 //! - [`Trigger`] (cron in a time zone, interval, one-shot) and [`Trigger::next_after`], the one
 //!   function that plans every firing;
 //! - [`JobOptions`] (overlap, retries with exponential backoff, timeout), [`JobContext`] (what
@@ -31,7 +32,7 @@
 //!
 //! # Several instances
 //!
-//! With `lock` configured (Redis), every instance plans the same instants (cron and interval
+//! With `lock` configured (Redis or Postgres, below), every instance plans the same instants (cron and interval
 //! triggers are pure functions of the clock: intervals count from the Unix epoch), and before
 //! running a firing claims it in Redis (`SET <prefix>:fire:<plugin>:<tenant>:<id>:<instant>
 //! <token> NX PX <ttl>`): exactly one instance runs each firing, and while one instance is down
@@ -45,6 +46,50 @@
 //! prefix (`xcore_scheduler_firings`: one row per claimed firing, deleted after its TTL by
 //! later claims of the job; `xcore_scheduler_running`: the running marks), each claim one
 //! transaction under a per-job advisory lock.
+//!
+//! # Shared jobs
+//!
+//! Jobs added with [`Scheduler::add`] live on the instance that added them. A job whose
+//! definition is data, a [`SharedJob`] (trigger: cron in a zone, interval or instant; overlap,
+//! retries, timeout; the plugin action it calls as the host and its JSON payload; the
+//! handle's tenant), can instead be *shared*: [`Scheduler::share`] stores it in the lock's
+//! server, and every instance applies it. With the per-firing lock, each firing then runs
+//! once cluster-wide. A plugin's handle shares jobs calling its own actions; the host's names
+//! the plugin. The handle's grant (`service:scheduler: schedule`) applies as for `add`.
+//!
+//! | operation | stored in | applied on every instance |
+//! |---|---|---|
+//! | [`share`](Scheduler::share) (add or replace; a replaced job is unpaused) | Postgres: a row of `<prefix>_jobs` (`xcore_scheduler_jobs`: key, owner, JSON record with a random revision, `paused`, `updated_at`); Redis: a field of the hash `<prefix>:jobs`, the owner's set `<prefix>:jobs:owner:<owner>` | here before the call returns; elsewhere at the change notification (`NOTIFY <prefix>_jobs` / `PUBLISH <prefix>:jobs:changed`, sent in the write's transaction or script): within milliseconds; at the latest at the next resync |
+//! | [`pause_shared`](Scheduler::pause_shared), [`resume_shared`](Scheduler::resume_shared) | `paused` column / the hash `<prefix>:jobs:paused` | as above; a run in progress goes on; resuming plans from now |
+//! | [`unshare`](Scheduler::unshare) | row / field deleted | as above: removed; a run in progress goes on |
+//! | an instance starts, or missed a notification (its listening connection was lost; it listens again with a backoff up to 2 s) | — | every instance reloads every definition at start (once its plugins have started) and every `services.scheduler.shared.resync` (5 s by default): it converges within that delay |
+//!
+//! - **Checked before storing**, nothing stored on error: the id, the trigger (a bad cron
+//!   expression is [`SchedulerError::Trigger`]; a one-shot in the past
+//!   [`SchedulerError::NeverFires`]), the plugin called ([`SchedulerError::InvalidSharedJob`]),
+//!   the payload, at most `shared.max_payload` bytes serialized (64 KiB;
+//!   [`SchedulerError::PayloadTooLarge`]), and at most `shared.max_per_owner` shared jobs per
+//!   owner, every tenant together (100; [`SchedulerError::TooManySharedJobs`]): the count and
+//!   the write are one transaction (Postgres, under an advisory lock per owner) or one script
+//!   (Redis).
+//! - **Where they run**: an instance applies a job once the plugin it calls runs there (a
+//!   starting plugin wakes a sync); they show in [`Scheduler::list`] like other jobs, with
+//!   this instance's counts and [`JobInfo::shared`] set. A one-shot stays stored after its
+//!   instant (and counts towards the bound) until it is unshared. A local
+//!   [`remove`](Scheduler::remove) or [`pause`](Scheduler::pause) of a shared job, or a local
+//!   `add` under its id, lasts until the next sync, which restores the stored definition:
+//!   change shared jobs with the shared operations.
+//! - **Delays**: through the notification, about 20 ms on loopback (`tests/scale_jobs.rs`
+//!   prints it); without it, at most `resync` plus one read of the store. A firing
+//!   already claimed when a pause or an unshare arrives still runs.
+//! - **Store unreachable**: `share`, `pause_shared`, `resume_shared` and `unshare` fail with
+//!   [`SchedulerError::Store`] and change nothing (a call error `unavailable` naming no
+//!   server); the service reports itself degraded; the jobs already applied on each
+//!   instance keep their schedule (with the lock on the same server, their firings are
+//!   skipped meanwhile, never run twice); the next sync after the server is back applies
+//!   whatever changed. On Redis, definitions live as long as Redis keeps its data: give it
+//!   persistence (AOF or RDB), or a restart loses them (every instance then removes them).
+//!   On Postgres they are durable.
 //!
 //! # Jobs declared by plugins
 //!
@@ -75,7 +120,7 @@ mod declared_job;
 mod options;
 
 pub use declared_job::DeclaredJob;
-pub use options::{ConfigJob, LockOptions, SchedulerOptions};
+pub use options::{ConfigJob, LockOptions, SchedulerOptions, SharedJobsOptions};
 
 #[cfg(feature = "scheduler")]
 mod access;
@@ -112,6 +157,10 @@ mod run;
 #[cfg(feature = "scheduler")]
 mod service;
 #[cfg(feature = "scheduler")]
+mod shared;
+#[cfg(feature = "scheduler")]
+mod shared_job;
+#[cfg(feature = "scheduler")]
 mod trigger;
 #[cfg(feature = "scheduler")]
 mod zone;
@@ -128,6 +177,8 @@ pub use job::{JobContext, JobError, JobOptions};
 pub use key::MAX_JOB_ID_LEN;
 #[cfg(feature = "scheduler")]
 pub use service::SchedulerService;
+#[cfg(feature = "scheduler")]
+pub use shared_job::SharedJob;
 #[cfg(feature = "scheduler")]
 pub use trigger::{MIN_INTERVAL, Trigger};
 

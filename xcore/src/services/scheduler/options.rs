@@ -21,6 +21,10 @@ use serde_json::Value;
 ///     lock:                             # several instances: each firing runs on one of them
 ///       url: redis://127.0.0.1:6379/0
 ///       ttl: 60s
+///     shared:                           # jobs shared through the lock's server (see the docs)
+///       resync: 5s
+///       max_per_owner: 100
+///       max_payload: 65536
 ///     jobs:
 ///       - { id: nightly, plugin: reports, action: build, cron: "0 2 * * *" }
 ///       - { id: heartbeat, plugin: monitor, action: ping, every: 30s, payload: { deep: false } }
@@ -55,6 +59,9 @@ pub struct SchedulerOptions {
     pub shutdown_timeout: Duration,
     /// Jobs that call a plugin's action, as the host. Default none.
     pub jobs: Vec<ConfigJob>,
+    /// Shared job definitions (stored in the lock's server, applied on every instance):
+    /// their resync period and bounds. Only used with `lock`.
+    pub shared: SharedJobsOptions,
 }
 
 impl Default for SchedulerOptions {
@@ -65,14 +72,46 @@ impl Default for SchedulerOptions {
             lock: None,
             shutdown_timeout: Duration::from_secs(5),
             jobs: Vec::new(),
+            shared: SharedJobsOptions::default(),
+        }
+    }
+}
+
+/// `services.scheduler.shared`: how shared job definitions
+/// ([`Scheduler::share`](super::Scheduler::share)) are kept in step on every instance, and
+/// their bounds.
+///
+/// | key | default | meaning |
+/// |---|---|---|
+/// | `resync` | `5s` | every instance reloads every definition this often (at least 100 ms), besides the change notifications: a missed notification or an instance that was down converges within it |
+/// | `max_per_owner` | `100` | shared jobs one owner (a plugin, or the host) may store, all tenants together; one more is refused ([`SchedulerError::TooManySharedJobs`](super::SchedulerError)) |
+/// | `max_payload` | `65536` | bytes of a job's JSON payload, serialized; more is refused ([`SchedulerError::PayloadTooLarge`](super::SchedulerError)) |
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SharedJobsOptions {
+    /// How often every instance reloads every shared definition. Default 5 s.
+    #[serde(with = "crate::services::serde_duration")]
+    pub resync: Duration,
+    /// How many shared jobs one owner may store. Default 100.
+    pub max_per_owner: usize,
+    /// The largest serialized payload of a shared job, in bytes. Default 64 KiB.
+    pub max_payload: usize,
+}
+
+impl Default for SharedJobsOptions {
+    fn default() -> Self {
+        Self {
+            resync: Duration::from_secs(5),
+            max_per_owner: 100,
+            max_payload: 64 * 1024,
         }
     }
 }
 
 /// `services.scheduler.lock`: where instances agree on who runs a firing.
 ///
-/// Only Redis is implemented (`redis://` or `rediss://`, feature `redis`); a `postgres://`
-/// URL is refused with an error saying so.
+/// On Redis (`redis://` or `rediss://`, feature `redis`) or Postgres (`postgres://`,
+/// feature `postgres`). The same server stores the shared job definitions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LockOptions {
@@ -180,6 +219,18 @@ mod tests {
         assert_eq!(lock.prefix, "xcore:scheduler");
         assert_eq!(options.jobs[0].every, Some(Duration::from_secs(5)));
         assert_eq!(options.jobs[0].payload, json!({}));
+        assert_eq!(options.shared, SharedJobsOptions::default());
+        let options: SchedulerOptions = serde_json::from_value(json!({
+            "shared": { "resync": "1s", "max_per_owner": 3 },
+        }))
+        .unwrap();
+        assert_eq!(options.shared.resync, Duration::from_secs(1));
+        assert_eq!(options.shared.max_per_owner, 3);
+        assert_eq!(options.shared.max_payload, 64 * 1024);
+        assert!(
+            serde_json::from_value::<SchedulerOptions>(json!({ "shared": { "resynk": "1s" } }))
+                .is_err()
+        );
     }
 
     #[test]

@@ -22,7 +22,9 @@ use crate::{
 ///
 /// - `init` connects the lock, if one is configured (an unreachable server fails the boot),
 ///   and creates tokio-cron-scheduler's job scheduler;
-/// - `start` starts firing (unless `enabled: false`) and registers the config jobs;
+/// - `start` starts firing (unless `enabled: false`) and registers the config jobs; with a
+///   lock, it also starts applying the shared jobs (their change notifications, and a resync
+///   every `shared.resync`);
 /// - a starting plugin's declared jobs (`#[job(...)]` on its actions) are registered once it
 ///   has started, under its own namespace; a plugin that declares jobs without declaring the
 ///   service and holding `service:scheduler: schedule`, or with an invalid expression or
@@ -32,7 +34,8 @@ use crate::{
 ///   end before they are cancelled;
 /// - `shutdown` stops firing, waits for running jobs (at most `shutdown_timeout`), then
 ///   cancels them;
-/// - `health` reports job counts, and "degraded" while the lock server is unreachable.
+/// - `health` reports job counts, and "degraded" while the lock server (or the shared job
+///   store, the same server) is unreachable.
 ///
 /// Cloning gives another handle on the same service (a test can keep one to call
 /// [`Service`] methods directly).
@@ -91,6 +94,16 @@ impl SchedulerService {
         })?;
         if let Some(lock) = &options.lock {
             lock::check(lock)?;
+        }
+        let shared = &options.shared;
+        if shared.resync < std::time::Duration::from_millis(100) || shared.max_per_owner == 0 {
+            return Err(SchedulerError::InvalidOptions {
+                message: format!(
+                    "`services.scheduler.shared`: `resync` is {:?} (at least 100ms) and \
+                     `max_per_owner` {} (at least 1)",
+                    shared.resync, shared.max_per_owner
+                ),
+            });
         }
         let jobs = options
             .jobs
@@ -181,6 +194,10 @@ impl Service for SchedulerService {
     }
 
     async fn on_plugin_start(&self, plugin: &StartedPlugin<'_>) -> Result<(), ServiceError> {
+        if let Ok(engine) = self.engine() {
+            // Shared jobs calling it can now be applied here.
+            engine.shared.wake.notify_one();
+        }
         let jobs = plugin.get::<super::DeclaredJob>();
         if jobs.is_empty() {
             return Ok(());
