@@ -51,7 +51,11 @@ pub use change::{LifecycleAction, LifecycleReport, RuntimeError};
 pub use gate::{Gate, Pass, Way};
 mod slot;
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    hash::{BuildHasherDefault, Hasher},
+    sync::Arc,
+};
 
 pub(crate) use shared::{Lifecycle, Parts, Shared};
 pub use slot::PluginState;
@@ -60,7 +64,32 @@ pub(crate) use slot::{Instance, Live, Refused, Slot, enter};
 /// The plugins' slots of one `Xcore`, by name: fixed at build (every plugin of the plan has
 /// one), each changing its instance as the plugin starts, stops and reloads.
 pub(crate) struct Runtime {
-    slots: HashMap<Arc<str>, Slot>,
+    slots: HashMap<Arc<str>, Slot, BuildHasherDefault<NameHasher>>,
+}
+
+/// FNV-1a, for maps of plugin names: the names looked up come from requests and calls, and
+/// are short; the maps hold the plan's names only (fixed at build, never a name from a
+/// request), so a keyed hash buys nothing and costs a SipHash per call.
+#[derive(Default)]
+pub(crate) struct NameHasher(u64);
+
+impl Hasher for NameHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for byte in bytes {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = hash;
+    }
 }
 
 impl Runtime {

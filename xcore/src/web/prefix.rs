@@ -55,7 +55,8 @@ impl fmt::Display for Prefix {
 /// there is no first segment.
 pub(crate) fn first_segment(path: &str) -> Option<(&str, &str)> {
     let path = path.strip_prefix('/')?;
-    let (name, rest) = match path.find('/') {
+    // A byte scan: cheaper than `find` for the short names of a request path.
+    let (name, rest) = match path.bytes().position(|b| b == b'/') {
         Some(i) => (&path[..i], &path[i..]),
         None => (path, "/"),
     };

@@ -3,6 +3,7 @@
 
 use std::{
     collections::HashMap,
+    hash::BuildHasherDefault,
     sync::{Arc, RwLock},
 };
 
@@ -31,7 +32,9 @@ pub(crate) struct RouteLabels {
     /// Outside both prefixes.
     outside: Arc<RouteMeter>,
     /// The running plugins seen so far (bounded by the plan).
-    running: RwLock<HashMap<Arc<str>, Arc<PluginRoutes>>>,
+    running: RwLock<
+        HashMap<Arc<str>, Arc<PluginRoutes>, BuildHasherDefault<crate::runtime::NameHasher>>,
+    >,
 }
 
 #[derive(Debug)]
