@@ -111,8 +111,9 @@ impl Metrics {
         }
     }
 
-    /// The clock of the meters (a plain one when disabled: nothing is measured then).
-    fn clock(&self) -> quanta::Clock {
+    /// The clock of the meters; a new one (calibrated now) when disabled, for the spans'
+    /// latencies: take it once per web layer.
+    pub(crate) fn clock(&self) -> quanta::Clock {
         self.inner
             .as_ref()
             .map_or_else(quanta::Clock::new, |inner| inner.clock.clone())
@@ -510,7 +511,12 @@ pub(crate) struct RouteMeter {
 }
 
 impl RouteMeter {
-    pub(crate) fn new(metrics: &Metrics, plugin: Arc<str>, route: Arc<str>) -> Self {
+    pub(crate) fn new(
+        metrics: &Metrics,
+        clock: &quanta::Clock,
+        plugin: Arc<str>,
+        route: Arc<str>,
+    ) -> Self {
         Self {
             duration: metrics.seconds(
                 names::HTTP_REQUEST_DURATION_SECONDS,
@@ -521,7 +527,7 @@ impl RouteMeter {
             ),
             ok: OnceLock::new(),
             statuses: Default::default(),
-            clock: metrics.clock(),
+            clock: clock.clone(),
             metrics: metrics.clone(),
             plugin,
             route,

@@ -31,6 +31,8 @@ pub(crate) struct RouteLabels {
     unknown_plugin: Arc<RouteMeter>,
     /// Outside both prefixes.
     outside: Arc<RouteMeter>,
+    /// The clock of the meters.
+    clock: quanta::Clock,
     /// The running plugins seen so far (bounded by the plan).
     running: RwLock<
         HashMap<Arc<str>, Arc<PluginRoutes>, BuildHasherDefault<crate::runtime::NameHasher>>,
@@ -70,9 +72,16 @@ struct EndpointLabel {
 impl RouteLabels {
     pub(crate) fn new(xcore: Xcore, admin: Prefix, plugins: Prefix) -> Self {
         let metrics = xcore.metrics().clone();
+        // One clock for every meter of this web layer (calibrated once).
+        let clock = metrics.clock();
         let none: Arc<str> = Arc::from("");
         let meter = |plugin: &Arc<str>, route: String| {
-            Arc::new(RouteMeter::new(&metrics, plugin.clone(), Arc::from(route)))
+            Arc::new(RouteMeter::new(
+                &metrics,
+                &clock,
+                plugin.clone(),
+                Arc::from(route),
+            ))
         };
         let admin_meters = ENDPOINTS
             .iter()
@@ -81,6 +90,7 @@ impl RouteLabels {
             .collect();
         Self {
             unknown_plugin: meter(&none, plugins.to_string()),
+            clock: clock.clone(),
             outside: meter(&none, String::new()),
             admin_meters,
             admin_templates: ENDPOINTS
@@ -147,8 +157,14 @@ impl RouteLabels {
         let metrics = self.xcore.metrics();
         let plugin: Arc<str> = Arc::from(identity.name());
         let mount = format!("{}/{name}", self.plugins);
-        let meter =
-            |route: String| Arc::new(RouteMeter::new(metrics, plugin.clone(), Arc::from(route)));
+        let meter = |route: String| {
+            Arc::new(RouteMeter::new(
+                metrics,
+                &self.clock,
+                plugin.clone(),
+                Arc::from(route),
+            ))
+        };
         let Some(live) = shared.runtime().running(name) else {
             return Some(Arc::new(PluginRoutes {
                 mount: meter(mount),
