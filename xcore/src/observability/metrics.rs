@@ -502,7 +502,6 @@ pub(crate) struct RouteMeter {
     pub(crate) plugin: Arc<str>,
     pub(crate) route: Arc<str>,
     metrics: Metrics,
-    clock: quanta::Clock,
     duration: Seconds,
     /// Status 200, the common case, without a lock.
     ok: OnceLock<Counter>,
@@ -511,12 +510,7 @@ pub(crate) struct RouteMeter {
 }
 
 impl RouteMeter {
-    pub(crate) fn new(
-        metrics: &Metrics,
-        clock: &quanta::Clock,
-        plugin: Arc<str>,
-        route: Arc<str>,
-    ) -> Self {
+    pub(crate) fn new(metrics: &Metrics, plugin: Arc<str>, route: Arc<str>) -> Self {
         Self {
             duration: metrics.seconds(
                 names::HTTP_REQUEST_DURATION_SECONDS,
@@ -527,23 +521,10 @@ impl RouteMeter {
             ),
             ok: OnceLock::new(),
             statuses: Default::default(),
-            clock: clock.clone(),
             metrics: metrics.clone(),
             plugin,
             route,
         }
-    }
-
-    /// The clock reading a measured request starts at.
-    #[inline]
-    pub(crate) fn start(&self) -> u64 {
-        self.clock.raw()
-    }
-
-    /// How long since `start`.
-    #[inline]
-    pub(crate) fn elapsed(&self, start: u64) -> Duration {
-        self.clock.delta(start, self.clock.raw())
     }
 
     /// Records one request answered `status` after `took`.

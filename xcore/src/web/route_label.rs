@@ -5,6 +5,7 @@ use std::{
     collections::HashMap,
     hash::BuildHasherDefault,
     sync::{Arc, RwLock},
+    time::Duration,
 };
 
 use http::Method;
@@ -52,12 +53,12 @@ struct PluginRoutes {
 impl PluginRoutes {
     /// The meter of the most specific declared endpoint matching `path` (the request's method
     /// first), else the mount's.
-    fn pick(&self, method: &Method, path: &str) -> Arc<RouteMeter> {
+    fn pick(&self, method: &Method, path: &str) -> &Arc<RouteMeter> {
         self.endpoints
             .iter()
             .filter(|e| e.template.matches(path))
             .max_by(|a, b| (a.method == method, &a.score).cmp(&(b.method == method, &b.score)))
-            .map_or_else(|| self.mount.clone(), |e| e.meter.clone())
+            .map_or(&self.mount, |e| &e.meter)
     }
 }
 
@@ -76,12 +77,7 @@ impl RouteLabels {
         let clock = metrics.clock();
         let none: Arc<str> = Arc::from("");
         let meter = |plugin: &Arc<str>, route: String| {
-            Arc::new(RouteMeter::new(
-                &metrics,
-                &clock,
-                plugin.clone(),
-                Arc::from(route),
-            ))
+            Arc::new(RouteMeter::new(&metrics, plugin.clone(), Arc::from(route)))
         };
         let admin_meters = ENDPOINTS
             .iter()
@@ -115,6 +111,45 @@ impl RouteLabels {
     /// | a plugin not in the plan | `""` | `{plugins}` |
     /// | anything else | `""` | `""` |
     pub(crate) fn label(&self, method: &Method, path: &str) -> Arc<RouteMeter> {
+        self.with_meter(method, path, Arc::clone)
+    }
+
+    /// Records a request for `path` with `method` answered `status` after `took`, on the
+    /// meter [`label`](Self::label) gives, without taking a reference to it.
+    pub(crate) fn record(&self, method: &Method, path: &str, status: u16, took: Duration) {
+        self.with_meter(method, path, |meter| meter.record(status, took));
+    }
+
+    /// The clock of the meters.
+    pub(crate) fn clock(&self) -> &quanta::Clock {
+        &self.clock
+    }
+
+    /// Runs `f` on the meter of a request for `path` with `method` (see [`label`](Self::label)).
+    fn with_meter<R>(
+        &self,
+        method: &Method,
+        path: &str,
+        f: impl FnOnce(&Arc<RouteMeter>) -> R,
+    ) -> R {
+        // Plugin paths first: most of the traffic.
+        if let Some(rest) = self.plugins.strip(path) {
+            let Some((name, inner)) = first_segment(rest) else {
+                return f(&self.unknown_plugin);
+            };
+            {
+                let running = self.running.read().unwrap_or_else(|p| p.into_inner());
+                if let Some(routes) = running.get(name)
+                    && routes.instance.strong_count() > 0
+                {
+                    return f(routes.pick(method, inner));
+                }
+            }
+            return match self.first_seen(name) {
+                Some(routes) => f(routes.pick(method, inner)),
+                None => f(&self.unknown_plugin),
+            };
+        }
         if let Some(rest) = self.admin.strip(path) {
             let rest = rest.strip_suffix('/').unwrap_or(rest);
             let at = ENDPOINTS
@@ -126,26 +161,9 @@ impl RouteLabels {
                     (a.0 == method.as_str(), a_score).cmp(&(b.0 == method.as_str(), b_score))
                 })
                 .map_or(ENDPOINTS.len(), |(i, _)| i);
-            return self.admin_meters[at].clone();
+            return f(&self.admin_meters[at]);
         }
-        let Some(rest) = self.plugins.strip(path) else {
-            return self.outside.clone();
-        };
-        let Some((name, inner)) = first_segment(rest) else {
-            return self.unknown_plugin.clone();
-        };
-        {
-            let running = self.running.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(routes) = running.get(name)
-                && routes.instance.strong_count() > 0
-            {
-                return routes.pick(method, inner);
-            }
-        }
-        match self.first_seen(name) {
-            Some(routes) => routes.pick(method, inner),
-            None => self.unknown_plugin.clone(),
-        }
+        f(&self.outside)
     }
 
     /// The routes of plugin `name` the first time it is asked for: cached while its instance
@@ -157,14 +175,8 @@ impl RouteLabels {
         let metrics = self.xcore.metrics();
         let plugin: Arc<str> = Arc::from(identity.name());
         let mount = format!("{}/{name}", self.plugins);
-        let meter = |route: String| {
-            Arc::new(RouteMeter::new(
-                metrics,
-                &self.clock,
-                plugin.clone(),
-                Arc::from(route),
-            ))
-        };
+        let meter =
+            |route: String| Arc::new(RouteMeter::new(metrics, plugin.clone(), Arc::from(route)));
         let Some(live) = shared.runtime().running(name) else {
             return Some(Arc::new(PluginRoutes {
                 mount: meter(mount),

@@ -35,7 +35,7 @@ impl<S> Layer<S> for RequestTraceLayer {
     fn layer(&self, inner: S) -> RequestTrace<S> {
         RequestTrace {
             inner,
-            labels: self.labels.clone(),
+            labels: Some(self.labels.clone()),
             measure: self.measure,
         }
     }
@@ -46,10 +46,14 @@ impl<S> Layer<S> for RequestTraceLayer {
 /// `status` and `latency_ms` are recorded when the response head is ready. With metrics,
 /// counts the request in `xcore_http_requests_total{plugin,route,status}` and its latency in
 /// `xcore_http_request_duration_seconds{plugin,route}`.
+///
+/// [`Web`](crate::web::Web) clones its stack for each request and calls the clone once: the
+/// labels move from the clone into the response future (no second reference count). A
+/// service called twice labels and measures its first request only.
 #[derive(Debug, Clone)]
 pub(crate) struct RequestTrace<S> {
     inner: S,
-    labels: Arc<RouteLabels>,
+    labels: Option<Arc<RouteLabels>>,
     measure: bool,
 }
 
@@ -74,16 +78,26 @@ impl<S: WebService> Service<Request<Body>> for RequestTrace<S> {
             status = Empty,
             latency_ms = Empty,
         );
-        // Labelled only when someone looks: metrics on, or the span enabled.
-        let labelled = (self.measure || !span.is_disabled()).then(|| {
-            let meter = self.labels.label(request.method(), request.uri().path());
-            if !meter.plugin.is_empty() {
-                span.record("plugin", &*meter.plugin);
+        let labels = self.labels.take();
+        let traced = !span.is_disabled();
+        // With the span on, its labels are known before the handler runs; with metrics only,
+        // the meter is looked up when the response is ready (no reference kept meanwhile).
+        let early = match &labels {
+            Some(labels) if traced => {
+                let meter = labels.label(request.method(), request.uri().path());
+                if !meter.plugin.is_empty() {
+                    span.record("plugin", &*meter.plugin);
+                }
+                span.record("route", &*meter.route);
+                Some(meter)
             }
-            span.record("route", &*meter.route);
-            let start = meter.start();
-            (meter, start)
-        });
+            _ => None,
+        };
+        let measure = self.measure;
+        let start = labels
+            .as_ref()
+            .filter(|_| measure || traced)
+            .map(|labels| labels.clock().raw());
         #[cfg(feature = "opentelemetry")]
         crate::observability::otel::continue_trace(&span, request.headers());
         let (method, uri) = (request.method().clone(), request.uri().clone());
@@ -95,17 +109,28 @@ impl<S: WebService> Service<Request<Body>> for RequestTrace<S> {
                 let status = response.status().as_u16();
                 let span = tracing::Span::current();
                 span.record("status", status);
-                if let Some((meter, start)) = &labelled {
-                    let took = meter.elapsed(*start);
+                if let (Some(labels), Some(start)) = (&labels, start) {
+                    let clock = labels.clock();
+                    let took = clock.delta(start, clock.raw());
                     span.record("latency_ms", took.as_secs_f64() * 1e3);
-                    meter.record(status, took);
+                    if measure {
+                        match &early {
+                            Some(meter) => meter.record(status, took),
+                            None => labels.record(&method, uri.path(), status, took),
+                        }
+                    }
                 }
                 if status >= 500 {
                     // With the request's labels on the line itself (the span may be filtered
                     // out: a log at WARN).
-                    let (plugin, route) = labelled
-                        .as_ref()
-                        .map_or(("", ""), |(meter, _)| (&*meter.plugin, &*meter.route));
+                    let meter = early.clone().or_else(|| {
+                        labels
+                            .as_ref()
+                            .map(|labels| labels.label(&method, uri.path()))
+                    });
+                    let (plugin, route) = meter
+                        .as_deref()
+                        .map_or(("", ""), |meter| (&*meter.plugin, &*meter.route));
                     tracing::warn!(
                         status,
                         method = %method,
