@@ -43,6 +43,15 @@
 //!   (no listener, no push gateway) whose text the admin API renders at
 //!   `GET {admin}/metrics` (admin token); [`Metrics::render_prometheus`] gives the same text
 //!   to a host that serves it elsewhere. Histograms have the buckets of [`SECONDS_BUCKETS`].
+//!   On the hot paths xcore keeps the figures itself with this exporter (fixed buckets of
+//!   atomics for the durations, a call answered `Ok` counted by its bucket: two relaxed adds
+//!   per call or request) and renders them beside the exporter's text; with another
+//!   recorder every figure goes through it. Durations are read from a [`quanta`] clock
+//!   (the TSC where it is reliable) calibrated once per `Metrics` and per web layer.
+//!
+//! The cost, measured (`cargo bench --bench metrics -- interleaved`, off and on in
+//! alternating rounds of one process): about 8 % on a pipeline call (≈ 30 ns on 360 ns) and
+//! 4–5 % on an in-process route request (≈ 55 ns on 1.2 µs); see `BENCHMARKS.md`.
 //!
 //! | metric | kind | labels | recorded |
 //! |---|---|---|---|
