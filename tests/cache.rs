@@ -1255,6 +1255,7 @@ async fn survives_a_restart(server: &RedisServer, backend: CacheBackendKind) {
     assert_eq!(cache.get::<i32>("k").await.unwrap(), Some(1));
 
     server.stop().unwrap();
+    let stopped = Instant::now();
     if backend == CacheBackendKind::Tiered {
         // The subscriber notices the lost connection and stops serving from L1 (which could
         // miss invalidations from now on).
@@ -1301,6 +1302,9 @@ async fn survives_a_restart(server: &RedisServer, backend: CacheBackendKind) {
         matches!(code, ErrorCode::Unavailable | ErrorCode::Timeout),
         "{code:?}"
     );
+    assert_eq!(service.health().await.status(), HealthStatus::Unhealthy);
+    // An outage of 5 s at least (issue 14), then the server comes back.
+    tokio::time::sleep(Duration::from_secs(5).saturating_sub(stopped.elapsed())).await;
     assert_eq!(service.health().await.status(), HealthStatus::Unhealthy);
 
     server.restart().await.unwrap();
