@@ -12,9 +12,7 @@ use std::{
 
 use axum::routing::{get, post};
 use bytes::Bytes;
-use http::{Request, StatusCode, header};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use http::{Method, StatusCode, header};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use serde_json::{Value, json};
@@ -23,6 +21,9 @@ use xcore::{
     config::ObservabilityConfig, observability::tracing_subscriber, web::Routes,
 };
 use xcore_testkit::{TEST_ADMIN_TOKEN, TestApp};
+
+mod support;
+use support::send;
 
 /// A span as the collector received it.
 #[derive(Debug, Clone)]
@@ -120,36 +121,8 @@ impl Plugin for Probe {
             "/trace",
             get(|cx: CallContext| async move { format!("{:032x}", cx.trace().trace_id()) }),
         );
-        Some(Routes::from_axum(router).endpoint(http::Method::GET, "/trace"))
+        Some(Routes::from_axum(router).endpoint(Method::GET, "/trace"))
     }
-}
-
-/// One request over loopback; the status and the body.
-async fn send(
-    addr: SocketAddr,
-    method: http::Method,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> (StatusCode, String) {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    let mut request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header(header::HOST, "127.0.0.1");
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = sender
-        .send_request(request.body(Full::new(Bytes::new())).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -183,23 +156,24 @@ async fn exported_spans_continue_the_incoming_traceparent() {
     }));
 
     // 1. A route request that carries a traceparent.
-    let (status, seen) = send(
+    let reply = send(
         addr,
-        http::Method::GET,
+        Method::GET,
         "/plugin/probe/trace",
         &[(
             "traceparent",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
         )],
+        "",
     )
     .await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(seen, "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body, "4bf92f3577b34da6a3ce929d0e0e4736");
     // 2. A call through the admin IPC endpoint that carries another one.
     let bearer = format!("Bearer {TEST_ADMIN_TOKEN}");
-    let (status, _) = send(
+    let reply = send(
         addr,
-        http::Method::POST,
+        Method::POST,
         "/xcore/ipc/probe/ping",
         &[
             (
@@ -208,12 +182,14 @@ async fn exported_spans_continue_the_incoming_traceparent() {
             ),
             ("authorization", &bearer),
         ],
+        "",
     )
     .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(reply.status, StatusCode::OK);
     // 3. A request without one.
-    let (status, fresh) = send(addr, http::Method::GET, "/plugin/probe/trace", &[]).await;
-    assert_eq!(status, StatusCode::OK);
+    let reply = send(addr, Method::GET, "/plugin/probe/trace", &[], "").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let fresh = String::from_utf8_lossy(&reply.body).into_owned();
 
     guard.flush();
     let wanted = |spans: &[Exported]| {

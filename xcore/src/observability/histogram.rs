@@ -212,11 +212,7 @@ impl OwnCalls {
         let _ = writeln!(out, "# HELP {calls} {}", help(calls));
         let _ = writeln!(out, "# TYPE {calls} counter");
         for ((plugin, action), series) in &sorted {
-            let pairs = format!(
-                "plugin=\"{}\",action=\"{}\"",
-                escape(plugin),
-                escape(action)
-            );
+            let pairs = call_labels(plugin, action);
             let ok: u64 = series
                 .ok
                 .counts
@@ -234,11 +230,7 @@ impl OwnCalls {
         let _ = writeln!(out, "# HELP {seconds} {}", help(seconds));
         let _ = writeln!(out, "# TYPE {seconds} histogram");
         for ((plugin, action), series) in &sorted {
-            let pairs = format!(
-                "plugin=\"{}\",action=\"{}\"",
-                escape(plugin),
-                escape(action)
-            );
+            let pairs = call_labels(plugin, action);
             let mut cumulative = 0;
             for (i, (ok, failed)) in series
                 .ok
@@ -261,6 +253,16 @@ impl OwnCalls {
             let _ = writeln!(out, "{seconds}_count{{{pairs}}} {cumulative}");
         }
     }
+}
+
+/// `plugin="…",action="…"`, escaped.
+#[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
+fn call_labels(plugin: &str, action: &str) -> String {
+    format!(
+        "plugin=\"{}\",action=\"{}\"",
+        escape(plugin),
+        escape(action)
+    )
 }
 
 /// A label value in the text format: `\`, `"` and new lines escaped.

@@ -168,11 +168,7 @@ impl Metrics {
         if self.inner.is_none() {
             return;
         }
-        let labels = labels
-            .iter()
-            .map(|(k, v)| Label::new(*k, (*v).to_owned()))
-            .collect();
-        self.gauge(name, labels).set(value);
+        self.gauge(name, owned(labels)).set(value);
     }
 
     /// Sets the counter `name` with these labels to `value` (nothing when disabled): a total
@@ -183,11 +179,7 @@ impl Metrics {
         if self.inner.is_none() {
             return;
         }
-        let labels = labels
-            .iter()
-            .map(|(k, v)| Label::new(*k, (*v).to_owned()))
-            .collect();
-        self.counter(name, labels).absolute(value);
+        self.counter(name, owned(labels)).absolute(value);
     }
 
     /// A duration histogram: one of xcore's own with its Prometheus exporter (see
@@ -288,6 +280,14 @@ impl fmt::Debug for Metrics {
         };
         f.debug_tuple("Metrics").field(&kind).finish()
     }
+}
+
+/// Labels given by a service, owned.
+fn owned(labels: &[(&'static str, &str)]) -> Vec<Label> {
+    labels
+        .iter()
+        .map(|(k, v)| Label::new(*k, (*v).to_owned()))
+        .collect()
 }
 
 /// The action label of undeclared action names.
