@@ -10,8 +10,9 @@
 //! `XCORE_CONFIG=examples/user_manager/production.yaml` it reads that config file instead
 //! (Postgres and Redis). It listens on `XCORE_ADDR` (default `127.0.0.1:8080`), resolves
 //! tenants from `X-Tenant-ID`, mounts the admin API under `/xcore` with the token of
-//! `XCORE_ADMIN_TOKEN` (a random one, printed, when unset), and shuts down gracefully on
-//! Ctrl-C or SIGTERM.
+//! `XCORE_ADMIN_TOKEN` (a random one, printed, when unset) — with its Prometheus metrics at
+//! `/xcore/metrics` and its OpenAPI document at `/xcore/openapi.json` — and shuts down
+//! gracefully on Ctrl-C or SIGTERM.
 
 mod plugin;
 
@@ -45,6 +46,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let xcore = Xcore::builder()
         .only_registered(["user_manager"])
         .config(config.clone())
+        // Prometheus metrics of its own, scraped at `GET /xcore/metrics` (admin token).
+        .metrics(xcore::observability::Metrics::prometheus())
         .build()?;
     println!("{}", xcore.plan());
     xcore
