@@ -25,6 +25,12 @@
 //!   pipeline). The floor of a consumer-group queue on this machine, without task records,
 //!   scripts, handlers, leases or concurrency.
 //!
+//! - `worker_postgres/interleaved` (printed, not a criterion bench): the two above in
+//!   alternating rounds of one process (a raw batch, then a queue batch, 30 times), printing
+//!   the median of the per-round ratios of the queue's throughput to the raw loop's: the
+//!   figure to compare, as both see the same machine state. It runs when the filter is absent
+//!   or matches `worker_postgres/interleaved` (`cargo bench --bench worker -- worker_postgres`).
+//!
 //! The Postgres groups run when `XCORE_TEST_POSTGRES_URL` is set or a throwaway server can be
 //! started (`initdb` installed); the Redis groups when `redis-server` is installed.
 //!
@@ -172,17 +178,71 @@ async fn raw_batch(pool: &AnyPool, n: usize) -> Duration {
     started.elapsed()
 }
 
+/// The raw loop's pool, its table created.
+async fn raw_pool(url: &str) -> AnyPool {
+    sqlx::any::install_default_drivers();
+    let pool = AnyPoolOptions::new()
+        .max_connections(2)
+        .connect(url)
+        .await
+        .unwrap();
+    sqlx::raw_sql(RAW_SCHEMA).execute(&pool).await.unwrap();
+    pool
+}
+
+/// Whether the command line's filter (if any) selects `id`, as criterion's substring match.
+fn selected(id: &str) -> bool {
+    let filter = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with("--") && !a.is_empty());
+    filter.is_none_or(|f| id.contains(&f))
+}
+
+/// The durable queue and the raw loop in alternating rounds; prints the medians and the
+/// median ratio of throughputs (queue / raw).
+fn interleaved(rt: &tokio::runtime::Runtime, url: &str, n: usize) {
+    const ROUNDS: usize = 30;
+    if !selected("worker_postgres/interleaved") {
+        return;
+    }
+    let done = Done::default();
+    let (xcore, worker) = rt.block_on(boot(WorkerOptions::postgres_url(url).concurrency(8), &done));
+    let pool = rt.block_on(raw_pool(url));
+    let round = || {
+        rt.block_on(async {
+            let raw = raw_batch(&pool, n).await;
+            let queue = batch(&worker, &done, n).await;
+            (raw, queue)
+        })
+    };
+    // Warm both.
+    round();
+    round();
+    let pairs: Vec<(Duration, Duration)> = (0..ROUNDS).map(|_| round()).collect();
+    let mut ratios: Vec<f64> = pairs
+        .iter()
+        .map(|(raw, queue)| raw.as_secs_f64() / queue.as_secs_f64())
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    let median_ms = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2].as_secs_f64() * 1e3
+    };
+    println!(
+        "worker_postgres/interleaved: raw_sqlx {:.1} ms, tasks {:.1} ms per {n} tasks (medians \
+         of {ROUNDS} rounds); queue throughput / raw: median {:.3}, quartiles {:.3}–{:.3}",
+        median_ms(pairs.iter().map(|p| p.0).collect()),
+        median_ms(pairs.iter().map(|p| p.1).collect()),
+        ratios[ROUNDS / 2],
+        ratios[ROUNDS / 4],
+        ratios[3 * ROUNDS / 4],
+    );
+    rt.block_on(pool.close());
+    rt.block_on(xcore.shutdown());
+}
+
 fn bench_raw(c: &mut Criterion, rt: &tokio::runtime::Runtime, url: &str, n: usize) {
-    let pool = rt.block_on(async {
-        sqlx::any::install_default_drivers();
-        let pool = AnyPoolOptions::new()
-            .max_connections(2)
-            .connect(url)
-            .await
-            .unwrap();
-        sqlx::raw_sql(RAW_SCHEMA).execute(&pool).await.unwrap();
-        pool
-    });
+    let pool = rt.block_on(raw_pool(url));
     let mut g = c.benchmark_group("worker_postgres");
     g.throughput(Throughput::Elements(n as u64));
     g.sample_size(10);
@@ -331,6 +391,7 @@ fn throughput(c: &mut Criterion) {
     );
     rt.block_on(durable.shutdown());
     bench_raw(c, &rt, &url, POSTGRES_BATCH);
+    interleaved(&rt, &url, POSTGRES_BATCH);
 }
 
 criterion_group!(benches, throughput);

@@ -9,7 +9,11 @@ use std::{
 use serde_json::Value;
 use sqlx::{AnyPool, Row, any::AnyRow};
 
-use super::{Claim, Claimed, Counts, NewTask, Outcome, Queue, Scope, Wake, sql};
+use super::{
+    Claim, Claimed, Counts, NewTask, Outcome, Queue, Scope, Wake,
+    postgres_conn::{Conns, OwnPids},
+    sql,
+};
 use crate::{
     TenantId, TraceContext, async_trait,
     services::worker::{
@@ -19,7 +23,7 @@ use crate::{
 
 /// The durable queue.
 pub(crate) struct PgQueue {
-    pool: AnyPool,
+    conns: Conns,
     /// Notified by the listener on `xcore_tasks` (tasks pushed by any instance).
     woken: Arc<tokio::sync::Notify>,
     /// The listener task, when the queue listens.
@@ -123,18 +127,31 @@ fn info(row: &AnyRow) -> Result<TaskInfo, WorkerError> {
     })
 }
 
+/// Runs `$query.$method(connection)` on a connection of `$conns` ([`Conns`]), `?` on its
+/// error.
+macro_rules! on_conn {
+    ($conns:expr, $query:expr, $method:ident) => {{
+        let mut checkout = $conns.checkout().await?;
+        let result = $query.$method(checkout.conn()).await;
+        checkout.done(result)?
+    }};
+}
+
 /// Listens on the channel `xcore_tasks` (the table's insert trigger notifies it) and wakes
 /// `woken` at each notification. The connection is sqlx's `PgListener`: it reconnects by
 /// itself; while it cannot, the queue is polled (every `poll_interval`) as before.
 async fn listen(
     url: &str,
     woken: Arc<tokio::sync::Notify>,
+    own: Arc<OwnPids>,
 ) -> Result<tokio::task::JoinHandle<()>, WorkerError> {
     let mut listener = sqlx::postgres::PgListener::connect(url).await?;
     listener.listen("xcore_tasks").await?;
     Ok(tokio::spawn(async move {
         loop {
             match listener.recv().await {
+                // A send of this instance woke its consumer already.
+                Ok(note) if own.contains(note.process_id()) => {}
                 Ok(_) => woken.notify_one(),
                 Err(error) => {
                     tracing::warn!(%error, "the worker's LISTEN connection failed; polling until it is back");
@@ -153,6 +170,7 @@ impl PgQueue {
         owned: bool,
         lease: Duration,
         retention: Duration,
+        keep: usize,
         listen_url: Option<&str>,
     ) -> Result<Self, WorkerError> {
         let mut tx = pool.begin().await?;
@@ -163,12 +181,13 @@ impl PgQueue {
         sqlx::raw_sql(sql::SCHEMA).execute(&mut *tx).await?;
         tx.commit().await?;
         let woken = Arc::new(tokio::sync::Notify::new());
+        let conns = Conns::new(pool, if owned { keep } else { 0 });
         let listener = match listen_url {
-            Some(url) => Some(listen(url, woken.clone()).await?),
+            Some(url) => Some(listen(url, woken.clone(), conns.own_pids()).await?),
             None => None,
         };
         Ok(Self {
-            pool,
+            conns,
             woken,
             listener,
             owned,
@@ -199,7 +218,8 @@ impl PgQueue {
 #[async_trait]
 impl Queue for PgQueue {
     async fn push(&self, task: NewTask) -> Result<TaskId, WorkerError> {
-        let inserted: Option<i64> = sqlx::query_scalar(sql::INSERT)
+        let mut checkout = self.conns.checkout().await?;
+        let inserted: Result<Option<(i64, i32)>, sqlx::Error> = sqlx::query_as(sql::INSERT)
             .bind(task.name.namespace().to_owned())
             .bind(task.name.full.to_string())
             .bind(task.tenant.as_str().to_owned())
@@ -208,32 +228,83 @@ impl Queue for PgQueue {
             .bind(ms(task.delay))
             .bind(task.key.clone())
             .bind(task.trace.as_ref().map(trace_text))
-            .fetch_optional(&self.pool)
-            .await?;
+            .fetch_optional(checkout.conn())
+            .await;
+        if let Ok(Some((_, pid))) = &inserted {
+            checkout.set_pid(u32::try_from(*pid).unwrap_or(0));
+        }
+        let inserted = checkout.done(inserted)?.map(|(id, _)| id);
         if let Some(id) = inserted {
             return Ok(id_of(id));
         }
         // The key is known: the task it belongs to.
-        let existing: i64 = sqlx::query_scalar(sql::BY_KEY)
-            .bind(task.name.full.to_string())
-            .bind(task.tenant.as_str().to_owned())
-            .bind(task.key.unwrap_or_default())
-            .fetch_one(&self.pool)
-            .await?;
+        let existing: i64 = on_conn!(
+            self.conns,
+            sqlx::query_scalar(sql::BY_KEY)
+                .bind(task.name.full.to_string())
+                .bind(task.tenant.as_str().to_owned())
+                .bind(task.key.unwrap_or_default()),
+            fetch_one
+        );
         Ok(id_of(existing))
+    }
+
+    fn claims_on_push(&self) -> bool {
+        true
+    }
+
+    async fn push_claimed(&self, task: NewTask) -> Result<(TaskId, Option<Claimed>), WorkerError> {
+        let max_attempts = i32::try_from(task.max_attempts).unwrap_or(i32::MAX);
+        let inserted: Option<i64> = on_conn!(
+            self.conns,
+            sqlx::query_scalar(sql::INSERT_CLAIMED)
+                .bind(task.name.namespace().to_owned())
+                .bind(task.name.full.to_string())
+                .bind(task.tenant.as_str().to_owned())
+                .bind(task.payload.to_string())
+                .bind(max_attempts)
+                .bind(task.key.clone())
+                .bind(task.trace.as_ref().map(trace_text))
+                .bind(self.instance.clone())
+                .bind(ms(self.lease)),
+            fetch_optional
+        );
+        let Some(id) = inserted else {
+            let existing: i64 = on_conn!(
+                self.conns,
+                sqlx::query_scalar(sql::BY_KEY)
+                    .bind(task.name.full.to_string())
+                    .bind(task.tenant.as_str().to_owned())
+                    .bind(task.key.unwrap_or_default()),
+                fetch_one
+            );
+            return Ok((id_of(existing), None));
+        };
+        let claimed = Claimed {
+            id: id_of(id),
+            name: task.name.full.clone(),
+            tenant: task.tenant,
+            payload: Ok(task.payload),
+            attempt: 1,
+            max_attempts: count(max_attempts),
+            trace: task.trace.map(|t| (t.trace_id(), t.span_id())),
+        };
+        Ok((claimed.id, Some(claimed)))
     }
 
     async fn claim(&self, names: &Names, max: usize) -> Result<Vec<Claimed>, WorkerError> {
         if names.list.is_empty() || max == 0 {
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(sql::CLAIM)
-            .bind(names.joined.clone())
-            .bind(i64::try_from(max).unwrap_or(i64::MAX))
-            .bind(self.instance.clone())
-            .bind(ms(self.lease))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = on_conn!(
+            self.conns,
+            sqlx::query(sql::CLAIM)
+                .bind(names.joined.clone())
+                .bind(i64::try_from(max).unwrap_or(i64::MAX))
+                .bind(self.instance.clone())
+                .bind(ms(self.lease)),
+            fetch_all
+        );
         rows.iter().map(Self::claimed).collect()
     }
 
@@ -245,22 +316,23 @@ impl Queue for PgQueue {
             Outcome::Retry { error, after } => sqlx::query(sql::RETRY).bind(error).bind(ms(after)),
             Outcome::Dead(error) => sqlx::query(sql::DEAD).bind(error),
         };
-        let done = query
-            .bind(id)
-            .bind(self.instance.clone())
-            .bind(attempt)
-            .execute(&self.pool)
-            .await?;
+        let done = on_conn!(
+            self.conns,
+            query.bind(id).bind(self.instance.clone()).bind(attempt),
+            execute
+        );
         Ok(done.rows_affected() == 1)
     }
 
     async fn release(&self, claim: Claim) -> Result<(), WorkerError> {
-        sqlx::query(sql::RELEASE)
-            .bind(i64::try_from(claim.id.get()).unwrap_or(i64::MAX))
-            .bind(self.instance.clone())
-            .bind(i32::try_from(claim.attempt).unwrap_or(i32::MAX))
-            .execute(&self.pool)
-            .await?;
+        on_conn!(
+            self.conns,
+            sqlx::query(sql::RELEASE)
+                .bind(i64::try_from(claim.id.get()).unwrap_or(i64::MAX))
+                .bind(self.instance.clone())
+                .bind(i32::try_from(claim.attempt).unwrap_or(i32::MAX)),
+            execute
+        );
         Ok(())
     }
 
@@ -268,32 +340,38 @@ impl Queue for PgQueue {
         let Ok(id) = i64::try_from(id.get()) else {
             return Ok(None);
         };
-        let row = sqlx::query(sql::INFO)
-            .bind(id)
-            .bind(namespace_of(&scope).to_owned())
-            .bind(tenant_of(&scope).to_owned())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = on_conn!(
+            self.conns,
+            sqlx::query(sql::INFO)
+                .bind(id)
+                .bind(namespace_of(&scope).to_owned())
+                .bind(tenant_of(&scope).to_owned()),
+            fetch_optional
+        );
         row.as_ref().map(info).transpose()
     }
 
     async fn dead(&self, scope: Scope<'_>, limit: usize) -> Result<Vec<TaskInfo>, WorkerError> {
-        let rows = sqlx::query(sql::DEAD_LETTERS)
-            .bind(namespace_of(&scope).to_owned())
-            .bind(tenant_of(&scope).to_owned())
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = on_conn!(
+            self.conns,
+            sqlx::query(sql::DEAD_LETTERS)
+                .bind(namespace_of(&scope).to_owned())
+                .bind(tenant_of(&scope).to_owned())
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX)),
+            fetch_all
+        );
         rows.iter().map(info).collect()
     }
 
     async fn redrive(&self, id: TaskId, scope: Scope<'_>) -> Result<(), WorkerError> {
-        let done = sqlx::query(sql::REDRIVE)
-            .bind(i64::try_from(id.get()).unwrap_or(i64::MAX))
-            .bind(namespace_of(&scope).to_owned())
-            .bind(tenant_of(&scope).to_owned())
-            .execute(&self.pool)
-            .await?;
+        let done = on_conn!(
+            self.conns,
+            sqlx::query(sql::REDRIVE)
+                .bind(i64::try_from(id.get()).unwrap_or(i64::MAX))
+                .bind(namespace_of(&scope).to_owned())
+                .bind(tenant_of(&scope).to_owned()),
+            execute
+        );
         if done.rows_affected() == 1 {
             return Ok(());
         }
@@ -307,7 +385,7 @@ impl Queue for PgQueue {
     }
 
     async fn counts(&self) -> Result<Counts, WorkerError> {
-        let row = sqlx::query(sql::COUNTS).fetch_one(&self.pool).await?;
+        let row = on_conn!(self.conns, sqlx::query(sql::COUNTS), fetch_one);
         let n = |i: usize| -> Result<u64, WorkerError> {
             Ok(u64::try_from(row.try_get::<i64, _>(i)?).unwrap_or(0))
         };
@@ -331,32 +409,35 @@ impl Queue for PgQueue {
         if !inflight.is_empty() {
             let ids: Vec<String> = inflight.iter().map(|c| c.id.get().to_string()).collect();
             let attempts: Vec<String> = inflight.iter().map(|c| c.attempt.to_string()).collect();
-            sqlx::query(sql::EXTEND)
-                .bind(ms(self.lease))
-                .bind(self.instance.clone())
-                .bind(ids.join(","))
-                .bind(attempts.join(","))
-                .execute(&self.pool)
-                .await?;
+            on_conn!(
+                self.conns,
+                sqlx::query(sql::EXTEND)
+                    .bind(ms(self.lease))
+                    .bind(self.instance.clone())
+                    .bind(ids.join(","))
+                    .bind(attempts.join(",")),
+                execute
+            );
         }
-        let requeued = sqlx::query(sql::REQUEUE).execute(&self.pool).await?;
+        let requeued = on_conn!(self.conns, sqlx::query(sql::REQUEUE), execute);
         if requeued.rows_affected() > 0 {
             tracing::warn!(
                 tasks = requeued.rows_affected(),
                 "tasks whose instance stopped renewing their lease are delivered again"
             );
         }
-        let reaped = sqlx::query(sql::REAP).execute(&self.pool).await?;
+        let reaped = on_conn!(self.conns, sqlx::query(sql::REAP), execute);
         if reaped.rows_affected() > 0 {
             tracing::warn!(
                 tasks = reaped.rows_affected(),
                 "tasks whose last attempt lost its lease became dead letters"
             );
         }
-        sqlx::query(sql::PURGE)
-            .bind(ms(self.retention))
-            .execute(&self.pool)
-            .await?;
+        on_conn!(
+            self.conns,
+            sqlx::query(sql::PURGE).bind(ms(self.retention)),
+            execute
+        );
         Ok(())
     }
 
@@ -368,8 +449,9 @@ impl Queue for PgQueue {
         if let Some(listener) = &self.listener {
             listener.abort();
         }
+        self.conns.close_kept().await;
         if self.owned {
-            self.pool.close().await;
+            self.conns.pool().close().await;
         }
     }
 
