@@ -8,14 +8,18 @@
 //! through `Throughput::Elements(N)`, tasks per second.
 //!
 //! - `worker_memory/tasks`: the in-process queue, concurrency 8, `N` = 1000.
-//! - `worker_postgres/tasks`: the durable queue (`xcore_tasks`, `SELECT … FOR UPDATE SKIP
-//!   LOCKED`), concurrency 8, poll interval 250 ms (the default; a send wakes the local
-//!   consumer at once), `N` = 200.
-//! - `worker_postgres/raw_sqlx`: `N` tasks' worth of the same round trips done directly on one
-//!   connection: `INSERT … RETURNING id`, a claim (`UPDATE … WHERE id IN (SELECT … FOR UPDATE
-//!   SKIP LOCKED LIMIT 1) RETURNING …`) and `UPDATE … SET status = 'succeeded'`, per task,
-//!   sequentially, on a table of the same shape. It is the floor of the per-task database cost
-//!   on this machine, without JSON, handlers, leases or concurrency.
+//! - `worker_postgres/tasks`: the durable queue (`xcore_tasks`), concurrency 8, poll interval
+//!   250 ms (the default), `N` = 200. The sender has the handler and free slots: each task is
+//!   inserted claimed by it (`status = 'running'`, its lease set: one statement) and its
+//!   outcome written by a fenced `UPDATE`: two statements per task, on connections the queue
+//!   keeps (no pool pings).
+//! - `worker_postgres/raw_sqlx`: `N` tasks' worth of a minimal queue's round trips done
+//!   directly on one connection: `INSERT … RETURNING id`, a claim (`UPDATE … WHERE id IN
+//!   (SELECT … FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING …`, its lease set) and `UPDATE … SET
+//!   status = 'succeeded'` fenced by the claimant, per task, sequentially, on a table of the
+//!   same shape. Each task is durably inserted, leased and marked done, as the queue does:
+//!   the raw loop does no less for the same guarantees, and skips the rest (JSON, the
+//!   queue's other indexes and its `NOTIFY` trigger, handlers, lease renewal, concurrency).
 //!
 //! - `worker_redis/tasks`: the Redis Streams queue (a stream and consumer group per name,
 //!   blocking `XREADGROUP`, a Lua script per send and per outcome, leases), concurrency 8,
@@ -25,11 +29,13 @@
 //!   pipeline). The floor of a consumer-group queue on this machine, without task records,
 //!   scripts, handlers, leases or concurrency.
 //!
-//! - `worker_postgres/interleaved` (printed, not a criterion bench): the two above in
-//!   alternating rounds of one process (a raw batch, then a queue batch, 30 times), printing
-//!   the median of the per-round ratios of the queue's throughput to the raw loop's: the
-//!   figure to compare, as both see the same machine state. It runs when the filter is absent
-//!   or matches `worker_postgres/interleaved` (`cargo bench --bench worker -- worker_postgres`).
+//! - `worker_postgres/interleaved` (printed, not a criterion bench): in alternating rounds of
+//!   one process (30 times: a raw batch, a batch run by its sender as in `tasks`, and a batch
+//!   sent by an instance without the handler and run by another one, woken by `NOTIFY`:
+//!   insert, notification, claim, outcome), the median of the per-round ratios of each
+//!   queue path's throughput to the raw loop's: the figures to compare, as all see the same
+//!   machine state. It runs when the filter is absent or matches
+//!   `worker_postgres/interleaved` (`cargo bench --bench worker -- worker_postgres`).
 //!
 //! The Postgres groups run when `XCORE_TEST_POSTGRES_URL` is set or a throwaway server can be
 //! started (`initdb` installed); the Redis groups when `redis-server` is installed.
@@ -70,6 +76,11 @@ struct Done {
 }
 
 async fn boot(options: WorkerOptions, done: &Done) -> (Xcore, Worker) {
+    boot_with(options, Some(("noop", done))).await
+}
+
+/// A worker with a counting handler for `name`, or none.
+async fn boot_with(options: WorkerOptions, handler: Option<(&str, &Done)>) -> (Xcore, Worker) {
     let xcore = Xcore::builder()
         .without_registered()
         .service(WorkerService::new(options).unwrap())
@@ -77,9 +88,12 @@ async fn boot(options: WorkerOptions, done: &Done) -> (Xcore, Worker) {
         .unwrap();
     xcore.boot().await.unwrap();
     let worker = xcore.handle::<Worker>().unwrap();
+    let Some((name, done)) = handler else {
+        return (xcore, worker);
+    };
     let d = done.clone();
     worker
-        .register("noop", move |_task, n: u64| {
+        .register(name, move |_task, n: u64| {
             let d = d.clone();
             async move {
                 if d.count.fetch_add(1, Ordering::SeqCst) + 1 == d.target.load(Ordering::SeqCst) {
@@ -94,11 +108,16 @@ async fn boot(options: WorkerOptions, done: &Done) -> (Xcore, Worker) {
 
 /// Sends `n` tasks and waits until they have run; the time it took.
 async fn batch(worker: &Worker, done: &Done, n: usize) -> Duration {
+    batch_of(worker, "noop", done, n).await
+}
+
+/// Sends `n` tasks `name` and waits until they have run (`done` counts them).
+async fn batch_of(worker: &Worker, name: &str, done: &Done, n: usize) -> Duration {
     done.count.store(0, Ordering::SeqCst);
     done.target.store(n, Ordering::SeqCst);
     let started = Instant::now();
     for i in 0..n {
-        worker.send("noop", &(i as u64)).await.unwrap();
+        worker.send(name, &(i as u64)).await.unwrap();
     }
     tokio::time::timeout(Duration::from_secs(120), done.notify.notified())
         .await
@@ -199,46 +218,64 @@ fn selected(id: &str) -> bool {
 }
 
 /// The durable queue and the raw loop in alternating rounds; prints the medians and the
-/// median ratio of throughputs (queue / raw).
+/// median ratios of throughputs (queue / raw), for tasks run by their sender and for tasks
+/// run by another instance.
 fn interleaved(rt: &tokio::runtime::Runtime, url: &str, n: usize) {
     const ROUNDS: usize = 30;
     if !selected("worker_postgres/interleaved") {
         return;
     }
-    let done = Done::default();
-    let (xcore, worker) = rt.block_on(boot(WorkerOptions::postgres_url(url).concurrency(8), &done));
+    let options = || WorkerOptions::postgres_url(url).concurrency(8);
+    let (local, remote) = (Done::default(), Done::default());
+    let (xcore, worker) = rt.block_on(boot(options(), &local));
+    // The sender without a handler, the runner woken by NOTIFY.
+    let (sender, sending) = rt.block_on(boot_with(options(), None));
+    let (runner, _) = rt.block_on(boot_with(options(), Some(("remote", &remote))));
     let pool = rt.block_on(raw_pool(url));
     let round = || {
         rt.block_on(async {
             let raw = raw_batch(&pool, n).await;
-            let queue = batch(&worker, &done, n).await;
-            (raw, queue)
+            let here = batch(&worker, &local, n).await;
+            let there = batch_of(&sending, "remote", &remote, n).await;
+            (raw, here, there)
         })
     };
-    // Warm both.
+    // Warm all.
     round();
     round();
-    let pairs: Vec<(Duration, Duration)> = (0..ROUNDS).map(|_| round()).collect();
-    let mut ratios: Vec<f64> = pairs
-        .iter()
-        .map(|(raw, queue)| raw.as_secs_f64() / queue.as_secs_f64())
-        .collect();
-    ratios.sort_by(f64::total_cmp);
-    let median_ms = |mut v: Vec<Duration>| {
+    let rounds: Vec<(Duration, Duration, Duration)> = (0..ROUNDS).map(|_| round()).collect();
+    let ratios = |queue: fn(&(Duration, Duration, Duration)) -> Duration| {
+        let mut v: Vec<f64> = rounds
+            .iter()
+            .map(|r| r.0.as_secs_f64() / queue(r).as_secs_f64())
+            .collect();
+        v.sort_by(f64::total_cmp);
+        format!(
+            "median {:.3}, quartiles {:.3}–{:.3}",
+            v[ROUNDS / 2],
+            v[ROUNDS / 4],
+            v[3 * ROUNDS / 4]
+        )
+    };
+    let median_ms = |time: fn(&(Duration, Duration, Duration)) -> Duration| {
+        let mut v: Vec<Duration> = rounds.iter().map(time).collect();
         v.sort();
         v[v.len() / 2].as_secs_f64() * 1e3
     };
     println!(
-        "worker_postgres/interleaved: raw_sqlx {:.1} ms, tasks {:.1} ms per {n} tasks (medians \
-         of {ROUNDS} rounds); queue throughput / raw: median {:.3}, quartiles {:.3}–{:.3}",
-        median_ms(pairs.iter().map(|p| p.0).collect()),
-        median_ms(pairs.iter().map(|p| p.1).collect()),
-        ratios[ROUNDS / 2],
-        ratios[ROUNDS / 4],
-        ratios[3 * ROUNDS / 4],
+        "worker_postgres/interleaved ({ROUNDS} rounds of {n} tasks, medians): raw_sqlx {:.1} ms; \
+         tasks run by their sender {:.1} ms, throughput / raw {}; tasks run by another \
+         instance {:.1} ms, throughput / raw {}",
+        median_ms(|r| r.0),
+        median_ms(|r| r.1),
+        ratios(|r| r.1),
+        median_ms(|r| r.2),
+        ratios(|r| r.2),
     );
     rt.block_on(pool.close());
     rt.block_on(xcore.shutdown());
+    rt.block_on(sender.shutdown());
+    rt.block_on(runner.shutdown());
 }
 
 fn bench_raw(c: &mut Criterion, rt: &tokio::runtime::Runtime, url: &str, n: usize) {

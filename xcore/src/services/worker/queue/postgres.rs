@@ -1,5 +1,6 @@
 //! The durable queue: the table `xcore_tasks` of a Postgres database, claimed with
-//! `SELECT … FOR UPDATE SKIP LOCKED`, shared by every instance that uses the database.
+//! `SELECT … FOR UPDATE SKIP LOCKED` (or at the send, by a sender with a free slot), shared by
+//! every instance that uses the database. Its statements run on [`Conns`].
 
 use std::{
     sync::Arc,

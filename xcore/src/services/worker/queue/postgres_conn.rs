@@ -40,6 +40,18 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Whether a database error with SQLSTATE `code` means the connection is unusable: a
+/// connection exception (`08`), an operator intervention (`57`: the server shuts down or
+/// terminated the session), insufficient resources (`53`), a system error (`58`), an
+/// internal error (`XX`).
+fn connection_lost(code: Option<&str>) -> bool {
+    code.is_none_or(|code| {
+        ["08", "57", "53", "58", "XX"]
+            .iter()
+            .any(|c| code.starts_with(c))
+    })
+}
+
 /// A connection kept between statements.
 struct Kept {
     conn: PoolConnection<Any>,
@@ -186,10 +198,11 @@ impl Checkout<'_> {
         let Some(mut conn) = self.conn.take() else {
             return result;
         };
-        let fine = matches!(
-            &result,
-            Ok(_) | Err(sqlx::Error::Database(_) | sqlx::Error::RowNotFound)
-        );
+        let fine = match &result {
+            Ok(_) | Err(sqlx::Error::RowNotFound) => true,
+            Err(sqlx::Error::Database(error)) => !connection_lost(error.code().as_deref()),
+            Err(_) => false,
+        };
         if !fine {
             self.conns.pids.remove(self.pid);
             conn.close_on_drop();
@@ -223,5 +236,133 @@ impl Drop for Checkout<'_> {
         if self.conn.is_some() {
             self.conns.pids.remove(self.pid);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::any::AnyPoolOptions;
+
+    use super::*;
+
+    /// The shared test server, if any (`XCORE_TEST_POSTGRES_URL`).
+    async fn pool() -> Option<AnyPool> {
+        let url = std::env::var("XCORE_TEST_POSTGRES_URL").ok()?;
+        sqlx::any::install_default_drivers();
+        Some(
+            AnyPoolOptions::new()
+                .max_connections(4)
+                .connect(&url)
+                .await
+                .unwrap(),
+        )
+    }
+
+    /// The server process of the connection a statement runs on.
+    async fn pid(conns: &Conns) -> Result<i32, sqlx::Error> {
+        let mut checkout = conns.checkout().await?;
+        let result = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(checkout.conn())
+            .await;
+        checkout.done(result)
+    }
+
+    async fn terminate(pool: &AnyPool, pid: i32) {
+        let ended: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+            .bind(pid)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        assert!(ended);
+        // The backend is gone once the server says so.
+        for _ in 0..100 {
+            let alive: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE pid = $1")
+                    .bind(pid)
+                    .fetch_one(pool)
+                    .await
+                    .unwrap();
+            if alive == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("backend {pid} still alive");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn kept_connections_serve_the_next_statements_and_lost_ones_are_replaced() {
+        let Some(pool) = pool().await else {
+            eprintln!("no XCORE_TEST_POSTGRES_URL: skipped");
+            return;
+        };
+        let conns = Conns::new(pool.clone(), 2);
+        let first = pid(&conns).await.unwrap();
+        assert_eq!(pid(&conns).await.unwrap(), first, "the connection is kept");
+        assert_eq!(pool.num_idle(), 0, "kept out of the pool");
+
+        // Ended by the server and used at once: the statement fails, the connection is
+        // closed, and the next statement runs on a new one.
+        terminate(&pool, first).await;
+        let error = pid(&conns).await.unwrap_err();
+        assert!(
+            !matches!(&error, sqlx::Error::Database(e) if !connection_lost(e.code().as_deref())),
+            "{error}"
+        );
+        let second = pid(&conns).await.unwrap();
+        assert_ne!(second, first);
+
+        // Ended by the server while idle for over `IDLE_CHECK`: the ping before use finds
+        // out, and the statement runs on a new connection.
+        terminate(&pool, second).await;
+        tokio::time::sleep(IDLE_CHECK + Duration::from_millis(100)).await;
+        let third = pid(&conns).await.unwrap();
+        assert_ne!(third, second);
+        assert_eq!(pid(&conns).await.unwrap(), third);
+
+        // A database error leaves the connection kept.
+        let mut checkout = conns.checkout().await.unwrap();
+        let result = sqlx::query("SELECT 1/0").execute(checkout.conn()).await;
+        assert!(matches!(
+            checkout.done(result),
+            Err(sqlx::Error::Database(_))
+        ));
+        assert_eq!(pid(&conns).await.unwrap(), third);
+
+        conns.close_kept().await;
+        pool.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_shared_pool_keeps_nothing_and_pids_are_only_learned_when_kept() {
+        let Some(pool) = pool().await else {
+            eprintln!("no XCORE_TEST_POSTGRES_URL: skipped");
+            return;
+        };
+        let shared = Conns::new(pool.clone(), 0);
+        let mut checkout = shared.checkout().await.unwrap();
+        checkout.set_pid(42);
+        checkout.done(Ok::<_, sqlx::Error>(())).unwrap();
+        assert!(!shared.own_pids().contains(42));
+        assert!(lock(&shared.kept).is_empty());
+
+        let own = Conns::new(pool.clone(), 1);
+        let mut checkout = own.checkout().await.unwrap();
+        checkout.set_pid(43);
+        checkout.done(Ok::<_, sqlx::Error>(())).unwrap();
+        assert!(own.own_pids().contains(43));
+        // Leaving the kept set, a connection's pid is forgotten.
+        own.close_kept().await;
+        assert!(!own.own_pids().contains(43));
+        pool.close().await;
+    }
+
+    #[test]
+    fn lost_connections_by_sqlstate() {
+        assert!(connection_lost(Some("57P01")));
+        assert!(connection_lost(Some("08006")));
+        assert!(connection_lost(None));
+        assert!(!connection_lost(Some("22012")));
+        assert!(!connection_lost(Some("23505")));
     }
 }
