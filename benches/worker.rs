@@ -34,7 +34,9 @@
 //!   sent by an instance without the handler and run by another one, woken by `NOTIFY`:
 //!   insert, notification, claim, outcome), the median of the per-round ratios of each
 //!   queue path's throughput to the raw loop's: the figures to compare, as all see the same
-//!   machine state. It runs when the filter is absent or matches
+//!   machine state. A fourth column, the raw loop inserting each task claimed (`INSERT …
+//!   'running'` with its lease, then the `UPDATE`), is the floor of the path of a task run
+//!   where it is sent. It runs when the filter is absent or matches
 //!   `worker_postgres/interleaved` (`cargo bench --bench worker -- worker_postgres`).
 //!
 //! The Postgres groups run when `XCORE_TEST_POSTGRES_URL` is set or a throwaway server can be
@@ -170,6 +172,35 @@ const RAW_CLAIM: &str = "UPDATE bench_raw_tasks SET status = 'running', attempts
 const RAW_DONE: &str = "UPDATE bench_raw_tasks SET status = 'succeeded', result = $1, \
      locked_by = NULL, locked_until = NULL, updated_at = 1 WHERE id = $2 AND locked_by = $3";
 
+const RAW_INSERT_CLAIMED: &str = "INSERT INTO bench_raw_tasks (name, payload, status, attempts, \
+     run_at, locked_by, locked_until, created_at, updated_at) \
+     VALUES ($1, $2, 'running', 1, 0, $3, 1, 0, 0) RETURNING id";
+
+/// `n` tasks' worth of an INSERT of the task claimed (its lease set) + UPDATE, directly: the
+/// floor of the queue's path for a task run where it is sent.
+async fn raw_claimed_batch(pool: &AnyPool, n: usize) -> Duration {
+    let mut conn = pool.acquire().await.unwrap();
+    let started = Instant::now();
+    for i in 0..n {
+        let payload = i.to_string();
+        let id: i64 = sqlx::query_scalar(RAW_INSERT_CLAIMED)
+            .bind("bench.noop")
+            .bind(&payload)
+            .bind("bench")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        sqlx::query(RAW_DONE)
+            .bind(payload)
+            .bind(id)
+            .bind("bench")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+    started.elapsed()
+}
+
 /// `n` tasks' worth of INSERT + claim + UPDATE, directly.
 async fn raw_batch(pool: &AnyPool, n: usize) -> Duration {
     let mut conn = pool.acquire().await.unwrap();
@@ -232,22 +263,26 @@ fn interleaved(rt: &tokio::runtime::Runtime, url: &str, n: usize) {
     let (sender, sending) = rt.block_on(boot_with(options(), None));
     let (runner, _) = rt.block_on(boot_with(options(), Some(("remote", &remote))));
     let pool = rt.block_on(raw_pool(url));
-    let round = || {
+    type Round = [Duration; 4];
+    let round = || -> Round {
         rt.block_on(async {
-            let raw = raw_batch(&pool, n).await;
-            let here = batch(&worker, &local, n).await;
-            let there = batch_of(&sending, "remote", &remote, n).await;
-            (raw, here, there)
+            [
+                raw_batch(&pool, n).await,
+                batch(&worker, &local, n).await,
+                batch_of(&sending, "remote", &remote, n).await,
+                raw_claimed_batch(&pool, n).await,
+            ]
         })
     };
     // Warm all.
     round();
     round();
-    let rounds: Vec<(Duration, Duration, Duration)> = (0..ROUNDS).map(|_| round()).collect();
-    let ratios = |queue: fn(&(Duration, Duration, Duration)) -> Duration| {
+    let rounds: Vec<Round> = (0..ROUNDS).map(|_| round()).collect();
+    // The throughput of column `queue` relative to column `raw`, per round.
+    let ratio = |queue: usize, raw: usize| {
         let mut v: Vec<f64> = rounds
             .iter()
-            .map(|r| r.0.as_secs_f64() / queue(r).as_secs_f64())
+            .map(|r| r[raw].as_secs_f64() / r[queue].as_secs_f64())
             .collect();
         v.sort_by(f64::total_cmp);
         format!(
@@ -257,20 +292,23 @@ fn interleaved(rt: &tokio::runtime::Runtime, url: &str, n: usize) {
             v[3 * ROUNDS / 4]
         )
     };
-    let median_ms = |time: fn(&(Duration, Duration, Duration)) -> Duration| {
-        let mut v: Vec<Duration> = rounds.iter().map(time).collect();
+    let median_ms = |column: usize| {
+        let mut v: Vec<Duration> = rounds.iter().map(|r| r[column]).collect();
         v.sort();
         v[v.len() / 2].as_secs_f64() * 1e3
     };
     println!(
-        "worker_postgres/interleaved ({ROUNDS} rounds of {n} tasks, medians): raw_sqlx {:.1} ms; \
-         tasks run by their sender {:.1} ms, throughput / raw {}; tasks run by another \
-         instance {:.1} ms, throughput / raw {}",
-        median_ms(|r| r.0),
-        median_ms(|r| r.1),
-        ratios(|r| r.1),
-        median_ms(|r| r.2),
-        ratios(|r| r.2),
+        "worker_postgres/interleaved ({ROUNDS} rounds of {n} tasks, medians): raw_sqlx {:.1} ms, \
+         raw_sqlx inserting claimed {:.1} ms; tasks run by their sender {:.1} ms, throughput / \
+         raw_sqlx {} (/ raw inserting claimed {}); tasks run by another instance {:.1} ms, \
+         throughput / raw_sqlx {}",
+        median_ms(0),
+        median_ms(3),
+        median_ms(1),
+        ratio(1, 0),
+        ratio(1, 3),
+        median_ms(2),
+        ratio(2, 0),
     );
     rt.block_on(pool.close());
     rt.block_on(xcore.shutdown());

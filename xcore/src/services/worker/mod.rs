@@ -93,10 +93,10 @@
 //! it has handlers for with `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED)`, so no
 //! two instances claim the same task, and a task sent before a restart runs after it.
 //!
-//! **Wake-ups.** An insert trigger on the table notifies the channel `xcore_tasks`, and every
-//! instance `LISTEN`s on it (a connection of its own, sqlx's `PgListener`, which reconnects by
-//! itself): a task sent on any instance wakes the instances that may run it at once, not at
-//! their next poll. Polling (`poll_interval`) stays, for delayed tasks coming due, retries,
+//! **Wake-ups.** An insert trigger on the table notifies the channel `xcore_tasks` with the
+//! task's name, and every instance `LISTEN`s on it (a connection of its own, sqlx's
+//! `PgListener`, which reconnects by itself): a task sent on any instance wakes the instances
+//! that have a handler for its name at once, not at their next poll. Polling (`poll_interval`) stays, for delayed tasks coming due, retries,
 //! expired leases, and while the listening connection is down.
 //!
 //! **Claimed at the send.** A task due now, sent on an instance that has its handler and a
@@ -115,7 +115,7 @@
 //! pinged before use, one that failed is closed. On the `db` service's pool (shared with the
 //! application), each statement borrows a connection from the pool, with its checks.
 //! The `LISTEN` connection skips the notifications of its own instance's sends (by server
-//! process id), which woke its consumer already.
+//! process id), which woke its consumer already, and those of names it has no handler for.
 //!
 //! A claim takes a **lease** (`lease`, 30 s by default), renewed every third of it while the
 //! attempt runs: only the attempts actually in flight in the instance are renewed (by task id

@@ -27,6 +27,9 @@ pub(crate) struct PgQueue {
     conns: Conns,
     /// Notified by the listener on `xcore_tasks` (tasks pushed by any instance).
     woken: Arc<tokio::sync::Notify>,
+    /// The names the consumer claims (set at each claim; `None` before the first): the
+    /// listener wakes it for these names only.
+    wanted: Arc<Wanted>,
     /// The listener task, when the queue listens.
     listener: Option<tokio::task::JoinHandle<()>>,
     /// Whether the pool is the queue's own (closed with it) or the `db` service's.
@@ -128,6 +131,33 @@ fn info(row: &AnyRow) -> Result<TaskInfo, WorkerError> {
     })
 }
 
+/// The names the consumer claims, for the listener.
+#[derive(Default)]
+struct Wanted(std::sync::Mutex<Option<Vec<Arc<str>>>>);
+
+impl Wanted {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Vec<Arc<str>>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether a notification for a task named `name` (empty: unknown) may concern the
+    /// consumer.
+    fn wants(&self, name: &str) -> bool {
+        name.is_empty()
+            || self
+                .lock()
+                .as_ref()
+                .is_none_or(|names| names.iter().any(|n| **n == *name))
+    }
+
+    fn set(&self, names: &[Arc<str>]) {
+        let mut wanted = self.lock();
+        if wanted.as_deref() != Some(names) {
+            *wanted = Some(names.to_vec());
+        }
+    }
+}
+
 /// Runs `$query.$method(connection)` on a connection of `$conns` ([`Conns`]), `?` on its
 /// error.
 macro_rules! on_conn {
@@ -138,13 +168,16 @@ macro_rules! on_conn {
     }};
 }
 
-/// Listens on the channel `xcore_tasks` (the table's insert trigger notifies it) and wakes
-/// `woken` at each notification. The connection is sqlx's `PgListener`: it reconnects by
-/// itself; while it cannot, the queue is polled (every `poll_interval`) as before.
+/// Listens on the channel `xcore_tasks` (the table's insert trigger notifies it with the
+/// task's name) and wakes `woken` at each notification, except those of this instance's own
+/// sends (`own`: they woke the consumer already) and those of names it has no handler for.
+/// The connection is sqlx's `PgListener`: it reconnects by itself; while it cannot, the queue
+/// is polled (every `poll_interval`) as before.
 async fn listen(
     url: &str,
     woken: Arc<tokio::sync::Notify>,
     own: Arc<OwnPids>,
+    wanted: Arc<Wanted>,
 ) -> Result<tokio::task::JoinHandle<()>, WorkerError> {
     let mut listener = sqlx::postgres::PgListener::connect(url).await?;
     listener.listen("xcore_tasks").await?;
@@ -153,6 +186,8 @@ async fn listen(
             match listener.recv().await {
                 // A send of this instance woke its consumer already.
                 Ok(note) if own.contains(note.process_id()) => {}
+                // A task of a name this instance has no handler for.
+                Ok(note) if !wanted.wants(note.payload()) => {}
                 Ok(_) => woken.notify_one(),
                 Err(error) => {
                     tracing::warn!(%error, "the worker's LISTEN connection failed; polling until it is back");
@@ -183,12 +218,14 @@ impl PgQueue {
         tx.commit().await?;
         let woken = Arc::new(tokio::sync::Notify::new());
         let conns = Conns::new(pool, if owned { keep } else { 0 });
+        let wanted = Arc::new(Wanted::default());
         let listener = match listen_url {
-            Some(url) => Some(listen(url, woken.clone(), conns.own_pids()).await?),
+            Some(url) => Some(listen(url, woken.clone(), conns.own_pids(), wanted.clone()).await?),
             None => None,
         };
         Ok(Self {
             conns,
+            wanted,
             woken,
             listener,
             owned,
@@ -297,6 +334,8 @@ impl Queue for PgQueue {
         if names.list.is_empty() || max == 0 {
             return Ok(Vec::new());
         }
+        // Before the statement: a task queued after it notifies with these names known.
+        self.wanted.set(&names.list);
         let rows = on_conn!(
             self.conns,
             sqlx::query(sql::CLAIM)

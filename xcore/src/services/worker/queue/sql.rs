@@ -14,9 +14,10 @@ pub(super) const SCHEMA_LOCK: i64 = 0x7863_6f72_655f_776b;
 pub(super) const LOCK_SCHEMA: &str = "SELECT pg_advisory_xact_lock($1)";
 
 /// The table and its indexes, created if missing, and the trigger that notifies the channel
-/// `xcore_tasks` after each insert of a queued task (Postgres folds the identical
-/// notifications of one transaction into one): the wake-up of every instance listening. A
-/// task inserted `running` (claimed by its sender) notifies nobody.
+/// `xcore_tasks` after each insert of a queued task, with the task's full name as payload
+/// (Postgres folds the identical notifications of one transaction into one): the wake-up of
+/// the instances listening that have a handler for the name. A task inserted `running`
+/// (claimed by its sender) notifies nobody.
 pub(super) const SCHEMA: &str = "\
 CREATE TABLE IF NOT EXISTS xcore_tasks (
     id BIGSERIAL PRIMARY KEY,
@@ -46,7 +47,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS xcore_tasks_idempotency
 
 CREATE OR REPLACE FUNCTION xcore_tasks_notify() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
-    PERFORM pg_notify('xcore_tasks', '');
+    PERFORM pg_notify('xcore_tasks', NEW.name);
     RETURN NULL;
 END
 $fn$;
