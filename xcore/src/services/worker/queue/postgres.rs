@@ -502,6 +502,170 @@ impl Queue for PgQueue {
 
 #[cfg(test)]
 mod tests {
+    use std::{sync::Arc, time::Duration};
+
+    use sqlx::{AnyPool, any::AnyPoolOptions};
+
+    use super::{PgQueue, Wanted};
+    use crate::{
+        TenantId,
+        services::worker::{
+            name::FullName,
+            queue::{NewTask, Outcome, Queue},
+        },
+    };
+
+    #[test]
+    fn the_listener_wants_the_names_last_claimed() {
+        let wanted = Wanted::default();
+        assert!(wanted.wants("@host.a"), "every name before the first claim");
+        wanted.set(&[Arc::from("@host.a"), Arc::from("p.b")]);
+        assert!(wanted.wants("@host.a") && wanted.wants("p.b"));
+        assert!(!wanted.wants("@host.c"));
+        assert!(wanted.wants(""), "a notification without a name");
+        wanted.set(&[Arc::from("@host.c")]);
+        assert!(wanted.wants("@host.c") && !wanted.wants("@host.a"));
+    }
+
+    /// Drops the database `name` made by [`database`].
+    async fn drop_database(name: &str) {
+        let url = std::env::var("XCORE_TEST_POSTGRES_URL").unwrap();
+        let admin = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&admin)
+        .await
+        .unwrap();
+        admin.close().await;
+    }
+
+    /// A fresh database on the shared test server (`XCORE_TEST_POSTGRES_URL`), if any: its
+    /// name, URL and a pool on it.
+    async fn database() -> Option<(String, String, AnyPool)> {
+        let url = std::env::var("XCORE_TEST_POSTGRES_URL").ok()?;
+        sqlx::any::install_default_drivers();
+        let admin = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap();
+        let name = format!("xcore_pgq_{:016x}", fastrand::u64(..));
+        // The name is ours: `xcore_pgq_` and hex digits.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .unwrap();
+        admin.close().await;
+        let (base, query) = url.split_once('?').unwrap_or((&url, ""));
+        let authority = base.find("://").map_or(0, |i| i + 3);
+        let root = match base[authority..].find('/') {
+            Some(slash) => &base[..authority + slash],
+            None => base,
+        };
+        let url = if query.is_empty() {
+            format!("{root}/{name}")
+        } else {
+            format!("{root}/{name}?{query}")
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(4)
+            .connect(&url)
+            .await
+            .unwrap();
+        Some((name, url, pool))
+    }
+
+    fn task(key: Option<&str>) -> NewTask {
+        NewTask {
+            name: FullName::parse("@host.mail").unwrap(),
+            tenant: TenantId::default(),
+            payload: serde_json::json!({"to": "ann"}),
+            max_attempts: 3,
+            delay: Duration::ZERO,
+            key: key.map(str::to_owned),
+            trace: None,
+        }
+    }
+
+    /// A task claimed at the send is stored `running` under this instance's lease, notifies
+    /// nobody, and its outcome is recorded; a known key returns the existing task, unclaimed.
+    /// A queued task notifies with its name.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_task_claimed_at_the_send_is_leased_and_notifies_nobody() {
+        let Some((name, url, pool)) = database().await else {
+            eprintln!("no XCORE_TEST_POSTGRES_URL: skipped");
+            return;
+        };
+        let lease = Duration::from_secs(30);
+        let queue = PgQueue::open(pool.clone(), true, lease, lease, 2, None)
+            .await
+            .unwrap();
+        let mut listener = sqlx::postgres::PgListener::connect(&url).await.unwrap();
+        listener.listen("xcore_tasks").await.unwrap();
+
+        let (id, claimed) = queue.push_claimed(task(Some("k"))).await.unwrap();
+        let claimed = claimed.expect("claimed at the send");
+        assert_eq!(
+            (claimed.id, claimed.attempt, claimed.max_attempts),
+            (id, 1, 3)
+        );
+        assert_eq!(&*claimed.name, "@host.mail");
+        assert_eq!(claimed.payload, Ok(serde_json::json!({"to": "ann"})));
+        let (status, attempts, locked_by, leased_ms): (String, i32, String, i64) = sqlx::query_as(
+            "SELECT status, attempts, locked_by, locked_until - updated_at \
+                 FROM xcore_tasks WHERE id = $1",
+        )
+        .bind(i64::try_from(id.get()).unwrap())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            (status.as_str(), attempts, locked_by.as_str(), leased_ms),
+            ("running", 1, queue.instance.as_str(), 30_000)
+        );
+        // The same key: the existing task, no second claim.
+        let (again, none) = queue.push_claimed(task(Some("k"))).await.unwrap();
+        assert_eq!(again, id);
+        assert!(none.is_none());
+
+        // A queued task notifies, with its name; the claimed one did not.
+        let queued = queue.push(task(None)).await.unwrap();
+        assert_ne!(queued, id);
+        let note = tokio::time::timeout(Duration::from_secs(5), listener.recv())
+            .await
+            .expect("a notification")
+            .unwrap();
+        assert_eq!(note.payload(), "@host.mail");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), listener.recv())
+                .await
+                .is_err(),
+            "one notification only"
+        );
+
+        assert!(
+            queue
+                .finish(claimed.claim(), Outcome::Succeeded(serde_json::json!(1)))
+                .await
+                .unwrap()
+        );
+        let status: String = sqlx::query_scalar("SELECT status FROM xcore_tasks WHERE id = $1")
+            .bind(i64::try_from(id.get()).unwrap())
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(status, "succeeded");
+        queue.close().await;
+        pool.close().await;
+        drop(listener);
+        drop_database(&name).await;
+    }
+
     #[test]
     fn traces_round_trip() {
         let trace = crate::TraceContext::new_root();
