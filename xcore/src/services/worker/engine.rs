@@ -130,12 +130,55 @@ impl Engine {
         }
     }
 
-    /// Queues a task and wakes the consumer.
-    pub(crate) async fn push(&self, task: NewTask) -> Result<TaskId, WorkerError> {
+    /// Queues a task and wakes the consumer; on a shared queue, a task due now with a
+    /// handler here and a free slot is queued claimed by this instance and its first attempt
+    /// starts at once (no claim round trip, no wake-up of other instances).
+    pub(crate) async fn push(self: &Arc<Self>, task: NewTask) -> Result<TaskId, WorkerError> {
         self.check_open()?;
+        if let Some(permit) = self.free_slot(&task) {
+            // In a task of its own, not cancelled with the send: a task inserted claimed must
+            // get its attempt (dropped half-way, it would wait for its lease to expire).
+            let engine = self.clone();
+            return tokio::spawn(async move { engine.push_claimed(task, permit).await })
+                .await
+                .unwrap_or_else(|_| Err(WorkerError::unavailable("the send was interrupted")));
+        }
         let id = self.queue.push(task).await?;
         self.notify();
         Ok(id)
+    }
+
+    /// Queues `task` claimed by this instance and starts its attempt on `permit`.
+    async fn push_claimed(
+        self: Arc<Self>,
+        task: NewTask,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<TaskId, WorkerError> {
+        let (id, claimed) = self.queue.push_claimed(task).await?;
+        match claimed {
+            Some(claimed) if !self.stopping.is_cancelled() => self.spawn(claimed, permit),
+            Some(claimed) => {
+                drop(permit);
+                if let Err(error) = self.queue.release(claimed.claim()).await {
+                    tracing::warn!(task = %id, %error, "could not put back a task sent during shutdown; it is delivered again when its lease expires");
+                }
+            }
+            None => drop(permit),
+        }
+        Ok(id)
+    }
+
+    /// A slot for `task`'s first attempt, if it can start at the send: a queue that claims on
+    /// push, the consumer running, the task due now, its handler here, a permit free.
+    fn free_slot(&self, task: &NewTask) -> Option<OwnedSemaphorePermit> {
+        if !self.queue.claims_on_push()
+            || !task.delay.is_zero()
+            || !self.started.load(Ordering::SeqCst)
+            || self.registry.get(&task.name.full).is_none()
+        {
+            return None;
+        }
+        self.permits.clone().try_acquire_owned().ok()
     }
 
     /// Something may be claimable now.

@@ -93,11 +93,29 @@
 //! it has handlers for with `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED)`, so no
 //! two instances claim the same task, and a task sent before a restart runs after it.
 //!
-//! **Wake-ups.** An insert trigger on the table notifies the channel `xcore_tasks`, and every
-//! instance `LISTEN`s on it (a connection of its own, sqlx's `PgListener`, which reconnects by
-//! itself): a task sent on any instance wakes the instances that may run it at once, not at
-//! their next poll. Polling (`poll_interval`) stays, for delayed tasks coming due, retries,
+//! **Wake-ups.** An insert trigger on the table notifies the channel `xcore_tasks` with the
+//! task's name, and every instance `LISTEN`s on it (a connection of its own, sqlx's
+//! `PgListener`, which reconnects by itself): a task sent on any instance wakes the instances
+//! that have a handler for its name at once, not at their next poll. Polling (`poll_interval`) stays, for delayed tasks coming due, retries,
 //! expired leases, and while the listening connection is down.
+//!
+//! **Claimed at the send.** A task due now, sent on an instance that has its handler and a
+//! free slot (fewer than `concurrency` attempts in flight), is inserted already claimed by
+//! that instance (`running`, its lease set, attempt 1) and its attempt starts at once: no
+//! claim statement, and no notification (the trigger notifies queued tasks only). Such a
+//! task may start ahead of older queued tasks of its name that no instance has claimed yet
+//! (the sender's consumer claims those as soon as it is woken or polls). Otherwise (a delay,
+//! no handler here, every slot busy) the task is queued and claimed as above.
+//!
+//! **Round trips per task** (one statement each): run where it was sent, 2 (the claimed
+//! insert, the outcome); run elsewhere, 3 (the insert with its notification, a claim of up to
+//! `concurrency` tasks, the outcome). On its own pool (`url`), the queue keeps the
+//! connections it used between statements, so that a statement is one round trip (a sqlx pool
+//! pings a connection when handing it out and when taking it back); one idle for a second is
+//! pinged before use, one that failed is closed. On the `db` service's pool (shared with the
+//! application), each statement borrows a connection from the pool, with its checks.
+//! The `LISTEN` connection skips the notifications of its own instance's sends (by server
+//! process id), which woke its consumer already, and those of names it has no handler for.
 //!
 //! A claim takes a **lease** (`lease`, 30 s by default), renewed every third of it while the
 //! attempt runs: only the attempts actually in flight in the instance are renewed (by task id
@@ -109,7 +127,7 @@
 //! back, so no task stays `running` longer than a lease after its attempt ended. An
 //! attempt that lost its lease cannot record its outcome any more (its updates are fenced by
 //! instance and attempt). Idle instances poll every `poll_interval` (250 ms); a send wakes the
-//! sending instance at once. Succeeded tasks are deleted `retention` (7 days) after they finish.
+//! sending instance at once (or, claimed at the send, runs there). Succeeded tasks are deleted `retention` (7 days) after they finish.
 //!
 //! # The Redis Streams queue
 //!
@@ -166,7 +184,7 @@
 //! | shared by instances | no | yes (one table) | yes (one server) |
 //! | survives a restart | no | yes | as far as Redis persists |
 //! | delivery | at least once (never re-delivered across a crash) | at least once | at least once |
-//! | claim | in process | `FOR UPDATE SKIP LOCKED` | consumer group (`XREADGROUP`) |
+//! | claim | in process | `FOR UPDATE SKIP LOCKED`, or at the send (a free slot here) | consumer group (`XREADGROUP`) |
 //! | wake-ups | in process | `LISTEN`/`NOTIFY`, and polling (`poll_interval`) | blocking `XREADGROUP` (≤ 1 s) |
 //! | lease | none | `lease`, renewed while running | `lease`, renewed while running (`XCLAIM … JUSTID`) |
 //! | reclaim of a dead instance's tasks | none | `locked_until` expired | `XAUTOCLAIM` idle ≥ `lease` |

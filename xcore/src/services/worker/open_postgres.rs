@@ -59,7 +59,14 @@ pub(super) async fn open(
             (conn.pool().clone(), false, url)
         }
     };
-    PgQueue::open(pool, owned, options.lease, options.retention, Some(&url))
-        .await
-        .map_err(|e| format!("creating the table xcore_tasks: {e}"))
+    PgQueue::open(
+        pool,
+        owned,
+        options.lease,
+        options.retention,
+        options.concurrency + 2,
+        Some(&url),
+    )
+    .await
+    .map_err(|e| format!("creating the table xcore_tasks: {e}"))
 }

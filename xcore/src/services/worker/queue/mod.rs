@@ -12,6 +12,8 @@ use crate::{TenantId, TraceContext, async_trait};
 pub(crate) mod memory;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
+#[cfg(feature = "postgres")]
+mod postgres_conn;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
 #[cfg(feature = "redis")]
@@ -113,6 +115,19 @@ pub(crate) enum Wake {
 pub(crate) trait Queue: Send + Sync + 'static {
     /// Queues a task (or, with an idempotency key already known, returns its task's id).
     async fn push(&self, task: NewTask) -> Result<TaskId, WorkerError>;
+
+    /// Whether [`push_claimed`](Self::push_claimed) claims the task it queues (a shared queue,
+    /// where a claim costs a round trip of its own).
+    fn claims_on_push(&self) -> bool {
+        false
+    }
+
+    /// Queues a task already claimed by this instance for its first attempt (it has a free
+    /// slot and a handler for it); with an idempotency key already known, the existing task's
+    /// id and no claim.
+    async fn push_claimed(&self, task: NewTask) -> Result<(TaskId, Option<Claimed>), WorkerError> {
+        Ok((self.push(task).await?, None))
+    }
 
     /// Claims at most `max` due tasks of `names` (oldest due first), counting an attempt.
     async fn claim(&self, names: &Names, max: usize) -> Result<Vec<Claimed>, WorkerError>;

@@ -1,5 +1,6 @@
 //! The durable queue: the table `xcore_tasks` of a Postgres database, claimed with
-//! `SELECT … FOR UPDATE SKIP LOCKED`, shared by every instance that uses the database.
+//! `SELECT … FOR UPDATE SKIP LOCKED` (or at the send, by a sender with a free slot), shared by
+//! every instance that uses the database. Its statements run on [`Conns`].
 
 use std::{
     sync::Arc,
@@ -9,7 +10,11 @@ use std::{
 use serde_json::Value;
 use sqlx::{AnyPool, Row, any::AnyRow};
 
-use super::{Claim, Claimed, Counts, NewTask, Outcome, Queue, Scope, Wake, sql};
+use super::{
+    Claim, Claimed, Counts, NewTask, Outcome, Queue, Scope, Wake,
+    postgres_conn::{Conns, OwnPids},
+    sql,
+};
 use crate::{
     TenantId, TraceContext, async_trait,
     services::worker::{
@@ -19,9 +24,12 @@ use crate::{
 
 /// The durable queue.
 pub(crate) struct PgQueue {
-    pool: AnyPool,
+    conns: Conns,
     /// Notified by the listener on `xcore_tasks` (tasks pushed by any instance).
     woken: Arc<tokio::sync::Notify>,
+    /// The names the consumer claims (set at each claim; `None` before the first): the
+    /// listener wakes it for these names only.
+    wanted: Arc<Wanted>,
     /// The listener task, when the queue listens.
     listener: Option<tokio::task::JoinHandle<()>>,
     /// Whether the pool is the queue's own (closed with it) or the `db` service's.
@@ -123,18 +131,63 @@ fn info(row: &AnyRow) -> Result<TaskInfo, WorkerError> {
     })
 }
 
-/// Listens on the channel `xcore_tasks` (the table's insert trigger notifies it) and wakes
-/// `woken` at each notification. The connection is sqlx's `PgListener`: it reconnects by
-/// itself; while it cannot, the queue is polled (every `poll_interval`) as before.
+/// The names the consumer claims, for the listener.
+#[derive(Default)]
+struct Wanted(std::sync::Mutex<Option<Vec<Arc<str>>>>);
+
+impl Wanted {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Vec<Arc<str>>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether a notification for a task named `name` (empty: unknown) may concern the
+    /// consumer.
+    fn wants(&self, name: &str) -> bool {
+        name.is_empty()
+            || self
+                .lock()
+                .as_ref()
+                .is_none_or(|names| names.iter().any(|n| **n == *name))
+    }
+
+    fn set(&self, names: &[Arc<str>]) {
+        let mut wanted = self.lock();
+        if wanted.as_deref() != Some(names) {
+            *wanted = Some(names.to_vec());
+        }
+    }
+}
+
+/// Runs `$query.$method(connection)` on a connection of `$conns` ([`Conns`]), `?` on its
+/// error.
+macro_rules! on_conn {
+    ($conns:expr, $query:expr, $method:ident) => {{
+        let mut checkout = $conns.checkout().await?;
+        let result = $query.$method(checkout.conn()).await;
+        checkout.done(result)?
+    }};
+}
+
+/// Listens on the channel `xcore_tasks` (the table's insert trigger notifies it with the
+/// task's name) and wakes `woken` at each notification, except those of this instance's own
+/// sends (`own`: they woke the consumer already) and those of names it has no handler for.
+/// The connection is sqlx's `PgListener`: it reconnects by itself; while it cannot, the queue
+/// is polled (every `poll_interval`) as before.
 async fn listen(
     url: &str,
     woken: Arc<tokio::sync::Notify>,
+    own: Arc<OwnPids>,
+    wanted: Arc<Wanted>,
 ) -> Result<tokio::task::JoinHandle<()>, WorkerError> {
     let mut listener = sqlx::postgres::PgListener::connect(url).await?;
     listener.listen("xcore_tasks").await?;
     Ok(tokio::spawn(async move {
         loop {
             match listener.recv().await {
+                // A send of this instance woke its consumer already.
+                Ok(note) if own.contains(note.process_id()) => {}
+                // A task of a name this instance has no handler for.
+                Ok(note) if !wanted.wants(note.payload()) => {}
                 Ok(_) => woken.notify_one(),
                 Err(error) => {
                     tracing::warn!(%error, "the worker's LISTEN connection failed; polling until it is back");
@@ -153,6 +206,7 @@ impl PgQueue {
         owned: bool,
         lease: Duration,
         retention: Duration,
+        keep: usize,
         listen_url: Option<&str>,
     ) -> Result<Self, WorkerError> {
         let mut tx = pool.begin().await?;
@@ -163,12 +217,15 @@ impl PgQueue {
         sqlx::raw_sql(sql::SCHEMA).execute(&mut *tx).await?;
         tx.commit().await?;
         let woken = Arc::new(tokio::sync::Notify::new());
+        let conns = Conns::new(pool, if owned { keep } else { 0 });
+        let wanted = Arc::new(Wanted::default());
         let listener = match listen_url {
-            Some(url) => Some(listen(url, woken.clone()).await?),
+            Some(url) => Some(listen(url, woken.clone(), conns.own_pids(), wanted.clone()).await?),
             None => None,
         };
         Ok(Self {
-            pool,
+            conns,
+            wanted,
             woken,
             listener,
             owned,
@@ -199,7 +256,8 @@ impl PgQueue {
 #[async_trait]
 impl Queue for PgQueue {
     async fn push(&self, task: NewTask) -> Result<TaskId, WorkerError> {
-        let inserted: Option<i64> = sqlx::query_scalar(sql::INSERT)
+        let mut checkout = self.conns.checkout().await?;
+        let inserted: Result<Option<(i64, i32)>, sqlx::Error> = sqlx::query_as(sql::INSERT)
             .bind(task.name.namespace().to_owned())
             .bind(task.name.full.to_string())
             .bind(task.tenant.as_str().to_owned())
@@ -208,32 +266,85 @@ impl Queue for PgQueue {
             .bind(ms(task.delay))
             .bind(task.key.clone())
             .bind(task.trace.as_ref().map(trace_text))
-            .fetch_optional(&self.pool)
-            .await?;
+            .fetch_optional(checkout.conn())
+            .await;
+        if let Ok(Some((_, pid))) = &inserted {
+            checkout.set_pid(u32::try_from(*pid).unwrap_or(0));
+        }
+        let inserted = checkout.done(inserted)?.map(|(id, _)| id);
         if let Some(id) = inserted {
             return Ok(id_of(id));
         }
         // The key is known: the task it belongs to.
-        let existing: i64 = sqlx::query_scalar(sql::BY_KEY)
-            .bind(task.name.full.to_string())
-            .bind(task.tenant.as_str().to_owned())
-            .bind(task.key.unwrap_or_default())
-            .fetch_one(&self.pool)
-            .await?;
+        let existing: i64 = on_conn!(
+            self.conns,
+            sqlx::query_scalar(sql::BY_KEY)
+                .bind(task.name.full.to_string())
+                .bind(task.tenant.as_str().to_owned())
+                .bind(task.key.unwrap_or_default()),
+            fetch_one
+        );
         Ok(id_of(existing))
+    }
+
+    fn claims_on_push(&self) -> bool {
+        true
+    }
+
+    async fn push_claimed(&self, task: NewTask) -> Result<(TaskId, Option<Claimed>), WorkerError> {
+        let max_attempts = i32::try_from(task.max_attempts).unwrap_or(i32::MAX);
+        let inserted: Option<i64> = on_conn!(
+            self.conns,
+            sqlx::query_scalar(sql::INSERT_CLAIMED)
+                .bind(task.name.namespace().to_owned())
+                .bind(task.name.full.to_string())
+                .bind(task.tenant.as_str().to_owned())
+                .bind(task.payload.to_string())
+                .bind(max_attempts)
+                .bind(task.key.clone())
+                .bind(task.trace.as_ref().map(trace_text))
+                .bind(self.instance.clone())
+                .bind(ms(self.lease)),
+            fetch_optional
+        );
+        let Some(id) = inserted else {
+            let existing: i64 = on_conn!(
+                self.conns,
+                sqlx::query_scalar(sql::BY_KEY)
+                    .bind(task.name.full.to_string())
+                    .bind(task.tenant.as_str().to_owned())
+                    .bind(task.key.unwrap_or_default()),
+                fetch_one
+            );
+            return Ok((id_of(existing), None));
+        };
+        let claimed = Claimed {
+            id: id_of(id),
+            name: task.name.full.clone(),
+            tenant: task.tenant,
+            payload: Ok(task.payload),
+            attempt: 1,
+            max_attempts: count(max_attempts),
+            trace: task.trace.map(|t| (t.trace_id(), t.span_id())),
+        };
+        Ok((claimed.id, Some(claimed)))
     }
 
     async fn claim(&self, names: &Names, max: usize) -> Result<Vec<Claimed>, WorkerError> {
         if names.list.is_empty() || max == 0 {
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(sql::CLAIM)
-            .bind(names.joined.clone())
-            .bind(i64::try_from(max).unwrap_or(i64::MAX))
-            .bind(self.instance.clone())
-            .bind(ms(self.lease))
-            .fetch_all(&self.pool)
-            .await?;
+        // Before the statement: a task queued after it notifies with these names known.
+        self.wanted.set(&names.list);
+        let rows = on_conn!(
+            self.conns,
+            sqlx::query(sql::CLAIM)
+                .bind(names.joined.clone())
+                .bind(i64::try_from(max).unwrap_or(i64::MAX))
+                .bind(self.instance.clone())
+                .bind(ms(self.lease)),
+            fetch_all
+        );
         rows.iter().map(Self::claimed).collect()
     }
 
@@ -245,22 +356,23 @@ impl Queue for PgQueue {
             Outcome::Retry { error, after } => sqlx::query(sql::RETRY).bind(error).bind(ms(after)),
             Outcome::Dead(error) => sqlx::query(sql::DEAD).bind(error),
         };
-        let done = query
-            .bind(id)
-            .bind(self.instance.clone())
-            .bind(attempt)
-            .execute(&self.pool)
-            .await?;
+        let done = on_conn!(
+            self.conns,
+            query.bind(id).bind(self.instance.clone()).bind(attempt),
+            execute
+        );
         Ok(done.rows_affected() == 1)
     }
 
     async fn release(&self, claim: Claim) -> Result<(), WorkerError> {
-        sqlx::query(sql::RELEASE)
-            .bind(i64::try_from(claim.id.get()).unwrap_or(i64::MAX))
-            .bind(self.instance.clone())
-            .bind(i32::try_from(claim.attempt).unwrap_or(i32::MAX))
-            .execute(&self.pool)
-            .await?;
+        on_conn!(
+            self.conns,
+            sqlx::query(sql::RELEASE)
+                .bind(i64::try_from(claim.id.get()).unwrap_or(i64::MAX))
+                .bind(self.instance.clone())
+                .bind(i32::try_from(claim.attempt).unwrap_or(i32::MAX)),
+            execute
+        );
         Ok(())
     }
 
@@ -268,32 +380,38 @@ impl Queue for PgQueue {
         let Ok(id) = i64::try_from(id.get()) else {
             return Ok(None);
         };
-        let row = sqlx::query(sql::INFO)
-            .bind(id)
-            .bind(namespace_of(&scope).to_owned())
-            .bind(tenant_of(&scope).to_owned())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = on_conn!(
+            self.conns,
+            sqlx::query(sql::INFO)
+                .bind(id)
+                .bind(namespace_of(&scope).to_owned())
+                .bind(tenant_of(&scope).to_owned()),
+            fetch_optional
+        );
         row.as_ref().map(info).transpose()
     }
 
     async fn dead(&self, scope: Scope<'_>, limit: usize) -> Result<Vec<TaskInfo>, WorkerError> {
-        let rows = sqlx::query(sql::DEAD_LETTERS)
-            .bind(namespace_of(&scope).to_owned())
-            .bind(tenant_of(&scope).to_owned())
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = on_conn!(
+            self.conns,
+            sqlx::query(sql::DEAD_LETTERS)
+                .bind(namespace_of(&scope).to_owned())
+                .bind(tenant_of(&scope).to_owned())
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX)),
+            fetch_all
+        );
         rows.iter().map(info).collect()
     }
 
     async fn redrive(&self, id: TaskId, scope: Scope<'_>) -> Result<(), WorkerError> {
-        let done = sqlx::query(sql::REDRIVE)
-            .bind(i64::try_from(id.get()).unwrap_or(i64::MAX))
-            .bind(namespace_of(&scope).to_owned())
-            .bind(tenant_of(&scope).to_owned())
-            .execute(&self.pool)
-            .await?;
+        let done = on_conn!(
+            self.conns,
+            sqlx::query(sql::REDRIVE)
+                .bind(i64::try_from(id.get()).unwrap_or(i64::MAX))
+                .bind(namespace_of(&scope).to_owned())
+                .bind(tenant_of(&scope).to_owned()),
+            execute
+        );
         if done.rows_affected() == 1 {
             return Ok(());
         }
@@ -307,7 +425,7 @@ impl Queue for PgQueue {
     }
 
     async fn counts(&self) -> Result<Counts, WorkerError> {
-        let row = sqlx::query(sql::COUNTS).fetch_one(&self.pool).await?;
+        let row = on_conn!(self.conns, sqlx::query(sql::COUNTS), fetch_one);
         let n = |i: usize| -> Result<u64, WorkerError> {
             Ok(u64::try_from(row.try_get::<i64, _>(i)?).unwrap_or(0))
         };
@@ -331,32 +449,35 @@ impl Queue for PgQueue {
         if !inflight.is_empty() {
             let ids: Vec<String> = inflight.iter().map(|c| c.id.get().to_string()).collect();
             let attempts: Vec<String> = inflight.iter().map(|c| c.attempt.to_string()).collect();
-            sqlx::query(sql::EXTEND)
-                .bind(ms(self.lease))
-                .bind(self.instance.clone())
-                .bind(ids.join(","))
-                .bind(attempts.join(","))
-                .execute(&self.pool)
-                .await?;
+            on_conn!(
+                self.conns,
+                sqlx::query(sql::EXTEND)
+                    .bind(ms(self.lease))
+                    .bind(self.instance.clone())
+                    .bind(ids.join(","))
+                    .bind(attempts.join(",")),
+                execute
+            );
         }
-        let requeued = sqlx::query(sql::REQUEUE).execute(&self.pool).await?;
+        let requeued = on_conn!(self.conns, sqlx::query(sql::REQUEUE), execute);
         if requeued.rows_affected() > 0 {
             tracing::warn!(
                 tasks = requeued.rows_affected(),
                 "tasks whose instance stopped renewing their lease are delivered again"
             );
         }
-        let reaped = sqlx::query(sql::REAP).execute(&self.pool).await?;
+        let reaped = on_conn!(self.conns, sqlx::query(sql::REAP), execute);
         if reaped.rows_affected() > 0 {
             tracing::warn!(
                 tasks = reaped.rows_affected(),
                 "tasks whose last attempt lost its lease became dead letters"
             );
         }
-        sqlx::query(sql::PURGE)
-            .bind(ms(self.retention))
-            .execute(&self.pool)
-            .await?;
+        on_conn!(
+            self.conns,
+            sqlx::query(sql::PURGE).bind(ms(self.retention)),
+            execute
+        );
         Ok(())
     }
 
@@ -368,8 +489,9 @@ impl Queue for PgQueue {
         if let Some(listener) = &self.listener {
             listener.abort();
         }
+        self.conns.close_kept().await;
         if self.owned {
-            self.pool.close().await;
+            self.conns.pool().close().await;
         }
     }
 
@@ -380,6 +502,170 @@ impl Queue for PgQueue {
 
 #[cfg(test)]
 mod tests {
+    use std::{sync::Arc, time::Duration};
+
+    use sqlx::{AnyPool, any::AnyPoolOptions};
+
+    use super::{PgQueue, Wanted};
+    use crate::{
+        TenantId,
+        services::worker::{
+            name::FullName,
+            queue::{NewTask, Outcome, Queue},
+        },
+    };
+
+    #[test]
+    fn the_listener_wants_the_names_last_claimed() {
+        let wanted = Wanted::default();
+        assert!(wanted.wants("@host.a"), "every name before the first claim");
+        wanted.set(&[Arc::from("@host.a"), Arc::from("p.b")]);
+        assert!(wanted.wants("@host.a") && wanted.wants("p.b"));
+        assert!(!wanted.wants("@host.c"));
+        assert!(wanted.wants(""), "a notification without a name");
+        wanted.set(&[Arc::from("@host.c")]);
+        assert!(wanted.wants("@host.c") && !wanted.wants("@host.a"));
+    }
+
+    /// Drops the database `name` made by [`database`].
+    async fn drop_database(name: &str) {
+        let url = std::env::var("XCORE_TEST_POSTGRES_URL").unwrap();
+        let admin = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&admin)
+        .await
+        .unwrap();
+        admin.close().await;
+    }
+
+    /// A fresh database on the shared test server (`XCORE_TEST_POSTGRES_URL`), if any: its
+    /// name, URL and a pool on it.
+    async fn database() -> Option<(String, String, AnyPool)> {
+        let url = std::env::var("XCORE_TEST_POSTGRES_URL").ok()?;
+        sqlx::any::install_default_drivers();
+        let admin = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap();
+        let name = format!("xcore_pgq_{:016x}", fastrand::u64(..));
+        // The name is ours: `xcore_pgq_` and hex digits.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .unwrap();
+        admin.close().await;
+        let (base, query) = url.split_once('?').unwrap_or((&url, ""));
+        let authority = base.find("://").map_or(0, |i| i + 3);
+        let root = match base[authority..].find('/') {
+            Some(slash) => &base[..authority + slash],
+            None => base,
+        };
+        let url = if query.is_empty() {
+            format!("{root}/{name}")
+        } else {
+            format!("{root}/{name}?{query}")
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(4)
+            .connect(&url)
+            .await
+            .unwrap();
+        Some((name, url, pool))
+    }
+
+    fn task(key: Option<&str>) -> NewTask {
+        NewTask {
+            name: FullName::parse("@host.mail").unwrap(),
+            tenant: TenantId::default(),
+            payload: serde_json::json!({"to": "ann"}),
+            max_attempts: 3,
+            delay: Duration::ZERO,
+            key: key.map(str::to_owned),
+            trace: None,
+        }
+    }
+
+    /// A task claimed at the send is stored `running` under this instance's lease, notifies
+    /// nobody, and its outcome is recorded; a known key returns the existing task, unclaimed.
+    /// A queued task notifies with its name.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_task_claimed_at_the_send_is_leased_and_notifies_nobody() {
+        let Some((name, url, pool)) = database().await else {
+            eprintln!("no XCORE_TEST_POSTGRES_URL: skipped");
+            return;
+        };
+        let lease = Duration::from_secs(30);
+        let queue = PgQueue::open(pool.clone(), true, lease, lease, 2, None)
+            .await
+            .unwrap();
+        let mut listener = sqlx::postgres::PgListener::connect(&url).await.unwrap();
+        listener.listen("xcore_tasks").await.unwrap();
+
+        let (id, claimed) = queue.push_claimed(task(Some("k"))).await.unwrap();
+        let claimed = claimed.expect("claimed at the send");
+        assert_eq!(
+            (claimed.id, claimed.attempt, claimed.max_attempts),
+            (id, 1, 3)
+        );
+        assert_eq!(&*claimed.name, "@host.mail");
+        assert_eq!(claimed.payload, Ok(serde_json::json!({"to": "ann"})));
+        let (status, attempts, locked_by, leased_ms): (String, i32, String, i64) = sqlx::query_as(
+            "SELECT status, attempts, locked_by, locked_until - updated_at \
+                 FROM xcore_tasks WHERE id = $1",
+        )
+        .bind(i64::try_from(id.get()).unwrap())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            (status.as_str(), attempts, locked_by.as_str(), leased_ms),
+            ("running", 1, queue.instance.as_str(), 30_000)
+        );
+        // The same key: the existing task, no second claim.
+        let (again, none) = queue.push_claimed(task(Some("k"))).await.unwrap();
+        assert_eq!(again, id);
+        assert!(none.is_none());
+
+        // A queued task notifies, with its name; the claimed one did not.
+        let queued = queue.push(task(None)).await.unwrap();
+        assert_ne!(queued, id);
+        let note = tokio::time::timeout(Duration::from_secs(5), listener.recv())
+            .await
+            .expect("a notification")
+            .unwrap();
+        assert_eq!(note.payload(), "@host.mail");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), listener.recv())
+                .await
+                .is_err(),
+            "one notification only"
+        );
+
+        assert!(
+            queue
+                .finish(claimed.claim(), Outcome::Succeeded(serde_json::json!(1)))
+                .await
+                .unwrap()
+        );
+        let status: String = sqlx::query_scalar("SELECT status FROM xcore_tasks WHERE id = $1")
+            .bind(i64::try_from(id.get()).unwrap())
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(status, "succeeded");
+        queue.close().await;
+        pool.close().await;
+        drop(listener);
+        drop_database(&name).await;
+    }
+
     #[test]
     fn traces_round_trip() {
         let trace = crate::TraceContext::new_root();

@@ -14,8 +14,10 @@ pub(super) const SCHEMA_LOCK: i64 = 0x7863_6f72_655f_776b;
 pub(super) const LOCK_SCHEMA: &str = "SELECT pg_advisory_xact_lock($1)";
 
 /// The table and its indexes, created if missing, and the trigger that notifies the channel
-/// `xcore_tasks` after each insert (one notification per statement; Postgres folds identical
-/// notifications of one transaction): the wake-up of every instance listening.
+/// `xcore_tasks` after each insert of a queued task, with the task's full name as payload
+/// (Postgres folds the identical notifications of one transaction into one): the wake-up of
+/// the instances listening that have a handler for the name. A task inserted `running`
+/// (claimed by its sender) notifies nobody.
 pub(super) const SCHEMA: &str = "\
 CREATE TABLE IF NOT EXISTS xcore_tasks (
     id BIGSERIAL PRIMARY KEY,
@@ -45,18 +47,33 @@ CREATE UNIQUE INDEX IF NOT EXISTS xcore_tasks_idempotency
 
 CREATE OR REPLACE FUNCTION xcore_tasks_notify() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
-    PERFORM pg_notify('xcore_tasks', '');
+    PERFORM pg_notify('xcore_tasks', NEW.name);
     RETURN NULL;
 END
 $fn$;
 CREATE OR REPLACE TRIGGER xcore_tasks_notify AFTER INSERT ON xcore_tasks
-    FOR EACH STATEMENT EXECUTE FUNCTION xcore_tasks_notify();";
+    FOR EACH ROW WHEN (NEW.status = 'queued') EXECUTE FUNCTION xcore_tasks_notify();";
 
-/// $1 plugin, $2 name, $3 tenant, $4 payload, $5 max_attempts, $6 delay (ms), $7 key, $8 trace.
+/// $1 plugin, $2 name, $3 tenant, $4 payload, $5 max_attempts, $6 delay (ms), $7 key, $8 trace;
+/// returns the id and the server process of the connection (whose notification is the
+/// sender's own).
 pub(super) const INSERT: &str = concat!(
     "INSERT INTO xcore_tasks (plugin, name, tenant, payload, status, attempts, max_attempts, \
      run_at, idempotency_key, trace, created_at, updated_at) \
      SELECT $1, $2, $3, $4, 'queued', 0, $5, n.ms + $6, $7, $8, n.ms, n.ms FROM (SELECT ",
+    now_ms!(),
+    " AS ms) n \
+     ON CONFLICT (name, tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+     RETURNING id, pg_backend_pid()"
+);
+
+/// A task due now, claimed by its sender for its first attempt (no notification: it is
+/// `running`): $1 plugin, $2 name, $3 tenant, $4 payload, $5 max_attempts, $6 key, $7 trace,
+/// $8 instance, $9 lease (ms).
+pub(super) const INSERT_CLAIMED: &str = concat!(
+    "INSERT INTO xcore_tasks (plugin, name, tenant, payload, status, attempts, max_attempts, \
+     run_at, idempotency_key, trace, locked_by, locked_until, created_at, updated_at) \
+     SELECT $1, $2, $3, $4, 'running', 1, $5, n.ms, $6, $7, $8, n.ms + $9, n.ms, n.ms FROM (SELECT ",
     now_ms!(),
     " AS ms) n \
      ON CONFLICT (name, tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
