@@ -239,9 +239,26 @@ impl Local {
             .map_err(|e| format!("cannot run {}: {e}", self.bin.display()))?;
         *self.child.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
         let deadline = Instant::now() + START_TIMEOUT;
+        let own_pid = self
+            .child
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(std::process::Child::id);
         loop {
             if ping(self.port).await {
-                return Ok(());
+                // Another test's server may have taken the port between the check that it
+                // was free and this one's bind: only our own process counts.
+                return match server_pid(self.port).await {
+                    Some(pid) if Some(pid) == own_pid => Ok(()),
+                    other => {
+                        self.kill();
+                        Err(self.failure(&format!(
+                            "the port answers for another server (process {other:?}, ours \
+                             {own_pid:?})"
+                        )))
+                    }
+                };
             }
             let exited = self
                 .child
@@ -283,6 +300,39 @@ fn redis_binary() -> Option<PathBuf> {
 }
 
 /// Whether a Redis answers `PING` on the loopback port.
+/// The process id of the server answering on `port` (`INFO server`).
+async fn server_pid(port: u16) -> Option<u32> {
+    let attempt = async {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+        stream.write_all(b"INFO server\r\n").await.ok()?;
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 4096];
+        // A bulk string: `$<len>\r\n<text>\r\n`; read until the pid line is in.
+        loop {
+            let n = stream.read(&mut buf).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            reply.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&reply);
+            // The pid line once it is whole (ended by CRLF).
+            if let Some(at) = text.find("process_id:") {
+                let rest = &text[at + "process_id:".len()..];
+                if let Some(end) = rest.find("\r\n") {
+                    return rest[..end].trim().parse().ok();
+                }
+            }
+            if reply.len() > 64 * 1024 {
+                return None;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_millis(500), attempt)
+        .await
+        .ok()
+        .flatten()
+}
+
 async fn ping(port: u16) -> bool {
     let attempt = async {
         let mut stream = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
