@@ -147,7 +147,6 @@ impl OwnHistograms {
     }
 }
 
-#[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
 /// The calls of one plugin's action with xcore's Prometheus exporter: the durations of the
 /// calls answered `Ok` and of the others apart, and a count per error code. A call answered
 /// `Ok` costs two relaxed adds (its bucket, the sum): `xcore_calls_total{code="ok"}` is the
@@ -266,6 +265,7 @@ fn call_labels(plugin: &str, action: &str) -> String {
 }
 
 /// A label value in the text format: `\`, `"` and new lines escaped.
+#[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
 fn escape(value: &str) -> std::borrow::Cow<'_, str> {
     if value.contains(['\\', '"', '\n']) {
         value
