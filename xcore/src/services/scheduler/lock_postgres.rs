@@ -330,35 +330,30 @@ impl PostgresLock {
             "UPDATE {} SET paused = $2, updated_at = now() WHERE key = $1",
             self.jobs
         );
-        self.timed(async {
-            let mut tx = self.pool.begin().await?;
-            let found = sqlx::query(AssertSqlSafe(sql.as_str()))
-                .bind(key)
-                .bind(paused)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                == 1;
-            if found {
-                self.notify(&mut tx, key).await?;
-            }
-            tx.commit().await?;
-            Ok(found)
-        })
-        .await
+        let query = sqlx::query(AssertSqlSafe(sql.as_str()))
+            .bind(key)
+            .bind(paused);
+        self.change_one(query, key).await
     }
 
     pub(crate) async fn delete_job(&self, owner: &str, key: &str) -> Result<bool, String> {
         let sql = format!("DELETE FROM {} WHERE key = $1 AND owner = $2", self.jobs);
+        let query = sqlx::query(AssertSqlSafe(sql.as_str()))
+            .bind(key)
+            .bind(owner);
+        self.change_one(query, key).await
+    }
+
+    /// Runs `query`, which changes the definition `key` (at most one row), in a transaction
+    /// that notifies the change when it found the row; whether it did.
+    async fn change_one(
+        &self,
+        query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+        key: &str,
+    ) -> Result<bool, String> {
         self.timed(async {
             let mut tx = self.pool.begin().await?;
-            let found = sqlx::query(AssertSqlSafe(sql.as_str()))
-                .bind(key)
-                .bind(owner)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                == 1;
+            let found = query.execute(&mut *tx).await?.rows_affected() == 1;
             if found {
                 self.notify(&mut tx, key).await?;
             }
