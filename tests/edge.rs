@@ -7,7 +7,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::{Router, routing::post};
+use std::future::Future as _;
+
+use axum::{
+    Router,
+    routing::{get, post},
+};
 use http::Method;
 use serde_json::Value;
 use tokio::{
@@ -35,8 +40,61 @@ impl Actions for Echo {
 #[async_trait]
 impl Plugin for Echo {
     fn routes(&self, _ctx: &PluginContext) -> Option<Routes> {
-        let router = Router::new().route("/echo", post(|body: bytes::Bytes| async move { body }));
-        Some(Routes::from_axum(router).endpoint(Method::POST, "/echo"))
+        let router = Router::new()
+            .route("/echo", post(|body: bytes::Bytes| async move { body }))
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(HEADER_LIMIT * 2).await;
+                    "slow"
+                }),
+            )
+            .route(
+                "/stream",
+                get(|| async { axum::body::Body::new(Trickle::new(3)) }),
+            );
+        Some(
+            Routes::from_axum(router)
+                .endpoint(Method::POST, "/echo")
+                .endpoint(Method::GET, "/slow")
+                .endpoint(Method::GET, "/stream"),
+        )
+    }
+}
+
+/// A response body of `n` chunks (`"x"`), each after longer than the header limit.
+struct Trickle {
+    left: usize,
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Trickle {
+    fn new(left: usize) -> Self {
+        Self {
+            left,
+            sleep: Box::pin(tokio::time::sleep(HEADER_LIMIT * 3 / 2)),
+        }
+    }
+}
+
+impl http_body::Body for Trickle {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        if self.left == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        std::task::ready!(self.sleep.as_mut().poll(cx));
+        self.left -= 1;
+        let next = tokio::time::Instant::now() + HEADER_LIMIT * 3 / 2;
+        self.sleep.as_mut().reset(next);
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(bytes::Bytes::from_static(
+            b"x",
+        )))))
     }
 }
 
@@ -147,6 +205,73 @@ async fn stalled_clients_are_closed_within_the_limits_under_every_adapter() {
             assert_eq!(stats.header_timeouts(), 1, "{adapter:?}");
         }
         assert_eq!(stats.write_timeouts(), 0, "{adapter:?}");
+    }
+    xcore.shutdown().await;
+}
+
+/// The header limit counts only while a connection waits for a request head: a handler
+/// slower than the limit, and a response body that trickles for longer than it, are served
+/// whole on a kept-alive connection, which then serves a request sent after a pause under
+/// the limit, and is closed (and counted) once idle for the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_header_limit_spares_slow_handlers_and_streaming_responses() {
+    use http_body_util::BodyExt;
+
+    let xcore = boot().await;
+    for adapter in [Adapter::Axum, Adapter::Hyper] {
+        let limits = EdgeLimits::default().header_read(HEADER_LIMIT);
+        let web = xcore.web().edge_limits(limits).build().unwrap();
+        let stats = web.edge().stats().clone();
+        let addr = serve(adapter, web).await;
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .unwrap();
+        let connection = tokio::spawn(connection);
+        let get = |path: &str| {
+            http::Request::get(path)
+                .header(http::header::HOST, "127.0.0.1")
+                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                .unwrap()
+        };
+        let mut exchange = async |path: &str| {
+            let response = sender.send_request(get(path)).await.unwrap();
+            let status = response.status();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            (status, body)
+        };
+
+        let (status, body) = exchange("/plugin/echo/slow").await;
+        assert_eq!(
+            (status.as_u16(), &body[..]),
+            (200, &b"slow"[..]),
+            "{adapter:?}"
+        );
+        let (status, body) = exchange("/plugin/echo/stream").await;
+        assert_eq!(
+            (status.as_u16(), &body[..]),
+            (200, &b"xxx"[..]),
+            "{adapter:?}"
+        );
+        tokio::time::sleep(HEADER_LIMIT / 2).await;
+        let (status, _) = exchange("/plugin/echo/slow").await;
+        assert_eq!(status.as_u16(), 200, "{adapter:?}");
+        assert_eq!(stats.header_timeouts(), 0, "{adapter:?}");
+
+        // Idle now: closed after the limit, well before the bound.
+        let idle = Instant::now();
+        let closed = tokio::time::timeout(BOUND, connection).await;
+        assert!(
+            closed.is_ok(),
+            "{adapter:?}: an idle connection stayed open"
+        );
+        let took = idle.elapsed();
+        assert!(
+            took + Duration::from_millis(50) >= HEADER_LIMIT,
+            "{adapter:?}: closed after {took:?}"
+        );
+        assert_eq!(stats.header_timeouts(), 1, "{adapter:?}");
     }
     xcore.shutdown().await;
 }

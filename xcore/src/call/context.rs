@@ -177,6 +177,17 @@ impl CallContext {
         }
     }
 
+    /// A context for a request the host serves for `tenant` in `trace` (no new trace drawn).
+    pub(crate) fn host_request(tenant: TenantId, trace: TraceContext) -> Self {
+        Self {
+            caller: Caller::Host,
+            tenant,
+            trace,
+            deadline: None,
+            scope: None,
+        }
+    }
+
     /// The same context for another tenant.
     #[must_use]
     pub fn with_tenant(mut self, tenant: TenantId) -> Self {

@@ -8,7 +8,7 @@ use super::{
     Edge, EdgeLimits, TenantResolver, Web,
     admin::{Admin, AdminToken},
     dispatch::Dispatch,
-    layers::RequestTraceLayer,
+    pipeline::Tracing,
     prefix::Prefix,
     route_label::RouteLabels,
     tenant::TenantResolution,
@@ -182,7 +182,7 @@ impl WebBuilder {
             prefix: admin.clone(),
             plugin_prefix: plugins.clone(),
         };
-        let trace = RequestTraceLayer::new(
+        let trace = Tracing::new(
             RouteLabels::new(admin.xcore.clone(), admin.prefix.clone(), plugins.clone()),
             admin.xcore.metrics().is_enabled(),
         );

@@ -87,8 +87,8 @@ mod error;
 #[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
 pub mod hyper;
 mod json;
-mod layers;
 pub mod openapi;
+mod pipeline;
 mod prefix;
 mod route_label;
 mod routes;

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use http::{Method, Request, Response};
 use tower::{Service, ServiceExt};
 
-use super::{Body, BoxError, dispatch::RouteGuard, openapi::Operation};
+use super::{Body, BoxError, openapi::Operation, pipeline::RouteGuard};
 use crate::{Plugin, PluginContext};
 
 /// The future of a response from the web layer's services.
@@ -85,7 +85,12 @@ impl Routes {
     #[cfg(feature = "axum")]
     #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
     pub fn from_axum(router: ::axum::Router) -> Self {
-        Self::from_service(AxumService(router))
+        Self {
+            // Every route turned into a service once (what `axum::serve` does per connection),
+            // not per request.
+            service: Arc::new(AxumService(router.with_state(()))),
+            endpoints: Vec::new(),
+        }
     }
 
     /// Routes served by an axum router built with [`RoutesBuilder`](super::axum::RoutesBuilder):
@@ -143,7 +148,8 @@ impl Routes {
     }
 
     /// Serves one request admitted by a plugin's gate, the guard's work (timeout, panic
-    /// isolation, span, the pass held) in the same future: one allocation per request.
+    /// isolation, span, the pass held, the trace finished) in the same future: one allocation
+    /// per request.
     pub(crate) fn serve_guarded(
         &self,
         request: Request<Body>,
@@ -175,23 +181,23 @@ impl Service<Request<Body>> for Routes {
     }
 }
 
-/// An axum router taking the web layer's requests, their bodies passed as they are.
+/// An axum router (its state provided) taking the web layer's requests, their bodies passed
+/// as they are. A router is always ready: it is called at once, without `oneshot`.
 #[cfg(feature = "axum")]
-#[derive(Clone)]
 struct AxumService(::axum::Router);
 
 #[cfg(feature = "axum")]
-impl Service<Request<Body>> for AxumService {
-    type Response = Response<::axum::body::Body>;
-    type Error = Infallible;
-    type Future = <::axum::Router as Service<Request<::axum::body::Body>>>::Future;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Service::<Request<::axum::body::Body>>::poll_ready(&mut self.0, cx)
+impl Erased for AxumService {
+    fn call(&self, request: Request<Body>) -> ResponseFuture {
+        let call = self.0.clone().call(request.map(Body::into_axum));
+        Box::pin(async move {
+            let Ok(response) = call.await;
+            Ok(response.map(Body::new))
+        })
     }
 
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        self.0.call(request.map(Body::into_axum))
+    fn call_guarded(&self, request: Request<Body>, guard: RouteGuard) -> ResponseFuture {
+        guard.call(|| self.0.clone().call(request.map(Body::into_axum)))
     }
 }
 
@@ -283,12 +289,8 @@ where
     }
 
     fn call_guarded(&self, request: Request<Body>, guard: RouteGuard) -> ResponseFuture {
-        // The service is called (and may panic) inside the guarded future.
-        let call = self.0.clone().oneshot(request);
-        Box::pin(guard.run(async move {
-            let Ok(response) = call.await;
-            response.map(Body::new)
-        }))
+        // Readiness first, then the call, inside the guarded future.
+        guard.call(|| self.0.clone().oneshot(request))
     }
 }
 

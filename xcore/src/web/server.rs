@@ -5,20 +5,23 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use http::{Request, Response};
 use hyper::{body::Incoming, server::conn::http1};
-use hyper_util::{
-    rt::{TokioIo, TokioTimer},
-    server::graceful::GracefulShutdown,
-};
+use hyper_util::{rt::TokioIo, server::graceful::GracefulShutdown};
 use tokio::sync::Semaphore;
 
-use super::{BoxError, Edge, edge::io::WriteTimeoutIo};
+use super::{
+    BoxError, Edge,
+    edge::{
+        conn::{Counted, Exchanges, HeaderWatch},
+        io::WriteTimeoutIo,
+    },
+};
 
 /// Serves `service` over HTTP/1.1 on `listener` until `shutdown` completes, then stops
 /// accepting, lets the requests in flight finish (idle keep-alive connections close at once)
 /// and returns.
 ///
-/// Each connection has the header read limit (hyper's, counted when it closes one) and the
-/// response write limit of `edge`; at most `edge`'s connection cap are served at once (the
+/// Each connection has the header read limit ([`HeaderWatch`]) and the response write limit
+/// ([`WriteTimeoutIo`]) of `edge`; at most `edge`'s connection cap are served at once (the
 /// next ones wait in the kernel's backlog). A failed `accept` (too many open files, say) is
 /// logged and retried after a short pause; a connection's error is logged and ends only that
 /// connection.
@@ -43,9 +46,9 @@ where
         .connection_cap()
         .map(|n| Arc::new(Semaphore::new(n)));
     let mut shutdown = std::pin::pin!(shutdown);
+    // No timer for hyper: the header read limit is `HeaderWatch`'s.
     let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(edge.limits().header_read_timeout());
+    http.header_read_timeout(None);
     loop {
         let permit = match &cap {
             Some(cap) => tokio::select! {
@@ -58,21 +61,28 @@ where
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
+                    let exchanges = Arc::new(Exchanges::new());
                     let io = WriteTimeoutIo::new(
                         stream,
                         edge.limits().response_write_timeout(),
                         edge.stats().clone(),
                     );
-                    let connection = http.serve_connection(TokioIo::new(io), service.clone());
-                    let connection = graceful.watch(connection);
-                    let stats = edge.stats().clone();
+                    let service = Counted::new(service.clone(), exchanges.clone());
+                    let connection = http.serve_connection(TokioIo::new(io), service);
+                    let connection = HeaderWatch::new(
+                        graceful.watch(connection),
+                        exchanges,
+                        edge.limits().header_read_timeout(),
+                        edge.stats().clone(),
+                    );
                     tokio::spawn(async move {
-                        if let Err(err) = connection.await {
-                            if err.is_timeout() {
-                                stats.header_timed_out();
-                                tracing::debug!(%peer, "connection closed: headers not sent in time");
-                            } else {
+                        match connection.await {
+                            Some(Ok(())) => {}
+                            Some(Err(err)) => {
                                 tracing::debug!(%peer, error = %err, "connection ended with an error");
+                            }
+                            None => {
+                                tracing::debug!(%peer, "connection closed: no request head within the header read limit");
                             }
                         }
                         drop(permit);

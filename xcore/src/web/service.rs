@@ -9,26 +9,21 @@ use std::{
 
 use bytes::Bytes;
 use http::{Request, Response};
-use tower::{Layer, Service};
+use tower::Service;
 
 use super::{
     Body, BoxError, Edge, ResponseFuture, TimeoutBody, WebBuilder,
     dispatch::Dispatch,
     edge::{BodyTimeoutsInForce, TimedOutFlag, body_timeout_response},
-    layers::{
-        BodyLimit, BodyLimitLayer, RequestTrace, RequestTraceLayer, ResolveTenant,
-        ResolveTenantLayer,
-    },
+    pipeline::{Trace, Tracing, call_context, limit_body},
     prefix::Prefix,
     tenant::TenantResolution,
 };
 use crate::Xcore;
 
-type Stack = RequestTrace<BodyLimit<ResolveTenant<Dispatch>>>;
-
 /// The web layer of one [`Xcore`]: the admin API under its prefix (`/xcore`) and every
 /// running plugin's [`Routes`](super::Routes) under `/plugin/<name>/…`, behind the shared
-/// layers — tracing, body limit, tenant resolution, JSON error envelopes.
+/// steps — tracing, body limit, tenant resolution, JSON error envelopes.
 ///
 /// A tower [`Service`] over `http` types (any body of [`Bytes`]) that never fails; cheap to
 /// clone. Adapters mount it into a framework (`xcore::web::axum`, `xcore::web::hyper`,
@@ -56,15 +51,17 @@ type Stack = RequestTrace<BodyLimit<ResolveTenant<Dispatch>>>;
 /// ```
 #[derive(Clone)]
 pub struct Web {
-    stack: Stack,
-    info: Arc<Info>,
+    inner: Arc<Inner>,
 }
 
-struct Info {
-    plugin_prefix: Prefix,
-    admin_prefix: Prefix,
+/// What [`Web`] runs each request through (see the `pipeline` module for the steps).
+struct Inner {
+    tracing: Tracing,
     body_limit: usize,
     tenancy: TenantResolution,
+    dispatch: Dispatch,
+    plugin_prefix: Prefix,
+    admin_prefix: Prefix,
     edge: Edge,
 }
 
@@ -76,24 +73,21 @@ impl Web {
 
     pub(crate) fn new(
         dispatch: Dispatch,
-        trace: RequestTraceLayer,
+        tracing: Tracing,
         plugin_prefix: Prefix,
         admin_prefix: Prefix,
         body_limit: usize,
         tenancy: TenantResolution,
         edge: Edge,
     ) -> Self {
-        let stack = trace.layer(
-            BodyLimitLayer::new(body_limit)
-                .layer(ResolveTenantLayer::new(tenancy.clone()).layer(dispatch)),
-        );
         Self {
-            stack,
-            info: Arc::new(Info {
-                plugin_prefix,
-                admin_prefix,
+            inner: Arc::new(Inner {
+                tracing,
                 body_limit,
                 tenancy,
+                dispatch,
+                plugin_prefix,
+                admin_prefix,
                 edge,
             }),
         }
@@ -101,22 +95,22 @@ impl Web {
 
     /// Where plugins are mounted (`/plugin`).
     pub fn plugin_prefix(&self) -> &str {
-        self.info.plugin_prefix.as_str()
+        self.inner.plugin_prefix.as_str()
     }
 
     /// Where the admin API is mounted (`/xcore`).
     pub fn admin_prefix(&self) -> &str {
-        self.info.admin_prefix.as_str()
+        self.inner.admin_prefix.as_str()
     }
 
     /// The largest request body accepted, in bytes.
     pub fn body_limit(&self) -> usize {
-        self.info.body_limit
+        self.inner.body_limit
     }
 
     /// The edge: its time limits and the count of clients they closed.
     pub fn edge(&self) -> &Edge {
-        &self.info.edge
+        &self.inner.edge
     }
 
     /// Serves one request (through `&self`). A body not already timed by a layer outside
@@ -127,18 +121,24 @@ impl Web {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let request = request.map(Body::new);
-        // Every service of the stack is always ready.
+        // A request without a body (a GET, say) is given the empty body: nothing boxed.
+        let request = request.map(|body| {
+            if http_body::Body::is_end_stream(&body) {
+                Body::empty()
+            } else {
+                Body::new(body)
+            }
+        });
         if http_body::Body::is_end_stream(request.body())
             || request.extensions().get::<BodyTimeoutsInForce>().is_some()
         {
-            return self.stack.clone().call(request);
+            return self.inner.serve(request);
         }
         let flag = TimedOutFlag::default();
         let timed = flag.clone();
         let request =
-            request.map(|body| Body::new(TimeoutBody::flagged(body, &self.info.edge, timed)));
-        let call = self.stack.clone().call(request);
+            request.map(|body| Body::new(TimeoutBody::flagged(body, &self.inner.edge, timed)));
+        let call = self.inner.serve(request);
         Box::pin(async move {
             let Ok(response) = call.await;
             Ok(if flag.is_set() {
@@ -150,14 +150,29 @@ impl Web {
     }
 }
 
+impl Inner {
+    /// The steps of the pipeline, in order: the trace begun, the body limit, the tenant and
+    /// call context, the dispatch (which finishes the trace on every way out).
+    fn serve(&self, mut request: Request<Body>) -> ResponseFuture {
+        let trace = Trace::begin(&self.tracing, &request);
+        if let Err(err) = limit_body(&mut request, self.body_limit) {
+            return trace.reject(err, request.uri());
+        }
+        if let Err(err) = call_context(&self.tenancy, &mut request, trace.span()) {
+            return trace.reject(err, request.uri());
+        }
+        self.dispatch.call(request, trace)
+    }
+}
+
 impl fmt::Debug for Web {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Web")
-            .field("plugin_prefix", &self.info.plugin_prefix.as_str())
-            .field("admin_prefix", &self.info.admin_prefix.as_str())
-            .field("body_limit", &self.info.body_limit)
-            .field("tenancy", &self.info.tenancy)
-            .field("edge", &self.info.edge)
+            .field("plugin_prefix", &self.inner.plugin_prefix.as_str())
+            .field("admin_prefix", &self.inner.admin_prefix.as_str())
+            .field("body_limit", &self.inner.body_limit)
+            .field("tenancy", &self.inner.tenancy)
+            .field("edge", &self.inner.edge)
             .finish_non_exhaustive()
     }
 }

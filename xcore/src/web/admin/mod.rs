@@ -26,7 +26,7 @@ use serde_json::json;
 
 pub(crate) use self::auth::AdminToken;
 use super::{
-    Body, HttpError, ResponseFuture, json_response, layers::ready, ok_response, prefix::Prefix,
+    Body, HttpError, ResponseFuture, json_response, ok_response, pipeline::ready, prefix::Prefix,
 };
 use crate::{HealthStatus, Xcore, runtime::LifecycleAction};
 

@@ -2,6 +2,8 @@
 
 mod body;
 #[cfg(any(feature = "hyper", feature = "axum"))]
+pub(crate) mod conn;
+#[cfg(any(feature = "hyper", feature = "axum"))]
 pub(crate) mod io;
 
 use std::{
