@@ -36,12 +36,12 @@ use ::axum::{
     response::{IntoResponse, Response},
 };
 use futures_util::{FutureExt, future::Map};
-use tower::{Layer, Service};
+use tower::Service;
 
 pub use self::extract::Bound;
 pub use self::json::{Json, Valid};
 pub use self::routes::RoutesBuilder;
-use super::{Body, BodyTimeout, BodyTimeoutLayer, Edge, HttpError, ResponseFuture, Web};
+use super::{Body, Edge, HttpError, ResponseFuture, Web};
 use crate::CallError;
 
 /// Adds the web layer to a host's router: every path under the admin prefix and under the
@@ -118,24 +118,35 @@ pub async fn serve<F>(
 where
     F: Future<Output = ()> + Send,
 {
-    let service = HyperRouter(BodyTimeoutLayer::new(edge.clone()).layer(router));
+    let service = HyperRouter {
+        router,
+        edge: edge.clone(),
+    };
     super::server::serve(listener, service, edge, shutdown).await
 }
 
-/// A router, its bodies timed, as a hyper service.
+/// A router, its bodies timed (what [`BodyTimeout`](super::BodyTimeout) does), as a hyper service.
 #[derive(Clone)]
-struct HyperRouter(BodyTimeout<Router>);
+struct HyperRouter {
+    router: Router,
+    edge: Edge,
+}
 
 impl hyper::service::Service<http::Request<hyper::body::Incoming>> for HyperRouter {
     type Response = http::Response<Body>;
     type Error = Infallible;
-    type Future = super::BodyTimeoutFuture<
-        <Router as Service<http::Request<super::TimeoutBody<hyper::body::Incoming>>>>::Future,
-    >;
+    type Future = super::BodyTimeoutFuture<::axum::routing::future::RouteFuture<Infallible>>;
 
     fn call(&self, request: http::Request<hyper::body::Incoming>) -> Self::Future {
         // A router is always ready.
-        self.0.clone().call(request)
+        let mut router = self.router.clone();
+        if http_body::Body::is_end_stream(request.body()) {
+            // Nothing to time, nothing to box.
+            let request = request.map(|_| ::axum::body::Body::empty());
+            return super::BodyTimeoutFuture::new(router.call(request), None);
+        }
+        let (request, flag) = super::edge::time_body(request, &self.edge);
+        super::BodyTimeoutFuture::new(router.call(request), flag)
     }
 }
 

@@ -216,22 +216,28 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let (mut parts, body) = request.into_parts();
-        let flag = (!body.is_end_stream()
-            && parts.extensions.get::<BodyTimeoutsInForce>().is_none())
-        .then(TimedOutFlag::default);
-        let body = match &flag {
-            Some(flag) => {
-                parts.extensions.insert(BodyTimeoutsInForce);
-                TimeoutBody::flagged(body, &self.edge, flag.clone())
-            }
-            None => TimeoutBody { body, timing: None },
-        };
-        BodyTimeoutFuture {
-            inner: self.inner.call(Request::from_parts(parts, body)),
-            flag,
-        }
+        let (request, flag) = time_body(request, &self.edge);
+        BodyTimeoutFuture::new(self.inner.call(request), flag)
     }
+}
+
+/// Times the body of `request` with the limits of `edge` (a body without bytes, or one timed
+/// already, is left untimed); the flag is set if it times out.
+pub(crate) fn time_body<B: http_body::Body>(
+    request: Request<B>,
+    edge: &Edge,
+) -> (Request<TimeoutBody<B>>, Option<TimedOutFlag>) {
+    let (mut parts, body) = request.into_parts();
+    let flag = (!body.is_end_stream() && parts.extensions.get::<BodyTimeoutsInForce>().is_none())
+        .then(TimedOutFlag::default);
+    let body = match &flag {
+        Some(flag) => {
+            parts.extensions.insert(BodyTimeoutsInForce);
+            TimeoutBody::flagged(body, edge, flag.clone())
+        }
+        None => TimeoutBody { body, timing: None },
+    };
+    (Request::from_parts(parts, body), flag)
 }
 
 pin_project! {
@@ -240,6 +246,13 @@ pin_project! {
         #[pin]
         inner: F,
         flag: Option<TimedOutFlag>,
+    }
+}
+
+impl<F> BodyTimeoutFuture<F> {
+    /// The future of `inner`, answered 408 if `flag` is set when it is ready.
+    pub(crate) fn new(inner: F, flag: Option<TimedOutFlag>) -> Self {
+        Self { inner, flag }
     }
 }
 

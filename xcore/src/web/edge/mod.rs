@@ -16,7 +16,7 @@ use std::{
 };
 
 pub use self::body::{BodyTimedOut, BodyTimeout, BodyTimeoutFuture, BodyTimeoutLayer, TimeoutBody};
-pub(crate) use self::body::{BodyTimeoutsInForce, TimedOutFlag};
+pub(crate) use self::body::{BodyTimeoutsInForce, TimedOutFlag, time_body};
 use crate::config::WebConfig;
 
 /// The time limits at the edge (see [`Edge`] for where each applies).

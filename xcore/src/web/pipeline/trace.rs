@@ -102,14 +102,19 @@ impl Trace {
     /// Finishes the trace of the request for `uri` (its URI as the client sent it) answered
     /// with `response`, which is returned (enveloped if it was a bare error).
     pub(crate) fn finish(self, response: Response<Body>, uri: &Uri) -> Response<Body> {
-        let _entered = (!self.span.is_disabled()).then(|| self.span.enter());
+        let traced = !self.span.is_disabled();
+        let _entered = traced.then(|| self.span.enter());
         let response = super::envelope_bare(response, &self.method, uri);
         let status = response.status().as_u16();
-        self.span.record("status", status);
+        if traced {
+            self.span.record("status", status);
+        }
         if let Some(labels) = &self.labels {
             let clock = labels.clock();
             let took = clock.delta(self.start, clock.raw());
-            self.span.record("latency_ms", took.as_secs_f64() * 1e3);
+            if traced {
+                self.span.record("latency_ms", took.as_secs_f64() * 1e3);
+            }
             if self.measure {
                 match &self.meter {
                     Some(meter) => meter.record(status, took),
