@@ -197,7 +197,8 @@ impl Erased for AxumService {
     }
 
     fn call_guarded(&self, request: Request<Body>, guard: RouteGuard) -> ResponseFuture {
-        guard.call(|| self.0.clone().call(request.map(Body::into_axum)))
+        // Routing only: the handlers (and the router's layers) run when the future is polled.
+        guard.guard(self.0.clone().call(request.map(Body::into_axum)))
     }
 }
 
@@ -289,8 +290,8 @@ where
     }
 
     fn call_guarded(&self, request: Request<Body>, guard: RouteGuard) -> ResponseFuture {
-        // Readiness first, then the call, inside the guarded future.
-        guard.call(|| self.0.clone().oneshot(request))
+        // Readiness first, then the call, when the guarded future is polled.
+        guard.guard(self.0.clone().oneshot(request))
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! [`Web`](super::Web) runs these steps in one function, not as a stack of tower layers: a
 //! request is moved as little as possible, and a request served by a plugin's routes costs
-//! one boxed future ([`RouteGuard::call`]) around the routes' own.
+//! one boxed future ([`RouteGuard::guard`]) around the routes' own.
 //!
 //! | step | does | rejects with |
 //! |---|---|---|

@@ -45,26 +45,24 @@ enum Outcome {
 }
 
 impl RouteGuard {
-    /// Calls the routes' service (`call`, which may panic) in the gate's span: the future of
-    /// the response, guarded — or the answer to a panic, at once.
-    pub(crate) fn call<F, B>(self, call: impl FnOnce() -> F) -> crate::web::ResponseFuture
+    /// Guards `inner`, the future of the routes' service for the request: one allocation.
+    ///
+    /// The service must have been called without running the plugin's code — an axum
+    /// router only routes when called, and a tower service is called by the `oneshot` this
+    /// future polls —: the plugin's code runs when this future is polled, in the gate's span,
+    /// its panics caught.
+    #[inline(always)]
+    pub(crate) fn guard<F, B>(self, inner: F) -> crate::web::ResponseFuture
     where
         F: Future<Output = Result<Response<B>, std::convert::Infallible>> + Send + 'static,
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let called = {
-            let _entered = (!self.span.is_disabled()).then(|| self.span.enter());
-            std::panic::catch_unwind(AssertUnwindSafe(call))
-        };
-        match called {
-            Ok(inner) => Box::pin(Served {
-                inner,
-                sleep: None,
-                guard: Some(self),
-            }),
-            Err(panic) => super::ready(self.end(Outcome::Panicked(panic))),
-        }
+        Box::pin(Served {
+            inner,
+            sleep: None,
+            guard: Some(self),
+        })
     }
 
     /// The response for `outcome`, the pass released and the trace finished.

@@ -1,6 +1,6 @@
 //! [`call_context`]: the tenant and the call context of each request.
 
-use http::{HeaderName, Request};
+use http::{HeaderMap, HeaderName, HeaderValue, Request};
 
 use crate::{
     CallContext, TenantId, TraceContext,
@@ -30,9 +30,7 @@ pub(crate) fn call_context(
     } else {
         TenantId::default()
     };
-    let trace = match request
-        .headers()
-        .get(TRACEPARENT)
+    let trace = match traceparent_header(request.headers())
         .and_then(|v| traceparent::parse(v.as_bytes()))
     {
         Some(trace) => trace,
@@ -50,6 +48,19 @@ pub(crate) fn call_context(
         .extensions_mut()
         .insert(CallContext::host_request(tenant, trace));
     Ok(())
+}
+
+/// The `traceparent` header (its first value): among a few headers, found by comparing names
+/// (most are standard headers, told apart at once) rather than by hashing its name.
+fn traceparent_header(headers: &HeaderMap) -> Option<&HeaderValue> {
+    if headers.len() <= 16 {
+        headers
+            .iter()
+            .find(|(name, _)| **name == TRACEPARENT)
+            .map(|(_, value)| value)
+    } else {
+        headers.get(TRACEPARENT)
+    }
 }
 
 /// The trace the OpenTelemetry layer chose for the request's span, if there is one.
