@@ -3,7 +3,7 @@
 //!
 //! actix-web is not built on tower, and uses its own `http` types: each request under the
 //! admin or plugin prefix is converted to an `http::Request` (its body read up to the body
-//! limit), served by [`Web`] — the same layers, the same plugin routes as under every other
+//! limit), served by [`Web`] — the same pipeline, the same plugin routes as under every other
 //! adapter — and the response converted back (its body streamed).
 //!
 //! ```no_run

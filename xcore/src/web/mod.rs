@@ -9,11 +9,21 @@
 //!   `/plugin/<name>/…` to the routes of the **running** plugin `<name>` (prefix stripped;
 //!   a failed or stopped plugin is a 503, an unknown one a 404). Prefixes match whole
 //!   segments: `/plugin/a` never serves `/plugin/ab`.
-//! - Every request goes through the same layers under every adapter: a `tracing` span
-//!   (method, path, plugin, route template, tenant, status, latency) and the HTTP metrics
-//!   (see [`observability`](crate::observability)), a body limit (413), tenant resolution
-//!   (400 `invalid_tenant` for an invalid id or a tenant header given more than once, never a
-//!   fallback), and JSON error envelopes.
+//! - Every request goes through the same pipeline under every adapter, run by [`Web`] in one
+//!   function (not a stack of tower layers: one boxed future per plugin route request): a
+//!   `tracing` span (method, path, plugin, route template, tenant, status, latency) and the
+//!   HTTP metrics (see [`observability`](crate::observability)), a body limit (413), tenant
+//!   resolution (400 `invalid_tenant` for an invalid id or a tenant header given more than
+//!   once, never a fallback), the dispatch, the plugin's gate (timeout, panics), and JSON
+//!   error envelopes. The steps, in order, with what each rejects:
+//!
+//!   | step | does | rejects with |
+//!   |---|---|---|
+//!   | trace | the `xcore.http` span, the HTTP metrics, finished when the response head is ready; a bare error response (a router's empty 404 or 405) given its JSON envelope | — |
+//!   | body limit | the declared length, then the bytes read | 413 `payload_too_large` |
+//!   | tenant | a [`CallContext`](crate::CallContext) in the request's extensions: host caller, tenant, `traceparent` trace | 400 `invalid_tenant` (or the resolver's error; 404 `unknown_tenant`, 403 `tenant_limit` from admission) |
+//!   | dispatch | the admin API first, then `/plugin/<name>/…` to the running plugin's routes (path rewritten) | 404 `not_found`, 503 `unavailable` |
+//!   | gate | the plugin's pass (rate and concurrency limits), its manifest's timeout, panics caught | 429 `rate_limited`, 503 `overloaded`, 504 `timeout`, 500 `panicked` |
 //!   Handlers find a [`CallContext`](crate::CallContext) (host caller, tenant,
 //!   `traceparent` trace) in the request's extensions — with axum, as extractors, the
 //!   [`TenantId`](crate::TenantId) too — and pass the context on to the calls they make.

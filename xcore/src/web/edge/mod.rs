@@ -196,6 +196,13 @@ impl fmt::Debug for EdgeStats {
 /// | `axum::serve` with `xcore::web::axum::mount` | — (axum has no header timeout: use `xcore::web::axum::serve`) | the [`Web`](crate::web::Web) service; [`BodyTimeoutLayer`] on the host's router |
 /// | `xcore::web::actix` | `xcore::web::actix::apply_limits(server, edge)` (actix's `client_request_timeout`, `max_connections`) | the adapter |
 ///
+/// Under `xcore::web::hyper::serve` and `xcore::web::axum::serve`, the header read limit runs
+/// while a connection waits for a request head — from its opening, or from the end of its
+/// last response: a client stalled in its headers and a kept-alive connection left idle are
+/// both closed after it. It never runs while a request is handled or its response written (a
+/// slow handler, a long streamed body). It is kept with one timer per connection, not one per
+/// request.
+///
 /// A body that times out ends with a [`BodyTimedOut`] error; whatever the extractor reading it
 /// makes of it, the answer is 408 `timeout` and the connection is closed.
 #[derive(Debug, Clone, Default)]
