@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Throughput of the web adapters against bare axum, with wrk as an external load generator.
 #
-# Builds the servers in release — the package xcore-bench-web (bare axum, xcore's axum and
-# hyper adapters, built as a host using only them builds them) and examples/bench_server (the
-# actix adapter) —, then for each of ROUNDS interleaved rounds serves the same trivial route
-# (GET /plugin/bench/hello) in every mode, the server pinned to core 0 and wrk to core 1
-# (`wrk -t2 -c50 -d10s`), and prints requests/s and the ratio to bare axum of the same round.
+# Builds the server, the package xcore-bench-web, in release — without its `actix` feature for
+# bare axum and xcore's axum and hyper adapters (as a host using only them builds it: actix
+# turns on tracing's `log` feature), with it for the actix adapter —, then for each of ROUNDS
+# interleaved rounds serves the same trivial route (GET /plugin/bench/hello) in every mode,
+# the server pinned to core 0 and wrk to core 1 (`wrk -t2 -c50 -d10s`), and prints requests/s
+# and the ratio to bare axum of the same round, then each mode's median ratio.
 #
 #   scripts/bench-web.sh            # 3 rounds of 10 s
 #   ROUNDS=1 DURATION=5s MODES="axum-bare hyper" scripts/bench-web.sh
@@ -18,10 +19,13 @@ DURATION=${DURATION:-10s}
 PORT=${PORT:-18080}
 MODES=(${MODES:-axum-bare axum hyper actix})
 
+if [[ " ${MODES[*]} " == *" actix "* ]]; then
+    cargo build --release -p xcore-bench-web --features actix >&2
+    cp target/release/xcore-bench-web target/release/xcore-bench-web-actix
+fi
 cargo build --release -p xcore-bench-web >&2
-[[ " ${MODES[*]} " == *" actix "* ]] && cargo build --release --example bench_server >&2
 bin() { # mode → server binary
-    if [ "$1" = actix ]; then echo target/release/examples/bench_server; else echo target/release/xcore-bench-web; fi
+    if [ "$1" = actix ]; then echo target/release/xcore-bench-web-actix; else echo target/release/xcore-bench-web; fi
 }
 command -v wrk >/dev/null || { echo "wrk is not installed" >&2; exit 1; }
 

@@ -1,16 +1,17 @@
 //! The server of `scripts/bench-web.sh`: one trivial route (`GET /plugin/bench/hello` →
-//! `hello`) served by bare axum, or through xcore's axum or hyper adapter, on a port given on
-//! the command line. Not a benchmark by itself: wrk measures it from outside.
+//! `hello`) served by bare axum, or through xcore's axum, hyper or actix adapter, on a port
+//! given on the command line. Not a benchmark by itself: wrk measures it from outside.
 //!
-//! Its own package, so that it is built as a host using only these adapters builds it: in
-//! the workspace's root package, the actix adapter the tests use turns on `tracing`'s `log`
-//! feature, which makes every span cost more (the actix adapter is measured by
-//! `examples/bench_server.rs`).
+//! Its own package, so that it is built as a host using only the adapters it serves with
+//! builds it: in the workspace's root package, the actix adapter the tests use turns on
+//! `tracing`'s `log` feature, which makes every span (even disabled) cost more. The actix mode
+//! is behind this package's `actix` feature for the same reason.
 //!
 //! ```text
 //! cargo run --release -p xcore-bench-web -- axum-bare 127.0.0.1:8081
 //! BENCH_LOG=warn cargo run --release -p xcore-bench-web -- axum 127.0.0.1:8081
 //! BENCH_METRICS=1 cargo run --release -p xcore-bench-web -- hyper 127.0.0.1:8081
+//! cargo run --release -p xcore-bench-web --features actix -- actix 127.0.0.1:8081
 //! ```
 
 use std::net::SocketAddr;
@@ -47,7 +48,7 @@ async fn hello() -> &'static str {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let (Some(mode), Some(addr)) = (args.next(), args.next()) else {
-        return Err("usage: xcore-bench-web <axum-bare|axum|hyper> <addr>".into());
+        return Err("usage: xcore-bench-web <axum-bare|axum|hyper|actix> <addr>".into());
     };
     let addr: SocketAddr = addr.parse()?;
     // `BENCH_LOG=warn` (or `info`, ...): a tracing subscriber at that level, as a host that
@@ -59,6 +60,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .init();
     }
     let metrics = std::env::var_os("BENCH_METRICS").is_some();
+    if mode == "actix" {
+        return actix(addr, metrics);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -86,6 +90,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Ok::<_, Box<dyn std::error::Error>>(())
     })
+}
+
+/// The actix adapter, one worker.
+#[cfg(feature = "actix")]
+fn actix(addr: SocketAddr, metrics: bool) -> Result<(), Box<dyn std::error::Error>> {
+    actix_web::rt::System::new().block_on(async move {
+        let xcore = boot(metrics).await?;
+        let web = xcore.web().build()?;
+        let edge = web.edge().clone();
+        let server = actix_web::HttpServer::new(move || {
+            actix_web::App::new().configure(xcore::web::actix::configure(web.clone()))
+        });
+        xcore::web::actix::apply_limits(server, &edge)
+            .workers(1)
+            .bind(addr)?
+            .run()
+            .await?;
+        Ok(())
+    })
+}
+
+#[cfg(not(feature = "actix"))]
+fn actix(_: SocketAddr, _: bool) -> Result<(), Box<dyn std::error::Error>> {
+    Err("the actix mode needs the `actix` feature: --features actix".into())
 }
 
 async fn boot(metrics: bool) -> Result<Xcore, Box<dyn std::error::Error>> {
