@@ -119,7 +119,8 @@ where
     F: Future<Output = ()> + Send,
 {
     let service = HyperRouter {
-        router,
+        // The host's handlers turned into services once, not per request (as `axum::serve`).
+        router: router.with_state(()),
         edge: edge.clone(),
     };
     super::server::serve(listener, service, edge, shutdown).await
