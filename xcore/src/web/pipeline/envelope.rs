@@ -7,26 +7,22 @@ use crate::web::{Body, HttpError};
 
 /// Gives an error response (4xx, 5xx) with an empty body and no content type — a router's
 /// bare 404 or 405, say — the JSON envelope of its status (`not_found`,
-/// `method_not_allowed`, …). Responses with a body are left as they are. Applied by
-/// [`RequestTrace`](super::RequestTrace) to every response, in the future it already has
-/// (one boxed future less per request than a layer of its own).
-pub(crate) fn envelope_bare(
-    response: Response<Body>,
-    method: &Method,
-    uri: &Uri,
-) -> Response<Body> {
+/// `method_not_allowed`, …), in place. Responses with a body are left as they are. Applied by
+/// [`Trace::finish`](super::Trace::finish) to every response.
+pub(crate) fn envelope_bare(response: &mut Response<Body>, method: &Method, uri: &Uri) {
     let bare = (response.status().is_client_error() || response.status().is_server_error())
         && !response.headers().contains_key(header::CONTENT_TYPE)
         && response.body().is_end_stream();
     if !bare {
-        return response;
+        return;
     }
-    let (mut parts, _) = response.into_parts();
-    let enveloped = envelope_for(parts.status, method, uri).into_response();
-    let (env_parts, body) = enveloped.into_parts();
-    parts.headers.extend(env_parts.headers);
-    parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(parts, body)
+    let (env_parts, body) = envelope_for(response.status(), method, uri)
+        .into_response()
+        .into_parts();
+    let headers = response.headers_mut();
+    headers.extend(env_parts.headers);
+    headers.remove(header::CONTENT_LENGTH);
+    *response.body_mut() = body;
 }
 
 /// The envelope of a bare error status.

@@ -101,10 +101,10 @@ impl Trace {
 
     /// Finishes the trace of the request for `uri` (its URI as the client sent it) answered
     /// with `response`, which is returned (enveloped if it was a bare error).
-    pub(crate) fn finish(self, response: Response<Body>, uri: &Uri) -> Response<Body> {
+    pub(crate) fn finish(self, mut response: Response<Body>, uri: &Uri) -> Response<Body> {
         let traced = !self.span.is_disabled();
         let _entered = traced.then(|| self.span.enter());
-        let response = super::envelope_bare(response, &self.method, uri);
+        super::envelope_bare(&mut response, &self.method, uri);
         let status = response.status().as_u16();
         if traced {
             self.span.record("status", status);
