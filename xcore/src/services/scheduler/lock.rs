@@ -236,3 +236,60 @@ impl FiringLock {
 fn unreachable_backend<T>() -> Result<T, String> {
     Err("no lock backend is compiled in".into())
 }
+
+/// Watches a change channel until `stop`: `subscribe` (bounded by `limit`) gives the stream of
+/// its notifications; `wake` is woken after each (re)subscription and at each notification.
+/// When the stream ends (the connection is lost) or a subscription fails, it subscribes again
+/// after a backoff (50 ms, doubling up to 2 s). What is missed meanwhile is caught up by the
+/// resync each wake-up triggers. The Redis and Postgres locks' `watch_jobs`.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub(crate) fn watch_channel<C, F, S, E>(
+    channel: String,
+    limit: std::time::Duration,
+    wake: std::sync::Arc<tokio::sync::Notify>,
+    stop: tokio_util::sync::CancellationToken,
+    mut subscribe: C,
+) -> tokio::task::JoinHandle<()>
+where
+    C: FnMut() -> F + Send + 'static,
+    F: std::future::Future<Output = Result<S, E>> + Send,
+    S: futures_util::Stream<Item = ()> + Send,
+    E: std::fmt::Display + Send,
+{
+    use futures_util::StreamExt;
+    use std::time::Duration;
+
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(50);
+        let watch = async {
+            loop {
+                match tokio::time::timeout(limit, subscribe()).await {
+                    Ok(Ok(notifications)) => {
+                        backoff = Duration::from_millis(50);
+                        wake.notify_one();
+                        let mut notifications = std::pin::pin!(notifications);
+                        while notifications.next().await.is_some() {
+                            wake.notify_one();
+                        }
+                        tracing::warn!(
+                            channel,
+                            "lost the shared job notifications; subscribing again"
+                        );
+                    }
+                    Ok(Err(e)) => {
+                        tracing::debug!(channel, error = %e, "shared job notifications: subscribe failed")
+                    }
+                    Err(_) => {
+                        tracing::debug!(channel, "shared job notifications: subscribe timed out")
+                    }
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        };
+        tokio::select! {
+            () = stop.cancelled() => {}
+            () = watch => {}
+        }
+    })
+}

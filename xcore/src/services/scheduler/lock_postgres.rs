@@ -388,44 +388,23 @@ impl PostgresLock {
         wake: Arc<Notify>,
         stop: CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
-        let (pool, channel, limit) = (self.pool.clone(), self.jobs.clone(), self.timeout);
-        tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(50);
-            let watch = async {
-                loop {
-                    let attempt = async {
-                        let mut listener = PgListener::connect_with(&pool).await?;
-                        listener.listen(&channel).await?;
-                        Ok::<_, sqlx::Error>(listener)
-                    };
-                    match tokio::time::timeout(limit, attempt).await {
-                        Ok(Ok(mut listener)) => {
-                            backoff = Duration::from_millis(50);
-                            wake.notify_one();
-                            // `recv` would reconnect silently and lose what came meanwhile:
-                            // `try_recv` tells, and the resync after listening again covers it.
-                            while let Ok(Some(_)) = listener.try_recv().await {
-                                wake.notify_one();
-                            }
-                            tracing::warn!(
-                                channel,
-                                "lost the shared job notifications; listening again"
-                            );
+        let (pool, channel) = (self.pool.clone(), self.jobs.clone());
+        super::lock::watch_channel(self.jobs.clone(), self.timeout, wake, stop, move || {
+            let (pool, channel) = (pool.clone(), channel.clone());
+            async move {
+                let mut listener = PgListener::connect_with(&pool).await?;
+                listener.listen(&channel).await?;
+                // `recv` would reconnect silently and lose what came meanwhile: `try_recv`
+                // tells (the stream ends), and the resync after listening again covers it.
+                Ok::<_, sqlx::Error>(futures_util::stream::unfold(
+                    listener,
+                    |mut listener| async move {
+                        match listener.try_recv().await {
+                            Ok(Some(_)) => Some(((), listener)),
+                            _ => None,
                         }
-                        Ok(Err(e)) => {
-                            tracing::debug!(channel, error = %e, "shared job notifications: LISTEN failed")
-                        }
-                        Err(_) => {
-                            tracing::debug!(channel, "shared job notifications: LISTEN timed out")
-                        }
-                    }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                }
-            };
-            tokio::select! {
-                () = stop.cancelled() => {}
-                () = watch => {}
+                    },
+                ))
             }
         })
     }

@@ -292,44 +292,13 @@ impl RedisLock {
         wake: Arc<Notify>,
         stop: CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
-        let (client, channel, limit) = (self.client.clone(), self.channel(), self.timeout);
-        tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(50);
-            let watch = async {
-                loop {
-                    let attempt = async {
-                        let mut pubsub = client.get_async_pubsub().await?;
-                        pubsub.subscribe(&channel).await?;
-                        Ok::<_, redis::RedisError>(pubsub)
-                    };
-                    match tokio::time::timeout(limit, attempt).await {
-                        Ok(Ok(pubsub)) => {
-                            backoff = Duration::from_millis(50);
-                            wake.notify_one();
-                            let mut messages = pubsub.into_on_message();
-                            while messages.next().await.is_some() {
-                                wake.notify_one();
-                            }
-                            tracing::warn!(
-                                channel,
-                                "lost the shared job notifications; resubscribing"
-                            );
-                        }
-                        Ok(Err(e)) => {
-                            tracing::debug!(channel, error = %e, "shared job notifications: subscribe failed")
-                        }
-                        Err(_) => tracing::debug!(
-                            channel,
-                            "shared job notifications: subscribe timed out"
-                        ),
-                    }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                }
-            };
-            tokio::select! {
-                () = stop.cancelled() => {}
-                () = watch => {}
+        let (client, channel) = (self.client.clone(), self.channel());
+        super::lock::watch_channel(self.channel(), self.timeout, wake, stop, move || {
+            let (client, channel) = (client.clone(), channel.clone());
+            async move {
+                let mut pubsub = client.get_async_pubsub().await?;
+                pubsub.subscribe(&channel).await?;
+                Ok::<_, redis::RedisError>(pubsub.into_on_message().map(|_| ()))
             }
         })
     }

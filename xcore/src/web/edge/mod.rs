@@ -15,8 +15,10 @@ use std::{
     time::Duration,
 };
 
+#[cfg(feature = "axum")]
+pub(crate) use self::body::time_body;
 pub use self::body::{BodyTimedOut, BodyTimeout, BodyTimeoutFuture, BodyTimeoutLayer, TimeoutBody};
-pub(crate) use self::body::{BodyTimeoutsInForce, TimedOutFlag, time_body};
+pub(crate) use self::body::{BodyTimeoutsInForce, TimedOutFlag};
 use crate::config::WebConfig;
 
 /// The time limits at the edge (see [`Edge`] for where each applies).
