@@ -394,6 +394,53 @@ async fn scheduler_health_becomes(app: &TestApp, status: HealthStatus) -> String
     panic!("the scheduler's health is not {status:?} within 10 s: {last}");
 }
 
+/// Two instances on `lock`, the first sharing `tick` (every second, plugin `ticker`), applied
+/// on the second; some firings run before this returns.
+async fn two_sharing_tick(
+    lock: &LockOptions,
+    shared: &SharedJobsOptions,
+    settle: Duration,
+) -> ([TestApp; 2], Runs) {
+    let runs = Runs::default();
+    let apps = [
+        instance(lock, shared, 0, &runs).await,
+        instance(lock, shared, 1, &runs).await,
+    ];
+    host(&apps[0])
+        .share(
+            "tick",
+            SharedJob::every(Duration::from_secs(1), "tick").plugin("ticker"),
+        )
+        .await
+        .unwrap();
+    converge(&[&apps[1]], Some(false), Duration::from_secs(1)).await;
+    tokio::time::sleep(settle).await;
+    (apps, runs)
+}
+
+/// While the store is down: every instance's health degraded (its messages returned), a new
+/// share refused with a typed error (returned), the local copies of `tick` kept and nothing
+/// half-applied.
+async fn while_the_store_is_down(apps: &[TestApp]) -> (Vec<String>, SchedulerError) {
+    let mut messages = Vec::new();
+    for app in apps {
+        messages.push(scheduler_health_becomes(app, HealthStatus::Degraded).await);
+    }
+    let err = host(&apps[1])
+        .share(
+            "other",
+            SharedJob::every(Duration::from_secs(1), "tick").plugin("ticker"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SchedulerError::Store { .. }), "{err:?}");
+    for app in apps {
+        assert_eq!(tick_state(app), Some(false), "the local copy stays");
+        assert!(host(app).get("other").is_none());
+    }
+    (messages, err)
+}
+
 /// Redis (lock and store) stopped for 5 s under a shared job on two instances: no panic;
 /// the firings of the outage are skipped (none runs, none runs twice); health degraded;
 /// sharing is refused with a typed error (nothing half-applied) while the copies applied
@@ -415,37 +462,16 @@ async fn a_redis_outage_under_shared_jobs_skips_firings_and_recovers() {
         resync: Duration::from_secs(1),
         ..SharedJobsOptions::default()
     };
-    let runs = Runs::default();
-    let apps = [
-        instance(&lock, &shared, 0, &runs).await,
-        instance(&lock, &shared, 1, &runs).await,
-    ];
-    host(&apps[0])
-        .share(
-            "tick",
-            SharedJob::every(Duration::from_secs(1), "tick").plugin("ticker"),
-        )
-        .await
-        .unwrap();
-    converge(&[&apps[1]], Some(false), Duration::from_secs(1)).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (apps, runs) = two_sharing_tick(&lock, &shared, Duration::from_secs(3)).await;
 
     redis.stop().unwrap();
     let down_at = Utc::now();
     let down = tokio::time::Instant::now();
-    for app in &apps {
-        let message = scheduler_health_becomes(app, HealthStatus::Degraded).await;
+    // Sharing, pausing, unsharing: refused, typed; the job applied here is still there.
+    let (messages, err) = while_the_store_is_down(&apps).await;
+    for message in messages {
         assert!(message.contains("unavailable"), "{message}");
     }
-    // Sharing, pausing, unsharing: refused, typed; the job applied here is still there.
-    let err = host(&apps[1])
-        .share(
-            "other",
-            SharedJob::every(Duration::from_secs(1), "tick").plugin("ticker"),
-        )
-        .await
-        .unwrap_err();
-    assert!(matches!(err, SchedulerError::Store { .. }), "{err:?}");
     let call: CallError = err.into();
     assert!(!call.message().contains("127.0.0.1"), "{}", call.message());
     assert!(matches!(
@@ -454,7 +480,6 @@ async fn a_redis_outage_under_shared_jobs_skips_firings_and_recovers() {
     ));
     for app in &apps {
         assert_eq!(tick_state(app), Some(false), "the local copy stays");
-        assert!(host(app).get("other").is_none());
     }
     while down.elapsed() < Duration::from_secs(5) {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -674,38 +699,12 @@ async fn a_postgres_outage_under_shared_jobs_skips_firings_and_recovers() {
         resync: Duration::from_secs(10),
         ..SharedJobsOptions::default()
     };
-    let runs = Runs::default();
-    let apps = [
-        instance(&lock, &shared, 0, &runs).await,
-        instance(&lock, &shared, 1, &runs).await,
-    ];
-    host(&apps[0])
-        .share(
-            "tick",
-            SharedJob::every(Duration::from_secs(1), "tick").plugin("ticker"),
-        )
-        .await
-        .unwrap();
-    converge(&[&apps[1]], Some(false), Duration::from_secs(1)).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (apps, runs) = two_sharing_tick(&lock, &shared, Duration::from_secs(2)).await;
 
     server.halt().await.unwrap();
     let down_at = Utc::now();
     let down = tokio::time::Instant::now();
-    for app in &apps {
-        scheduler_health_becomes(app, HealthStatus::Degraded).await;
-    }
-    let err = host(&apps[1])
-        .share(
-            "other",
-            SharedJob::every(Duration::from_secs(1), "tick").plugin("ticker"),
-        )
-        .await
-        .unwrap_err();
-    assert!(matches!(err, SchedulerError::Store { .. }), "{err:?}");
-    for app in &apps {
-        assert_eq!(tick_state(app), Some(false), "the local copy stays");
-    }
+    while_the_store_is_down(&apps).await;
     while down.elapsed() < Duration::from_secs(5) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -235,6 +235,19 @@ impl PgQueue {
         })
     }
 
+    /// The task that already holds `task`'s idempotency key (its insert found the key taken).
+    async fn by_key(&self, task: NewTask) -> Result<TaskId, WorkerError> {
+        let existing: i64 = on_conn!(
+            self.conns,
+            sqlx::query_scalar(sql::BY_KEY)
+                .bind(task.name.full.to_string())
+                .bind(task.tenant.as_str().to_owned())
+                .bind(task.key.unwrap_or_default()),
+            fetch_one
+        );
+        Ok(id_of(existing))
+    }
+
     fn claimed(row: &AnyRow) -> Result<Claimed, WorkerError> {
         let name: String = row.try_get("name")?;
         let tenant: String = row.try_get("tenant")?;
@@ -276,15 +289,7 @@ impl Queue for PgQueue {
             return Ok(id_of(id));
         }
         // The key is known: the task it belongs to.
-        let existing: i64 = on_conn!(
-            self.conns,
-            sqlx::query_scalar(sql::BY_KEY)
-                .bind(task.name.full.to_string())
-                .bind(task.tenant.as_str().to_owned())
-                .bind(task.key.unwrap_or_default()),
-            fetch_one
-        );
-        Ok(id_of(existing))
+        self.by_key(task).await
     }
 
     fn claims_on_push(&self) -> bool {
@@ -308,15 +313,7 @@ impl Queue for PgQueue {
             fetch_optional
         );
         let Some(id) = inserted else {
-            let existing: i64 = on_conn!(
-                self.conns,
-                sqlx::query_scalar(sql::BY_KEY)
-                    .bind(task.name.full.to_string())
-                    .bind(task.tenant.as_str().to_owned())
-                    .bind(task.key.unwrap_or_default()),
-                fetch_one
-            );
-            return Ok((id_of(existing), None));
+            return Ok((self.by_key(task).await?, None));
         };
         let claimed = Claimed {
             id: id_of(id),
